@@ -1,0 +1,174 @@
+// The arena: every hot buffer of a process (weights, reduced gradient, optimizer state, one gradient
+// slot per shard, and one workspace per shard: its input rows, targets, activations, backprop
+// buffers and GEMM scratch) is a view into ONE shared WebAssembly.Memory, whose buffer is a
+// SharedArrayBuffer. Threads attach to it without copies and the WebAssembly kernels work on it in
+// place. The layout is plain data (postMessage-able) computed from the model once; nothing moves.
+
+import { paramLayout } from './layout.js';
+import type { ModelSpec } from './spec.js';
+import { isClassIndexLoss } from './spec.js';
+import { tsScratchFloats } from './kernels/ts.js';
+import { activationOf } from './spec.js';
+
+/** A region of the arena: byte offset and length in float32 elements. */
+export interface Region {
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface WorkspaceLayout {
+  /** The shard's input rows [maxRows × nIn]. */
+  readonly x: Region;
+  /** The shard's targets: [maxRows] class indices or [maxRows × nOut] values. */
+  readonly y: Region;
+  /** Pre-activations of each layer [maxRows × nOut_l]. */
+  readonly z: readonly Region[];
+  /** Post-activations of each layer (the same region as z where the activation is the identity). */
+  readonly h: readonly Region[];
+  /** Two backprop buffers [maxRows × maxWidth], used alternately for dZ and dH. */
+  readonly d0: Region;
+  readonly d1: Region;
+  /** Packing scratch of the GEMM kernels. */
+  readonly scratch: Region;
+}
+
+export interface ArenaLayout {
+  readonly bytes: number;
+  readonly pages: number;
+  readonly paramCount: number;
+  readonly maxRows: number;
+  /** Int32 words for cross-thread signalling. */
+  readonly control: Region;
+  readonly params: Region;
+  /** The reduced (mean) gradient the optimizer reads. */
+  readonly grad: Region;
+  /** Optimizer state vectors (SGD momentum: 1, Adam: 2), each paramCount long. */
+  readonly state: readonly Region[];
+  /** One gradient-sum slot per logical shard of a step. */
+  readonly slots: readonly Region[];
+  readonly workspaces: readonly WorkspaceLayout[];
+}
+
+export interface ArenaOptions {
+  /** Number of shards a step can be cut into (one slot and one workspace each). */
+  readonly shards: number;
+  /** The most rows a workspace holds at once; larger shards are processed in chunks. */
+  readonly maxRows: number;
+  readonly stateVectors: number;
+}
+
+/** Bytes [0, RESERVED) belong to the WebAssembly module (it must keep no static data past them). */
+export const RESERVED_BYTES = 65536;
+const ALIGN = 64;
+const PAGE = 65536;
+export const CONTROL_WORDS = 1024;
+
+export function arenaLayout(spec: ModelSpec, opts: ArenaOptions): ArenaLayout {
+  const { shards, maxRows, stateVectors } = opts;
+  if (!(Number.isInteger(shards) && shards >= 1)) throw new RangeError('arena: shards must be a positive integer');
+  if (!(Number.isInteger(maxRows) && maxRows >= 1)) throw new RangeError('arena: maxRows must be a positive integer');
+  const params = paramLayout(spec);
+  let cursor = RESERVED_BYTES;
+  const take = (floats: number): Region => {
+    const region = { offset: cursor, length: floats };
+    cursor += Math.ceil((floats * 4) / ALIGN) * ALIGN;
+    return region;
+  };
+  const control = take(CONTROL_WORDS);
+  const paramRegion = take(params.size);
+  const grad = take(params.size);
+  const state = Array.from({ length: stateVectors }, () => take(params.size));
+  const slots = Array.from({ length: shards }, () => take(params.size));
+  const nIn = spec.layers[0];
+  const nOut = spec.layers[spec.layers.length - 1];
+  const maxWidth = Math.max(...spec.layers);
+  const yWidth = isClassIndexLoss(spec.loss) ? 1 : nOut;
+  const scratchFloats = tsScratchFloats(Math.max(maxRows, maxWidth), Math.max(maxRows, maxWidth));
+  const workspaces = Array.from({ length: shards }, (): WorkspaceLayout => {
+    const x = take(maxRows * nIn);
+    const y = take(maxRows * yWidth);
+    const z: Region[] = [];
+    const h: Region[] = [];
+    for (let l = 0; l + 1 < spec.layers.length; l++) {
+      const zl = take(maxRows * spec.layers[l + 1]);
+      z.push(zl);
+      h.push(activationOf(spec, l) === 'identity' ? zl : take(maxRows * spec.layers[l + 1]));
+    }
+    const d0 = take(maxRows * maxWidth);
+    const d1 = take(maxRows * maxWidth);
+    const scratch = take(scratchFloats);
+    return { x, y, z, h, d0, d1, scratch };
+  });
+  const pages = Math.ceil(cursor / PAGE);
+  return {
+    bytes: pages * PAGE,
+    pages,
+    paramCount: params.size,
+    maxRows,
+    control,
+    params: paramRegion,
+    grad,
+    state,
+    slots,
+    workspaces,
+  };
+}
+
+/** A new shared memory sized exactly for the layout (initial = maximum, so its buffer never changes). */
+export function createArenaMemory(layout: ArenaLayout): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: layout.pages, maximum: layout.pages, shared: true });
+}
+
+export function view(memory: WebAssembly.Memory, region: Region): Float32Array {
+  return new Float32Array(memory.buffer, region.offset, region.length);
+}
+
+export interface Workspace {
+  readonly x: Float32Array;
+  readonly y: Float32Array;
+  readonly z: readonly Float32Array[];
+  readonly h: readonly Float32Array[];
+  readonly d0: Float32Array;
+  readonly d1: Float32Array;
+  readonly scratch: Float32Array;
+}
+
+export interface ArenaViews {
+  readonly memory: WebAssembly.Memory;
+  readonly layout: ArenaLayout;
+  readonly control: Int32Array;
+  readonly params: Float32Array;
+  readonly grad: Float32Array;
+  readonly state: readonly Float32Array[];
+  readonly slots: readonly Float32Array[];
+  readonly workspaces: readonly Workspace[];
+}
+
+export function arenaViews(memory: WebAssembly.Memory, layout: ArenaLayout): ArenaViews {
+  if (memory.buffer.byteLength < layout.bytes) throw new RangeError('arena: memory is smaller than its layout');
+  const v = (r: Region): Float32Array => view(memory, r);
+  return {
+    memory,
+    layout,
+    control: new Int32Array(memory.buffer, layout.control.offset, layout.control.length),
+    params: v(layout.params),
+    grad: v(layout.grad),
+    state: layout.state.map(v),
+    slots: layout.slots.map(v),
+    workspaces: layout.workspaces.map((w) => ({
+      x: v(w.x),
+      y: v(w.y),
+      z: w.z.map(v),
+      h: w.h.map(v),
+      d0: v(w.d0),
+      d1: v(w.d1),
+      scratch: v(w.scratch),
+    })),
+  };
+}
+
+/** A fresh arena: layout, memory and views in one call. */
+export function createArena(spec: ModelSpec, opts: ArenaOptions): ArenaViews {
+  const layout = arenaLayout(spec, opts);
+  return arenaViews(createArenaMemory(layout), layout);
+}

@@ -1,0 +1,42 @@
+// Every error dptrain raises on purpose: a stable `code` for tests and callers, and a one-line
+// message that names what is wrong and where (field, file, line, peer).
+
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'FILE_UNREADABLE'
+  | 'DATA_MALFORMED'
+  | 'WEIGHTS_MISMATCH'
+  | 'CHECKPOINT_CORRUPT'
+  | 'SHAPE_MISMATCH'
+  | 'LABEL_OUT_OF_RANGE'
+  | 'WIRE_MALFORMED'
+  | 'WIRE_LENGTH_MISMATCH'
+  | 'WIRE_NOT_FINITE'
+  | 'WIRE_STALE'
+  | 'WIRE_UNEXPECTED'
+  | 'WIRE_OVERSIZED'
+  | 'AUTH_FAILED'
+  | 'WORKER_FAILED'
+  | 'NO_EXECUTORS';
+
+export class DptrainError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'DptrainError';
+    this.code = code;
+  }
+}
+
+export const dataError = (file: string, where: string, what: string): DptrainError =>
+  new DptrainError('DATA_MALFORMED', `${file}: ${where}: ${what}`);
+
+export const configError = (where: string, what: string): DptrainError =>
+  new DptrainError('CONFIG_INVALID', `${where}: ${what}`);
+
+export const unreadable = (file: string, cause: unknown): DptrainError =>
+  new DptrainError('FILE_UNREADABLE', `${file}: cannot read: ${cause instanceof Error ? cause.message : String(cause)}`);
+
+export function isDptrainError(e: unknown): e is DptrainError {
+  return e instanceof DptrainError;
+}

@@ -1,0 +1,69 @@
+// The element-wise passes in plain TypeScript, shared by the naive and the fast TypeScript backends.
+
+import { activations } from '../activations.js';
+import type { Kernels } from './types.js';
+
+type Elementwise = Omit<Kernels, 'name' | 'gemmNT' | 'gemmTN' | 'gemmNN'>;
+
+export const tsElementwise: Elementwise = {
+  addBias(z, bias, rows, cols) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      for (let j = 0; j < cols; j++) z[o + j] += bias[j];
+    }
+  },
+
+  colSum(dBias, dz, rows, cols) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      for (let j = 0; j < cols; j++) dBias[j] += dz[o + j];
+    }
+  },
+
+  activate(kind, h, z, len) {
+    activations[kind].forward(h, z, len);
+  },
+
+  activateBackward(kind, d, z, h, len) {
+    activations[kind].backward(d, z, h, len);
+  },
+
+  sumSlots(out, slots, lo, hi, scale) {
+    const first = slots[0];
+    for (let i = lo; i < hi; i++) out[i] = first[i];
+    for (let s = 1; s < slots.length; s++) {
+      const g = slots[s];
+      for (let i = lo; i < hi; i++) out[i] += g[i];
+    }
+    if (scale !== 1) for (let i = lo; i < hi; i++) out[i] *= scale;
+  },
+
+  sgd(params, grad, buf, lo, hi, p) {
+    const { lr, momentum, dampening, nesterov, weightDecay, firstStep } = p;
+    for (let i = lo; i < hi; i++) {
+      let g = grad[i];
+      if (weightDecay !== 0) g += weightDecay * params[i];
+      if (momentum !== 0) {
+        buf[i] = firstStep ? g : momentum * buf[i] + (1 - dampening) * g;
+        // Read back: torch keeps the buffer as a float32 tensor.
+        const b = buf[i];
+        g = nesterov ? g + momentum * b : b;
+      }
+      params[i] -= lr * g;
+    }
+  },
+
+  adam(params, grad, m, v, lo, hi, p) {
+    const { lr, beta1, beta2, eps, weightDecay, step } = p;
+    const bc1 = 1 - Math.pow(beta1, step);
+    const bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
+    const stepSize = lr / bc1;
+    for (let i = lo; i < hi; i++) {
+      let g = grad[i];
+      if (weightDecay !== 0) g += weightDecay * params[i];
+      m[i] = beta1 * m[i] + (1 - beta1) * g;
+      v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+      params[i] -= (stepSize * m[i]) / (Math.sqrt(v[i]) / bc2Sqrt + eps);
+    }
+  },
+};

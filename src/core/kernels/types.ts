@@ -1,0 +1,52 @@
+// The small interface every kernel backend implements: the three matrix products of a dense layer's
+// forward and backward pass, and the element-wise passes around them. All arrays are views into the
+// arena (or any Float32Array for the TypeScript backends); shapes are row-major. A backend instance
+// belongs to one thread: it may use its scratch buffer freely.
+
+import type { Activation } from '../spec.js';
+
+export type F32 = Float32Array;
+
+export interface SgdParams {
+  readonly lr: number;
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly nesterov: boolean;
+  readonly weightDecay: number;
+  /** True on the first step, where torch.optim.SGD sets the momentum buffer to the gradient. */
+  readonly firstStep: boolean;
+}
+
+export interface AdamParams {
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** 1-based step count, for the bias corrections. */
+  readonly step: number;
+}
+
+export interface Kernels {
+  readonly name: string;
+  /** c[m×n] (+)= a[m×k] · bᵀ, with b stored [n×k]. Forward: Z = H·Wᵀ. */
+  gemmNT(c: F32, a: F32, b: F32, m: number, n: number, k: number, accumulate: boolean): void;
+  /** c[m×n] (+)= aᵀ · b, with a stored [k×m] and b [k×n]. Backward: dW += dZᵀ·H. */
+  gemmTN(c: F32, a: F32, b: F32, m: number, n: number, k: number, accumulate: boolean): void;
+  /** c[m×n] (+)= a[m×k] · b[k×n]. Backward: dH = dZ·W. */
+  gemmNN(c: F32, a: F32, b: F32, m: number, n: number, k: number, accumulate: boolean): void;
+  /** z[r, j] += bias[j] for rows × cols. */
+  addBias(z: F32, bias: F32, rows: number, cols: number): void;
+  /** dBias[j] += Σ_r dz[r, j]. */
+  colSum(dBias: F32, dz: F32, rows: number, cols: number): void;
+  /** h = f(z), element-wise over len (h may be z). */
+  activate(kind: Activation, h: F32, z: F32, len: number): void;
+  /** d *= f'(z), with h = f(z) at hand for sigmoid and tanh. */
+  activateBackward(kind: Activation, d: F32, z: F32, h: F32, len: number): void;
+  /** out[i] = scale · Σ_s slots[s][i] for i in [lo, hi), slots summed in index order. */
+  sumSlots(out: F32, slots: readonly F32[], lo: number, hi: number, scale: number): void;
+  /** torch.optim.SGD on params[lo, hi). */
+  sgd(params: F32, grad: F32, momentumBuf: F32, lo: number, hi: number, p: SgdParams): void;
+  /** torch.optim.Adam on params[lo, hi). */
+  adam(params: F32, grad: F32, m: F32, v: F32, lo: number, hi: number, p: AdamParams): void;
+}
