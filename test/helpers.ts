@@ -1,0 +1,102 @@
+// Test helpers: a model + arena in one call, seeded random data, and checkGrad, the one
+// finite-difference gradient check every gradient test goes through.
+
+import { createArena, type ArenaViews } from '../src/core/arena.js';
+import type { Dataset } from '../src/core/data/types.js';
+import { initParams } from '../src/core/init.js';
+import { naiveKernels } from '../src/core/kernels/naive.js';
+import { createTsKernels } from '../src/core/kernels/ts.js';
+import type { Kernels } from '../src/core/kernels/types.js';
+import { paramLayout } from '../src/core/layout.js';
+import { denseViews, shardGradients, forward, gatherRows, type DenseViews, type Model } from '../src/core/model.js';
+import { losses } from '../src/core/losses.js';
+import { Rng } from '../src/core/rng.js';
+import type { Activation, LossName, ModelSpec } from '../src/core/spec.js';
+
+export type BackendName = 'naive' | 'ts';
+export const BACKENDS: BackendName[] = ['naive', 'ts'];
+
+export function makeKernels(name: BackendName, arena: ArenaViews): Kernels {
+  return name === 'naive' ? naiveKernels : createTsKernels(arena.workspaces[0].scratch);
+}
+
+export interface Fixture {
+  model: Model;
+  arena: ArenaViews;
+  p: DenseViews[];
+  g: DenseViews[];
+}
+
+export function fixture(spec: ModelSpec, backend: BackendName, opts: { maxRows?: number; shards?: number; seed?: number } = {}): Fixture {
+  const arena = createArena(spec, { shards: opts.shards ?? 1, maxRows: opts.maxRows ?? 64, stateVectors: 2 });
+  const layout = paramLayout(spec);
+  initParams(arena.params, layout, 'pytorch', opts.seed ?? 1);
+  const model: Model = { spec, layout, kernels: makeKernels(backend, arena) };
+  return { model, arena, p: denseViews(layout, arena.params), g: denseViews(layout, arena.slots[0]) };
+}
+
+export function spec(layers: number[], hidden: Activation, output: Activation, loss: LossName, bias = true): ModelSpec {
+  return { layers, hidden, output, loss, bias, softmaxOutput: false };
+}
+
+/** Seeded random data fitting the spec: inputs in [-1, 1], targets fitting the loss. */
+export function randomData(s: ModelSpec, n: number, seed: number): Dataset {
+  const rng = new Rng(seed);
+  const nIn = s.layers[0];
+  const nOut = s.layers[s.layers.length - 1];
+  const x = new Float32Array(n * nIn).map(() => rng.uniform(-1, 1));
+  if (s.loss === 'cross-entropy') {
+    const y = new Float32Array(n).map(() => rng.int(nOut));
+    return { name: 'random', n, nIn, x, y, yWidth: 1, classes: nOut };
+  }
+  // bce needs targets in [0, 1]; the others take any value.
+  const y = new Float32Array(n * nOut).map(() => (s.loss === 'bce' ? rng.next() : rng.uniform(-1, 1)));
+  return { name: 'random', n, nIn, x, y, yWidth: nOut, classes: 0 };
+}
+
+/** The loss sum over rows [0, n) computed by a plain forward pass. */
+export function lossSum(f: Fixture, data: Dataset): number {
+  const ws = f.arena.workspaces[0];
+  const nOut = f.model.spec.layers[f.model.spec.layers.length - 1];
+  gatherRows(ws, data, null, 0, data.n);
+  const h = forward(f.model, f.p, ws, data.n);
+  return losses[f.model.spec.loss].value(h, ws.y, data.n, nOut);
+}
+
+export interface GradCheck {
+  worst: number;
+  worstIndex: number;
+  checked: number;
+}
+
+/**
+ * Central finite differences of the loss sum against the analytic gradient sum, for every
+ * parameter. Returns the worst violation ratio |num - ana| / (atol + rtol·max(|num|, |ana|)),
+ * so a pass is worst ≤ 1.
+ */
+export function checkGrad(f: Fixture, data: Dataset, eps: number, atol: number, rtol: number): GradCheck {
+  const { arena, model } = f;
+  const ws = arena.workspaces[0];
+  const grad = arena.slots[0];
+  shardGradients(model, f.p, f.g, grad, ws, arena.layout.maxRows, data, null, 0, data.n);
+  const analytic = Float32Array.from(grad.subarray(0, model.layout.size));
+  let worst = 0;
+  let worstIndex = -1;
+  for (let i = 0; i < model.layout.size; i++) {
+    const saved = arena.params[i];
+    arena.params[i] = saved + eps;
+    const plus = lossSum(f, data);
+    arena.params[i] = saved - eps;
+    const minus = lossSum(f, data);
+    arena.params[i] = saved;
+    // Divide by the step actually taken: saved ± eps is rounded to float32.
+    const step = Math.fround(saved + eps) - Math.fround(saved - eps);
+    const numeric = (plus - minus) / step;
+    const ratio = Math.abs(numeric - analytic[i]) / (atol + rtol * Math.max(Math.abs(numeric), Math.abs(analytic[i])));
+    if (ratio > worst) {
+      worst = ratio;
+      worstIndex = i;
+    }
+  }
+  return { worst, worstIndex, checked: model.layout.size };
+}
