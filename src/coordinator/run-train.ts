@@ -1,0 +1,106 @@
+// `dptrain train`: flags → validated config → training run → summary line and exit code
+// (0 done, 2 bad input, 130 interrupted by Ctrl-C after writing a checkpoint).
+
+import { resolve } from 'node:path';
+import { configError } from '../core/errors.js';
+import type { KernelChoice } from '../core/kernels/index.js';
+import type { FaultHook } from '../worker/messages.js';
+import { loadConfig, parseSetFlag, type Override } from './config.js';
+import { defaultThreads } from './local-pool.js';
+import { createReporter } from './report.js';
+import { train } from './trainer.js';
+
+export interface TrainFlags {
+  config: string;
+  workers?: number;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  seed?: number;
+  shuffle?: boolean;
+  set?: string[];
+  kernels: KernelChoice;
+  initWeights?: string;
+  saveWeights?: string;
+  checkpointDir: string;
+  checkpointEvery: number;
+  resume: boolean;
+  metrics?: string;
+  metricsEvery: number;
+  targetLoss?: number;
+  targetAccuracy?: number;
+  maxSteps?: number;
+  quiet: boolean;
+  fault?: string;
+}
+
+export const EXIT_INTERRUPTED = 130;
+
+function nonNegativeInt(flag: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!(Number.isInteger(v) && v >= 0)) throw configError(flag, `expected a whole number ≥ 0, got ${v}`);
+  return v;
+}
+
+function parseFault(text: string | undefined): FaultHook | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+):(\d+):(throw|exit)$/.exec(text);
+  if (!m) throw configError('--fault', `expected STEP:SLOT:throw|exit, got ${text}`);
+  return { step: Number(m[1]), slot: Number(m[2]), mode: m[3] as FaultHook['mode'] };
+}
+
+export function overridesFromFlags(f: TrainFlags): Override[] {
+  const o: Override[] = [];
+  const add = (flag: string, path: string, value: unknown): void => {
+    if (value !== undefined) o.push({ flag, path, value });
+  };
+  add('--epochs', 'training.epochs', f.epochs);
+  add('--batch-size', 'training.batchSize', f.batchSize);
+  add('--lr', 'optimizer.lr', f.lr);
+  add('--seed', 'training.seed', f.seed);
+  add('--shuffle', 'training.shuffle', f.shuffle);
+  add('--target-loss', 'training.targetLoss', f.targetLoss);
+  add('--target-accuracy', 'training.targetAccuracy', f.targetAccuracy);
+  for (const s of f.set ?? []) o.push(parseSetFlag(s));
+  return o;
+}
+
+export async function runTrain(f: TrainFlags): Promise<number> {
+  const config = loadConfig(f.config, overridesFromFlags(f));
+  const workers = f.workers ?? defaultThreads();
+  if (!(Number.isInteger(workers) && workers >= 1)) throw configError('--workers', `expected a positive whole number, got ${f.workers}`);
+  const checkpointEvery = nonNegativeInt('--checkpoint-every', f.checkpointEvery) ?? 0;
+  const maxSteps = nonNegativeInt('--max-steps', f.maxSteps);
+  const metricsEvery = nonNegativeInt('--metrics-every', f.metricsEvery) || 10;
+  const reporter = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
+  const stop = { requested: false };
+  const onSigint = (): void => {
+    if (stop.requested) process.exit(EXIT_INTERRUPTED);
+    stop.requested = true;
+    reporter.log('interrupt: finishing the current step, then writing a checkpoint (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  const t0 = performance.now();
+  try {
+    const r = await train({
+      config, workers, kernels: f.kernels, reporter, stop, maxSteps, checkpointEvery, resume: f.resume,
+      initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(f.checkpointDir), fault: parseFault(f.fault),
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    if (r.stoppedBy === 'interrupted') {
+      process.stderr.write(`dptrain: interrupted at step ${r.steps}; checkpoint ${r.checkpoint} (continue with --resume --checkpoint-dir ${f.checkpointDir})\n`);
+      return EXIT_INTERRUPTED;
+    }
+    if (!f.quiet) {
+      const acc = r.final?.accuracy;
+      const accText = acc === null || acc === undefined ? '' : `, test accuracy ${(100 * acc).toFixed(2)}%`;
+      const lossText = r.final ? `, test loss ${r.final.loss.toFixed(4)}` : '';
+      process.stdout.write(`done: ${r.steps} steps in ${seconds.toFixed(1)} s (stopped by ${r.stoppedBy})${lossText}${accText}\n`);
+      if (r.checkpoint) process.stdout.write(`checkpoint: ${r.checkpoint}\n`);
+      if (f.saveWeights) process.stdout.write(`weights: ${resolve(f.saveWeights)}\n`);
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
