@@ -3,13 +3,15 @@
 // in the same slot, so the step is the same as an undisturbed one.
 
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { DptrainError } from '../core/errors.js';
 import type { ShardReply, ShardTask, ThreadInit } from '../worker/messages.js';
 import type { Executor, ShardOutcome, ShardSpec } from './executor.js';
+import { PACKAGE_ROOT } from './paths.js';
 
-const THREAD_ENTRY = fileURLToPath(new URL('../worker/thread.js', import.meta.url));
+// Always the compiled entry, also when the coordinator itself runs from TypeScript (tests).
+const THREAD_ENTRY = join(PACKAGE_ROOT, 'dist', 'src', 'worker', 'thread.js');
 
 export interface LocalPoolOptions {
   readonly threads: number;

@@ -1,0 +1,152 @@
+// The trainer with real Piscina threads over the shared arena: invariants 1, 2, 4 and 5 of DESIGN.md.
+
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createArena } from '../src/core/arena.js';
+import { initParams } from '../src/core/init.js';
+import { naiveKernels } from '../src/core/kernels/naive.js';
+import { paramLayout } from '../src/core/layout.js';
+import { denseViews, shardGradients } from '../src/core/model.js';
+import { listCheckpoints } from '../src/coordinator/checkpoint.js';
+import { parseConfig, type Config } from '../src/coordinator/config.js';
+import { train, type Reporter, type TrainOptions } from '../src/coordinator/trainer.js';
+import { randomData } from './helpers.js';
+
+const silent = (): Reporter & { lines: string[] } => {
+  const lines: string[] = [];
+  return { lines, start() {}, step() {}, epoch() {}, log: (l) => void lines.push(l) };
+};
+
+function config(over: { batchSize?: number; shuffle?: boolean; epochs?: number; optimizer?: object } = {}): Config {
+  return parseConfig(
+    {
+      model: { layers: [6, 16, 12, 4], hidden: 'tanh', output: 'linear' },
+      loss: 'cross-entropy',
+      optimizer: over.optimizer ?? { name: 'sgd', lr: 0.1, momentum: 0.9 },
+      data: { source: 'synthetic', name: 'spirals' },
+      training: { epochs: over.epochs ?? 4, batchSize: over.batchSize ?? 16, shuffle: over.shuffle ?? true, seed: 3 },
+    },
+    'test-config',
+    tmpdir(),
+  );
+}
+
+const cfg = config();
+const data = { train: randomData(cfg.model, 200, 1), test: randomData(cfg.model, 40, 2) };
+
+function run(workers: number, extra: Partial<TrainOptions> = {}) {
+  return train({ config: cfg, workers, kernels: 'ts', reporter: silent(), data, skipEval: true, ...extra });
+}
+
+/** Relative difference of two weight vectors: max |a - b| over max |b| (the ∞-norms). */
+function maxRelDiff(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}
+
+describe('parallel equals serial (invariant 2)', () => {
+  it('1, 2, 3 and 4 threads reach the same weights after 50 steps; runs repeat bit for bit', async () => {
+    const one = await run(1, { maxSteps: 50 });
+    expect(one.steps).toBe(50);
+    for (const n of [2, 3, 4]) {
+      const r = await run(n, { maxSteps: 50 });
+      expect(r.steps).toBe(50);
+      // Only the grouping of float32 sums differs between thread counts.
+      expect(maxRelDiff(r.params, one.params), `${n} threads`).toBeLessThan(1e-5);
+      expect(r.params).not.toEqual(new Float32Array(r.params.length));
+    }
+    const again = await run(4, { maxSteps: 50 });
+    const first = await run(4, { maxSteps: 50 });
+    expect(Buffer.from(again.params.buffer).equals(Buffer.from(first.params.buffer))).toBe(true);
+  });
+});
+
+describe('averaging is exact (invariant 1)', () => {
+  it('uneven shards and a short last batch apply exactly the mean gradient', async () => {
+    // 29 rows, batch 13, no shuffle: batches of 13, 13 and 3 rows; 3 threads cut 13 into 5, 4, 4.
+    const c = config({ batchSize: 13, shuffle: false, epochs: 1, optimizer: { name: 'sgd', lr: 0.5 } });
+    const d = { train: randomData(c.model, 29, 5), test: randomData(c.model, 4, 6) };
+    const r = await train({ config: c, workers: 3, kernels: 'ts', reporter: silent(), data: d, skipEval: true });
+    expect(r.steps).toBe(3);
+    // The same three steps through the core, each batch computed whole, serially.
+    const layout = paramLayout(c.model);
+    const arena = createArena(c.model, { shards: 1, maxRows: 13, stateVectors: 0 });
+    initParams(arena.params, layout, 'pytorch', 3);
+    const model = { spec: c.model, layout, kernels: naiveKernels };
+    const g = new Float32Array(layout.size);
+    for (const [lo, hi] of [[0, 13], [13, 26], [26, 29]]) {
+      shardGradients(model, denseViews(layout, arena.params), denseViews(layout, g), g, arena.workspaces[0], 13, d.train, null, lo, hi);
+      for (let i = 0; i < layout.size; i++) arena.params[i] -= (0.5 * g[i]) / (hi - lo);
+    }
+    expect(maxRelDiff(r.params, arena.params.subarray(0, layout.size))).toBeLessThan(1e-5);
+  });
+});
+
+describe('a dying worker changes nothing (invariant 4)', () => {
+  it.each(['throw', 'exit'] as const)('a shard whose task %ss mid-step is re-run with the same result', async (mode) => {
+    const clean = await run(2, { maxSteps: 20 });
+    const reporter = silent();
+    const hurt = await run(2, { maxSteps: 20, fault: { step: 7, slot: 1, mode }, reporter });
+    expect(reporter.lines.some((l) => /shard 1 failed .*re-running it/.test(l))).toBe(true);
+    expect(Buffer.from(hurt.params.buffer).equals(Buffer.from(clean.params.buffer))).toBe(true);
+  });
+});
+
+describe('resume equals never stopped (invariant 5)', () => {
+  it('a run stopped after k steps and resumed ends bit-identical', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dptrain-resume-'));
+    const whole = await run(2);
+    // 200 rows / batch 16 = 13 steps an epoch; stop mid-epoch 2.
+    const first = await run(2, { checkpointDir: dir, maxSteps: 17, checkpointEvery: 5 });
+    expect(first.stoppedBy).toBe('max-steps');
+    expect(listCheckpoints(dir).length).toBe(2); // steps 15 and 17: the last two kept
+    const resumed = await run(2, { checkpointDir: dir, resume: true });
+    expect(resumed.steps).toBe(whole.steps);
+    expect(Buffer.from(resumed.params.buffer).equals(Buffer.from(whole.params.buffer))).toBe(true);
+  });
+
+  it('a truncated checkpoint is refused with a warning and the previous one is used', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dptrain-trunc-'));
+    const whole = await run(2);
+    await run(2, { checkpointDir: dir, maxSteps: 20, checkpointEvery: 10 });
+    const files = listCheckpoints(dir);
+    expect(files.map((f) => basename(f))).toEqual(['ckpt-000000010.safetensors', 'ckpt-000000020.safetensors']);
+    const newest = files[1];
+    const bytes = readFileSync(newest);
+    writeFileSync(newest, bytes.subarray(0, bytes.length - 100));
+    const reporter = silent();
+    const resumed = await run(2, { checkpointDir: dir, resume: true, reporter });
+    expect(reporter.lines.some((l) => /warning: skipping checkpoint .*ckpt-000000020.* runs past/.test(l))).toBe(true);
+    expect(reporter.lines.some((l) => /resuming from .*ckpt-000000010.safetensors at step 10/.test(l))).toBe(true);
+    expect(Buffer.from(resumed.params.buffer).equals(Buffer.from(whole.params.buffer))).toBe(true);
+  });
+
+  it('a checkpoint with flipped bytes fails its checksum', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dptrain-flip-'));
+    await run(1, { checkpointDir: dir, maxSteps: 10, checkpointEvery: 5 });
+    const newest = listCheckpoints(dir)[1];
+    const bytes = readFileSync(newest);
+    bytes[bytes.length - 7] ^= 0xff;
+    writeFileSync(newest, bytes);
+    const reporter = silent();
+    await run(1, { checkpointDir: dir, resume: true, reporter, maxSteps: 11 });
+    expect(reporter.lines.some((l) => /ckpt-000000010.safetensors: checksum mismatch/.test(l))).toBe(true);
+    expect(reporter.lines.some((l) => /resuming from .*ckpt-000000005/.test(l))).toBe(true);
+  });
+});
+
+describe('Adam through the pool', () => {
+  it('trains with Adam the same on 1 and 2 threads', async () => {
+    const c = config({ optimizer: { name: 'adam', lr: 0.01 } });
+    const a = await train({ config: c, workers: 1, kernels: 'ts', reporter: silent(), data, skipEval: true, maxSteps: 30 });
+    const b = await train({ config: c, workers: 2, kernels: 'ts', reporter: silent(), data, skipEval: true, maxSteps: 30 });
+    expect(maxRelDiff(b.params, a.params)).toBeLessThan(1e-4);
+  });
+});
