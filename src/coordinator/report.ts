@@ -74,7 +74,9 @@ export function createReporter(opts: ReporterOptions): Reporter {
         type: 'epoch', epoch: r.epoch + 1, step: r.step, trainLoss: r.trainLoss, testLoss: r.test.loss,
         testAccuracy: r.test.accuracy, samplesPerSec: r.samplesPerSec, seconds: r.seconds,
       });
-      if (!opts.quiet) write(formatEpoch(r, epochs));
+      // Long runs of tiny models would print thousands of lines: about 20 epoch lines per run.
+      const every = Math.max(1, Math.floor(epochs / 20));
+      if (!opts.quiet && ((r.epoch + 1) % every === 0 || r.epoch + 1 === epochs || r.stopping)) write(formatEpoch(r, epochs));
     },
     log(line) {
       stopBar();

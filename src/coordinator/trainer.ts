@@ -30,6 +30,8 @@ export interface EpochRecord {
   readonly test: EvalResult;
   readonly samplesPerSec: number;
   readonly seconds: number;
+  /** True for the last epoch of the run (a stop criterion was met or the epochs are done). */
+  readonly stopping: boolean;
 }
 
 export interface StepRecord {
@@ -174,12 +176,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const trainLoss = lossSum / count;
       const test = opts.skipEval ? { loss: NaN, accuracy: null, confusion: null, n: 0 } : evaluate(model, p, own, maxRows, data.test);
       final = opts.skipEval ? null : test;
-      const rec: EpochRecord = { epoch, step, trainLoss, test, samplesPerSec: samples / seconds, seconds };
-      history.push(rec);
-      reporter.epoch(rec);
       if (config.training.targetLoss !== undefined && trainLoss <= config.training.targetLoss) stoppedBy = 'target-loss';
       else if (config.training.targetAccuracy !== undefined && test.accuracy !== null && test.accuracy >= config.training.targetAccuracy) stoppedBy = 'target-accuracy';
-      if (stoppedBy !== 'epochs' || epoch === epochs - 1) {
+      const stopping = stoppedBy !== 'epochs' || epoch === epochs - 1;
+      const rec: EpochRecord = { epoch, step, trainLoss, test, samplesPerSec: samples / seconds, seconds, stopping };
+      history.push(rec);
+      reporter.epoch(rec);
+      if (stopping) {
         saveCheckpoint({ step, epoch: epoch + 1, batch: 0, epochRng: rng.state(), epochLossSum: 0, epochCount: 0 });
         break;
       }

@@ -1,0 +1,140 @@
+// `dptrain` as a user runs it: a real child process of the compiled CLI.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { paramLayout } from '../src/core/layout.js';
+import { loadWeights } from '../src/core/safetensors.js';
+import { parseConfig } from '../src/coordinator/config.js';
+
+const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
+
+function dptrain(args: string[], cwd: string) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const spirals = {
+  model: { layers: [2, 32, 2], hidden: 'relu', output: 'linear' },
+  loss: 'cross-entropy',
+  optimizer: { name: 'adam', lr: 0.02 },
+  data: { source: 'synthetic', name: 'spirals', n: 400 },
+  training: { epochs: 30, batchSize: 32, seed: 5 },
+};
+
+function workdir(config: object = spirals): string {
+  const dir = mkdtempSync(join(tmpdir(), 'dptrain-cli-'));
+  writeFileSync(join(dir, 'c.json'), JSON.stringify(config));
+  return dir;
+}
+
+describe('dptrain train, end to end', () => {
+  it('trains, prints epoch lines and a summary, writes weights, checkpoint and metrics', () => {
+    const dir = workdir();
+    const r = dptrain(['train', '--config', 'c.json', '--workers', '2', '--save-weights', 'w.safetensors', '--metrics', 'm.jsonl', '--metrics-every', '5'], dir);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^dptrain: 162 parameters, 320 train \/ 80 test samples, batch 32, 2 worker threads, kernels (wasm|ts)$/);
+    expect(lines.filter((l) => /^epoch \d+\/30 {2}train loss \d\.\d{4} {2}test loss \d\.\d{4} {2}test acc \d+\.\d\d% {2}\d+ samples\/s/.test(l)).length).toBeGreaterThanOrEqual(15);
+    const done = lines.find((l) => l.startsWith('done: '));
+    expect(done).toMatch(/^done: 300 steps in [\d.]+ s \(stopped by epochs\), test loss [\d.]+, test accuracy [\d.]+%$/);
+    const acc = Number(/test accuracy ([\d.]+)%/.exec(done!)![1]);
+    expect(acc).toBeGreaterThan(80);
+    expect(lines).toContain(`checkpoint: ${join(dir, 'checkpoints', 'ckpt-000000300.safetensors')}`);
+    // The weights load back into the model they came from.
+    const config = parseConfig(spirals, 'c.json', dir);
+    const layout = paramLayout(config.model);
+    const params = new Float32Array(layout.size);
+    loadWeights(join(dir, 'w.safetensors'), layout, params);
+    expect(params.some((v) => v !== 0)).toBe(true);
+    // Metrics: one JSON object a line, step intervals and epochs.
+    const metrics = readFileSync(join(dir, 'm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const epochs = metrics.filter((m) => m.type === 'epoch');
+    const steps = metrics.filter((m) => m.type === 'step');
+    expect(epochs).toHaveLength(30);
+    expect(steps.length).toBeGreaterThanOrEqual(60);
+    expect(steps[0]).toMatchObject({ step: 5, epoch: 1, steps: 5 });
+    expect(Object.keys(steps[0].computeMs as object).length).toBeGreaterThan(0);
+    expect(typeof steps[0].reduceUpdateMs).toBe('number');
+    expect(epochs[29]).toMatchObject({ epoch: 30, step: 300 });
+
+    // And dptrain eval reads the same weights back and reports on the test split.
+    const e = dptrain(['eval', '--weights', 'w.safetensors', '--config', 'c.json'], dir);
+    expect(e.code).toBe(0);
+    expect(e.stdout).toContain(`test samples 80  loss`);
+    expect(Number(/accuracy ([\d.]+)%/.exec(e.stdout)![1])).toBeCloseTo(acc, 2);
+    expect(e.stdout).toMatch(/confusion matrix \(rows: actual, columns: predicted\)\n\s+0\s+1\n\s+0\s+\d+\s+\d+\n\s+1\s+\d+\s+\d+/);
+  });
+
+  it('stops at --target-accuracy and continues with --resume', () => {
+    const dir = workdir();
+    const r = dptrain(['train', '--config', 'c.json', '--workers', '1', '--target-accuracy', '0.7', '--epochs', '200'], dir);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/stopped by target-accuracy/);
+    const steps = Number(/done: (\d+) steps/.exec(r.stdout)![1]);
+    expect(steps).toBeLessThan(2000);
+    const again = dptrain(['train', '--config', 'c.json', '--workers', '1', '--resume', '--epochs', `${steps / 10 + 1}`], dir);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(new RegExp(`resuming from .*ckpt-0*${steps}\\.safetensors at step ${steps}`));
+    expect(again.stdout).toMatch(new RegExp(`done: ${steps + 10} steps`));
+  });
+
+  it('Ctrl-C finishes the step, writes a checkpoint and exits 130 with a line saying where', async () => {
+    const dir = workdir({ ...spirals, training: { ...spirals.training, epochs: 100000 } });
+    const child = spawn(process.execPath, [CLI, 'train', '--config', 'c.json', '--workers', '2'], { cwd: dir });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    let sent = false;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      // Interrupt once training is under way (the start line is printed before the first step).
+      if (!sent && d.includes('dptrain: ')) {
+        sent = true;
+        setTimeout(() => child.kill('SIGINT'), 500);
+      }
+    });
+    const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    expect(code).toBe(130);
+    const m = /dptrain: interrupted at step (\d+); checkpoint (\S+) \(continue with --resume --checkpoint-dir checkpoints\)/.exec(stderr);
+    expect(m, stderr).not.toBeNull();
+    expect(existsSync(m![2])).toBe(true);
+  });
+});
+
+describe('bad input: one line naming what and where, exit 2', () => {
+  const good = workdir();
+  writeFileSync(join(good, 'broken.json'), '{ "model": ');
+  writeFileSync(join(good, 'extra.json'), JSON.stringify({ ...spirals, model: { ...spirals.model, colour: 'red' } }));
+  writeFileSync(join(good, 'bce.json'), JSON.stringify({ ...spirals, loss: 'bce' }));
+  writeFileSync(join(good, 'nolayers.json'), JSON.stringify({ ...spirals, model: { ...spirals.model, layers: [2] } }));
+  writeFileSync(join(good, 'data.csv'), 'a,b,label\n1,2,0\n3,x,1\n');
+  writeFileSync(join(good, 'csv.json'), JSON.stringify({ ...spirals, data: { source: 'csv', path: 'data.csv', target: 'label' } }));
+  writeFileSync(join(good, 'w.safetensors'), 'not a weights file at all');
+  const table: [string[], RegExp][] = [
+    [['train', '--bogus'], /^dptrain: Unknown argument: bogus$/],
+    [['train', '--workers', '0'], /^dptrain: --workers: expected a positive whole number, got 0$/],
+    [['train', '--config', 'c.json', '--lr', '-1'], /^dptrain: --lr \(optimizer\.lr\): Too small: expected number to be >0$/],
+    [['train', '--config', 'c.json', '--batch-size', '1.5'], /^dptrain: --batch-size \(training\.batchSize\): Invalid input: expected int, received number$/],
+    [['train', '--config', 'c.json', '--epochs'], /^dptrain: Not enough arguments following: epochs$/],
+    [['train', '--kernels', 'gpu'], /^dptrain: Invalid values: Argument: kernels, Given: "gpu", Choices: "auto", "wasm", "ts"$/],
+    [['train', '--config', 'missing.json'], /^dptrain: missing\.json: cannot read: ENOENT/],
+    [['train', '--config', 'broken.json'], /^dptrain: broken\.json: not valid JSON \(/],
+    [['train', '--config', 'extra.json'], /^dptrain: extra\.json: model: unknown field colour$/],
+    [['train', '--config', 'bce.json'], /^dptrain: bce\.json: model\.output: loss bce takes probabilities: the output must be sigmoid$/],
+    [['train', '--config', 'nolayers.json'], /^dptrain: nolayers\.json: model\.layers: needs at least an input and an output width$/],
+    [['train', '--config', 'c.json', '--set', 'model.hidden=swish'], /^dptrain: --set model\.hidden=swish \(model\.hidden\): Invalid option: expected one of "identity"\|"relu"/],
+    [['train', '--config', 'csv.json'], /^dptrain: .*data\.csv: line 3, column 2 \("b"\): non-numeric value "x"$/],
+    [['train', '--config', 'c.json', '--init-weights', 'w.safetensors'], /^dptrain: w\.safetensors: header length \d+ runs past the end/],
+    [['eval', '--config', 'c.json'], /^dptrain: Missing required argument: weights$/],
+    [[], /^dptrain: name a command: train, eval/],
+  ];
+  it.each(table)('dptrain %j', (args, pattern) => {
+    const r = dptrain(args, good);
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(pattern);
+  });
+});
