@@ -95,7 +95,8 @@ export async function runTrain(f: TrainFlags): Promise<number> {
       const acc = r.final?.accuracy;
       const accText = acc === null || acc === undefined ? '' : `, test accuracy ${(100 * acc).toFixed(2)}%`;
       const lossText = r.final ? `, test loss ${r.final.loss.toFixed(4)}` : '';
-      process.stdout.write(`done: ${r.steps} steps in ${seconds.toFixed(1)} s (stopped by ${r.stoppedBy})${lossText}${accText}\n`);
+      const peakMb = Math.round(process.resourceUsage().maxRSS / 1024);
+      process.stdout.write(`done: ${r.steps} steps in ${seconds.toFixed(1)} s (stopped by ${r.stoppedBy})${lossText}${accText}, peak memory ${peakMb} MB\n`);
       if (r.checkpoint) process.stdout.write(`checkpoint: ${r.checkpoint}\n`);
       if (f.saveWeights) process.stdout.write(`weights: ${resolve(f.saveWeights)}\n`);
     }

@@ -1,0 +1,153 @@
+// npm run bench:scaling — samples/s of the reference workload (784-512-512-10, ReLU, cross-entropy,
+// SGD with momentum) on the embedded MNIST digits for 1..N worker threads at batch 128 and 512, with
+// speedup, parallel efficiency and the split of a step (forward/backward, dispatch + waiting, reduce +
+// update), medians over the measured steps after a warm-up; whole `dptrain train` runs (start-up
+// included) with their peak memory; and TensorFlow.js (cpu and wasm backends) in the same run.
+// Writes bench/results/scaling.json.
+
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../src/coordinator/config.js';
+import { PACKAGE_ROOT, DEFAULT_CONFIG } from '../src/coordinator/paths.js';
+import { readConfigFile } from '../src/coordinator/config.js';
+import { train, type StepRecord } from '../src/coordinator/trainer.js';
+import type { KernelChoice } from '../src/core/kernels/index.js';
+import { fmt, median, table } from './stats.js';
+import { tfjsTrainingRow, type TfjsRow } from './tfjs.js';
+
+interface Args {
+  threads: number[];
+  batches: number[];
+  steps: number;
+  warmup: number;
+  kernels: KernelChoice;
+  wholeRuns: boolean;
+  tfjs: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const list = (s: string | undefined, dflt: number[]): number[] => (s ? s.split(',').map(Number) : dflt);
+  const cores = availableParallelism();
+  return {
+    threads: list(get('threads'), Array.from({ length: cores }, (_, i) => i + 1)),
+    batches: list(get('batch'), [128, 512]),
+    steps: Number(get('steps') ?? 60),
+    warmup: Number(get('warmup') ?? 10),
+    kernels: (get('kernels') ?? 'auto') as KernelChoice,
+    wholeRuns: !argv.includes('--no-whole-runs'),
+    tfjs: !argv.includes('--no-tfjs'),
+  };
+}
+
+export interface ScalingRow {
+  readonly threads: number;
+  readonly batch: number;
+  readonly samplesPerSec: number;
+  readonly speedup: number;
+  readonly efficiency: number;
+  readonly stepMs: number;
+  /** Median of the slowest shard's forward + backward. */
+  readonly computeMs: number;
+  /** Median of (step − slowest shard − update): dispatch, waking threads, waiting. */
+  readonly dispatchMs: number;
+  /** Median of reduce + optimizer update. */
+  readonly updateMs: number;
+  readonly outsideFraction: number;
+}
+
+async function stepRow(threads: number, batch: number, a: Args): Promise<Omit<ScalingRow, 'speedup' | 'efficiency'>> {
+  const base = readConfigFile(DEFAULT_CONFIG);
+  const config = parseConfig(base, DEFAULT_CONFIG, join(PACKAGE_ROOT, 'config'), [
+    { path: 'training.batchSize', value: batch, flag: '--batch' },
+    { path: 'training.epochs', value: 1000, flag: '--epochs' },
+  ]);
+  const steps: StepRecord[] = [];
+  await train({
+    config, workers: threads, kernels: a.kernels, maxSteps: a.warmup + a.steps, skipEval: true,
+    reporter: { start() {}, epoch() {}, log() {}, step: (r) => void steps.push(r) },
+  });
+  // Full batches only: the short last batch of an epoch would skew the medians.
+  const measured = steps.slice(a.warmup).filter((s) => s.rows === batch);
+  const stepMs = median(measured.map((s) => s.stepMs));
+  const computeMs = median(measured.map((s) => Math.max(...s.shards.map((x) => x.computeMs))));
+  const updateMs = median(measured.map((s) => s.updateMs));
+  const dispatchMs = median(measured.map((s) => s.stepMs - s.updateMs - Math.max(...s.shards.map((x) => x.computeMs))));
+  return { threads, batch, samplesPerSec: (1000 * batch) / stepMs, stepMs, computeMs, dispatchMs, updateMs, outsideFraction: (stepMs - computeMs) / stepMs };
+}
+
+interface WholeRun {
+  readonly threads: number;
+  readonly seconds: number;
+  readonly samplesPerSec: number;
+  readonly peakRssMb: number;
+  readonly testAccuracy: number;
+}
+
+/** `dptrain train` as a user runs it, one epoch of 8000 digits at batch 128, start-up included. */
+function wholeRun(threads: number, kernels: KernelChoice): WholeRun {
+  const dir = join(tmpdir(), `dptrain-bench-${process.pid}-${threads}`);
+  const cli = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [cli, 'train', '--epochs', '1', '--batch-size', '128', '--workers', String(threads), '--kernels', kernels, '--checkpoint-dir', dir], { encoding: 'utf8' });
+  const seconds = (performance.now() - t0) / 1000;
+  if (r.status !== 0) throw new Error(`dptrain train failed: ${r.stderr}`);
+  const rss = /peak memory (\d+) MB/.exec(r.stdout);
+  const acc = /test accuracy ([\d.]+)%/.exec(r.stdout);
+  return { threads, seconds, samplesPerSec: 8000 / seconds, peakRssMb: rss ? Number(rss[1]) : NaN, testAccuracy: acc ? Number(acc[1]) : NaN };
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const rows: ScalingRow[] = [];
+  for (const batch of a.batches) {
+    let single = NaN;
+    for (const threads of a.threads) {
+      const r = await stepRow(threads, batch, a);
+      if (threads === 1) single = r.samplesPerSec;
+      const speedup = r.samplesPerSec / single;
+      rows.push({ ...r, speedup, efficiency: speedup / threads });
+    }
+  }
+  console.log(`\ndptrain step throughput (median of ${a.steps} steps after ${a.warmup} warm-up, kernels ${a.kernels})`);
+  console.log(table(
+    ['batch', 'threads', 'samples/s', 'speedup', 'efficiency', 'step ms', 'fwd+bwd ms', 'dispatch ms', 'update ms', 'outside'],
+    rows.map((r) => [String(r.batch), String(r.threads), fmt(r.samplesPerSec), fmt(r.speedup, 2), `${fmt(100 * r.efficiency, 1)}%`, fmt(r.stepMs, 2), fmt(r.computeMs, 2), fmt(r.dispatchMs, 3), fmt(r.updateMs, 3), `${fmt(100 * r.outsideFraction, 1)}%`]),
+  ));
+
+  const whole: WholeRun[] = [];
+  if (a.wholeRuns) {
+    for (const threads of a.threads) whole.push(wholeRun(threads, a.kernels));
+    const t1 = whole[0].seconds;
+    console.log('\nwhole `dptrain train --epochs 1 --batch-size 128` runs (start-up, data loading and evaluation included)');
+    console.log(table(
+      ['threads', 'seconds', 'samples/s', 'speedup', 'efficiency', 'peak RSS MB', 'test acc'],
+      whole.map((w) => [String(w.threads), fmt(w.seconds, 2), fmt(w.samplesPerSec), fmt(t1 / w.seconds, 2), `${fmt((100 * t1) / w.seconds / w.threads, 1)}%`, fmt(w.peakRssMb), `${fmt(w.testAccuracy, 2)}%`]),
+    ));
+  }
+
+  const peers: TfjsRow[] = [];
+  if (a.tfjs) {
+    for (const batch of a.batches) peers.push(await tfjsTrainingRow('wasm', batch, 8));
+    peers.push(await tfjsTrainingRow('cpu', 128, 3));
+    console.log('\nTensorFlow.js 4.22 in the same run (single-threaded in Node)');
+    console.log(table(
+      ['backend', 'batch', 'samples/s', 'dptrain best at this batch', 'ratio'],
+      peers.map((p) => {
+        const best = Math.max(...rows.filter((r) => r.batch === p.batch).map((r) => r.samplesPerSec));
+        return [p.backend, String(p.batch), fmt(p.samplesPerSec), fmt(best), `${fmt(best / p.samplesPerSec, 1)}×`];
+      }),
+    ));
+  }
+  const out = join(PACKAGE_ROOT, 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'scaling.json'), JSON.stringify({ date: new Date().toISOString(), args: a, rows, whole, tfjs: peers }, null, 2));
+  console.log(`\nwritten: ${join(out, 'scaling.json')}`);
+}
+
+await main();
