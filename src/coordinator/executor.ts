@@ -1,13 +1,19 @@
 // The one execution interface: "compute the gradient sums of these shards of step s". The training
 // loop does not know whether a local thread pool or a remote node did the work; each shard's sum
 // lands in its own slot, and the loop reduces slots in shard order.
+//
+// A shard's gradient has one canonical recipe, so that any executor computing it gets the same bits:
+// [lo, hi) is cut into `parts` equal contiguous sub-shards (partition()), each computed by
+// shardGradients in chunks of the run's chunk rows, and the sub-shard sums are added left to right.
 
 export interface ShardSpec {
-  /** The logical shard index of the step: its gradient slot and its place in the reduction. */
+  /** The gradient slot the shard's sum lands in. */
   readonly slot: number;
   /** Positions [lo, hi) in the epoch's sample order. */
   readonly lo: number;
   readonly hi: number;
+  /** Sub-shards of the recipe (1 for a local thread's shard, a node's thread count for a node's). */
+  readonly parts: number;
 }
 
 export interface ShardOutcome {
@@ -15,15 +21,15 @@ export interface ShardOutcome {
   readonly lossSum: number;
   readonly count: number;
   readonly computeMs: number;
-  /** Which executor (and thread) answered, for metrics. */
+  /** Which executor answered, for metrics. */
   readonly by: string;
 }
 
 export interface Executor {
   readonly id: string;
-  /** Relative compute capacity, used to size shards. */
+  /** Threads it computes with: the default weight of its share of a batch. */
   readonly threads: number;
-  /** Resolves when every shard's sum is in its slot; re-runs failed shards itself. */
+  /** Resolves when every shard's sum is in its slot; rejects if the executor is lost. */
   run(step: number, shards: readonly ShardSpec[]): Promise<ShardOutcome[]>;
   close(): Promise<void>;
 }

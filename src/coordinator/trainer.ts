@@ -19,9 +19,10 @@ import { DptrainError } from '../core/errors.js';
 import type { FaultHook } from '../worker/messages.js';
 import type { Config } from './config.js';
 import { newestCheckpoint, restoreCheckpoint, writeCheckpoint, type LoopPosition } from './checkpoint.js';
-import type { Executor, ShardOutcome } from './executor.js';
+import type { Executor } from './executor.js';
 import { LocalPool } from './local-pool.js';
-import { partition, shardRanges } from './partition.js';
+import { Scheduler, type Balance, type StepPlanEntry } from './scheduler.js';
+import type { ModelSpec } from '../core/spec.js';
 
 export interface EpochRecord {
   readonly epoch: number;
@@ -46,6 +47,21 @@ export interface StepRecord {
   readonly shards: readonly { readonly by: string; readonly rows: number; readonly computeMs: number }[];
   /** Reduction of the slots plus the optimizer update. */
   readonly updateMs: number;
+  /** Rows given to each member this step (the partition). */
+  readonly plan: readonly StepPlanEntry[];
+}
+
+/** What remote membership needs from a run: the arena to land gradients in, the data, the recipe. */
+export interface RunContext {
+  readonly arena: ArenaViews;
+  readonly scheduler: Scheduler;
+  readonly spec: ModelSpec;
+  readonly config: Config;
+  readonly data: DataSplit;
+  readonly order: Int32Array;
+  readonly chunkRows: number;
+  readonly landingSlots: readonly number[];
+  readonly kernels: KernelChoice;
 }
 
 export interface Reporter {
@@ -77,6 +93,12 @@ export interface TrainOptions {
   readonly fault?: FaultHook;
   /** A prepared data split (tests), instead of loading config.data. */
   readonly data?: DataSplit;
+  /** Shard sizes: proportional to threads (`static`, the default) or to measured speed. */
+  readonly balance?: Balance;
+  /** Landing slots reserved for remote nodes. */
+  readonly maxNodes?: number;
+  /** Starts accepting remote nodes into the run's scheduler; closed at the end of the run. */
+  readonly attachRemote?: (run: RunContext) => Promise<{ close(): Promise<void> }>;
 }
 
 export interface TrainResult {
@@ -95,17 +117,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { config, reporter } = opts;
   const spec = config.model;
   const { batchSize, epochs, shuffle, seed } = config.training;
-  if (!(Number.isInteger(opts.workers) && opts.workers >= 1)) throw new DptrainError('CONFIG_INVALID', `--workers: must be a positive integer, got ${opts.workers}`);
+  if (!(Number.isInteger(opts.workers) && opts.workers >= (opts.attachRemote ? 0 : 1)))
+    throw new DptrainError('CONFIG_INVALID', `--workers: expected a whole number ≥ ${opts.attachRemote ? 0 : 1}, got ${opts.workers}`);
   const data = opts.data ?? loadData(config.data, { baseDir: config.baseDir, seed, loss: spec.loss, nOut: spec.layers[spec.layers.length - 1] });
   checkDataFits(spec, data.train);
   checkDataFits(spec, data.test);
 
   const layout = paramLayout(spec);
   const threads = opts.workers;
-  // One workspace per shard, plus one for the coordinator's own evaluation and update scratch.
-  const maxRows = Math.max(1, Math.ceil(batchSize / threads));
-  const arena = createArena(spec, { shards: threads + 1, maxRows, stateVectors: stateVectors(config.optimizer) });
-  const own = arena.workspaces[threads];
+  const slots = slotPlan(threads, opts.maxNodes ?? 0);
+  // Every shard is computed in chunks of this many rows, wherever it runs (part of the recipe).
+  const chunkRows = Math.max(1, Math.ceil(batchSize / Math.max(1, threads)));
+  const arena = createArena(spec, { shards: slots.count, maxRows: chunkRows, stateVectors: stateVectors(config.optimizer) });
+  const own = arena.workspaces[slots.own];
   const kernels = createKernels(opts.kernels, arena.memory, own.scratch);
   const model: Model = { spec, layout, kernels };
   const p = denseViews(layout, arena.params);
@@ -126,11 +150,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     else initParams(arena.params, layout, config.init, seed);
   }
 
-  const executor: Executor = new LocalPool({
-    threads,
-    init: { memory: arena.memory, layout: arena.layout, spec, kernels: opts.kernels, train: data.train, order, fault: opts.fault },
-    onRetry: (slot, attempt, reason) => reporter.log(`warning: shard ${slot} failed (${reason}); re-running it (attempt ${attempt + 1})`),
-  });
+  const scheduler = new Scheduler({ balance: opts.balance ?? 'static', log: (l) => reporter.log(l) });
+  const executors: Executor[] = [];
+  if (threads > 0) {
+    const local = new LocalPool({
+      threads, arena, kernels, spareSlots: slots.spare,
+      init: { memory: arena.memory, layout: arena.layout, spec, kernels: opts.kernels, train: data.train, order, fault: opts.fault },
+      onRetry: (slot, attempt, reason) => reporter.log(`warning: shard ${slot} failed (${reason}); re-running it (attempt ${attempt + 1})`),
+    });
+    executors.push(local);
+    scheduler.join(local, slots.local, true);
+  }
+  const run: RunContext = { arena, scheduler, spec, config, data, order, chunkRows, landingSlots: slots.landing, kernels: opts.kernels };
+  const remote = opts.attachRemote ? await opts.attachRemote(run) : null;
 
   reporter.start({ backend: kernels.name, threads, params: layout.size, train: nTrain, test: data.test.n, epochs, batchSize, resumedAt: resumed ? position.step : null });
 
@@ -159,7 +191,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const start = b * batchSize;
         const rows = Math.min(batchSize, nTrain - start);
         step++;
-        const r = await trainStep(executor, arena, kernels, config, step, start, rows, threads);
+        const r = await trainStep(scheduler, arena, kernels, config, step, start, rows);
         lossSum += r.lossSum;
         count += rows;
         samples += rows;
@@ -174,7 +206,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       const seconds = (performance.now() - t0) / 1000;
       const trainLoss = lossSum / count;
-      const test = opts.skipEval ? { loss: NaN, accuracy: null, confusion: null, n: 0 } : evaluate(model, p, own, maxRows, data.test);
+      const test = opts.skipEval ? { loss: NaN, accuracy: null, confusion: null, n: 0 } : evaluate(model, p, own, chunkRows, data.test);
       final = opts.skipEval ? null : test;
       if (config.training.targetLoss !== undefined && trainLoss <= config.training.targetLoss) stoppedBy = 'target-loss';
       else if (config.training.targetAccuracy !== undefined && test.accuracy !== null && test.accuracy >= config.training.targetAccuracy) stoppedBy = 'target-accuracy';
@@ -190,27 +222,23 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (opts.saveWeights) saveWeights(opts.saveWeights, layout, arena.params, { format: 'pt' });
     return { params: Float32Array.from(arena.params), steps: step, history, stoppedBy, checkpoint, final };
   } finally {
-    await executor.close();
+    await remote?.close();
+    await Promise.all(executors.map((e) => e.close()));
   }
 }
 
 /** One optimizer step over rows [start, start + rows) of the epoch order. */
 async function trainStep(
-  executor: Executor, arena: ArenaViews, kernels: Kernels, config: Config, step: number, start: number, rows: number, threads: number,
+  scheduler: Scheduler, arena: ArenaViews, kernels: Kernels, config: Config, step: number, start: number, rows: number,
 ): Promise<{ lossSum: number; record: Omit<StepRecord, 'epoch' | 'batch' | 'batches' | 'loss'> }> {
   const t0 = performance.now();
-  const sizes = partition(rows, new Array<number>(threads).fill(1));
-  const shards = shardRanges(start, sizes)
-    .map((r, slot) => ({ slot, ...r }))
-    .filter((s) => s.hi > s.lo);
-  const outcomes: ShardOutcome[] = await executor.run(step, shards);
+  const { shards, outcomes, plan } = await scheduler.runStep(step, start, rows);
   const t1 = performance.now();
   let lossSum = 0;
   for (const o of outcomes) lossSum += o.lossSum;
   // The applied gradient is the mean over the batch: slot sums added in shard order, divided once.
-  const slots = shards.map((s) => arena.slots[s.slot]);
   const P = arena.layout.paramCount;
-  kernels.sumSlots(arena.grad, slots, 0, P, 1 / rows);
+  kernels.sumSlots(arena.grad, shards.map((s) => arena.slots[s.slot]), 0, P, 1 / rows);
   optimizerStep(kernels, config.optimizer, arena.params, arena.grad, arena.state, 0, P, step);
   const t2 = performance.now();
   return {
@@ -220,7 +248,22 @@ async function trainStep(
       rows,
       stepMs: t2 - t0,
       shards: outcomes.map((o, i) => ({ by: o.by, rows: shards[i].hi - shards[i].lo, computeMs: o.computeMs })),
+      plan,
       updateMs: t2 - t1,
     },
   };
+}
+
+/**
+ * Which arena slot serves what: one per local thread for its shard, as many spares for multi-part
+ * shards recomputed locally, one landing slot per remote node, and the coordinator's own workspace
+ * (evaluation, update scratch) last.
+ */
+export function slotPlan(threads: number, maxNodes: number): { local: number[]; spare: number[]; landing: number[]; own: number; count: number } {
+  const range = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
+  const local = range(0, threads);
+  const spare = range(threads, threads);
+  const landing = range(2 * threads, maxNodes);
+  const own = 2 * threads + maxNodes;
+  return { local, spare, landing, own, count: own + 1 };
 }

@@ -1,0 +1,140 @@
+// Membership and the plan of each step: which executor computes which shard. Members change only at
+// step boundaries (a node that joins mid-step starts at the next one). Shards are contiguous and in
+// sample order; the reduction follows that order whoever computed a shard. A member lost mid-step
+// has its shards, with the same recipe and slots, recomputed by the others, so the step's result is
+// the same as if it had finished them.
+
+import { DptrainError } from '../core/errors.js';
+import type { Executor, ShardOutcome, ShardSpec } from './executor.js';
+import { partition, shardRanges } from './partition.js';
+
+export type Balance = 'static' | 'measured';
+
+interface Member {
+  readonly executor: Executor;
+  /** The slots its shards land in: one per thread for the local pool, one for a node. */
+  readonly slots: readonly number[];
+  readonly local: boolean;
+  /** Measured samples per millisecond (exponential moving average), for `measured` balance. */
+  rate: number;
+}
+
+export interface StepPlanEntry {
+  readonly member: string;
+  readonly rows: number;
+}
+
+export interface StepOutcome {
+  /** Shards in reduction order. */
+  readonly shards: readonly ShardSpec[];
+  /** Outcomes in the same order. */
+  readonly outcomes: readonly ShardOutcome[];
+  /** How many rows each member was given (the partition, for metrics and replay). */
+  readonly plan: readonly StepPlanEntry[];
+}
+
+export interface SchedulerOptions {
+  readonly balance: Balance;
+  readonly log: (line: string) => void;
+  /** Resolves (or rejects) when waiting for a member should end, e.g. on Ctrl-C. */
+  readonly stopWaiting?: Promise<never>;
+}
+
+const RATE_SMOOTHING = 0.3;
+
+export class Scheduler {
+  private members: Member[] = [];
+  private pending: Member[] = [];
+  private joined: (() => void) | null = null;
+  private readonly opts: SchedulerOptions;
+
+  constructor(opts: SchedulerOptions) {
+    this.opts = opts;
+  }
+
+  /** Adds an executor; it takes part from the next step on. */
+  join(executor: Executor, slots: readonly number[], local = false): void {
+    this.pending.push({ executor, slots, local, rate: 0 });
+    this.joined?.();
+  }
+
+  /** Removes an executor (its current shards, if any, are recomputed by the others). */
+  leave(executor: Executor): void {
+    this.members = this.members.filter((m) => m.executor !== executor);
+    this.pending = this.pending.filter((m) => m.executor !== executor);
+  }
+
+  get size(): number {
+    return this.members.length + this.pending.length;
+  }
+
+  async runStep(step: number, start: number, rows: number): Promise<StepOutcome> {
+    await this.admit();
+    const members = [...this.members];
+    const weights = members.map((m) => (this.opts.balance === 'measured' && m.rate > 0 ? m.rate : m.executor.threads));
+    const sizes = partition(rows, weights);
+    const plan: StepPlanEntry[] = members.map((m, i) => ({ member: m.executor.id, rows: sizes[i] }));
+    const shards: ShardSpec[] = [];
+    const byMember: ShardSpec[][] = [];
+    let lo = start;
+    members.forEach((m, i) => {
+      // The local pool cuts its rows into one single-part shard per thread; a node gets one shard
+      // whose recipe has as many parts as it has threads.
+      const own = m.local
+        ? shardRanges(lo, partition(sizes[i], m.slots.map(() => 1))).map((r, j) => ({ slot: m.slots[j], ...r, parts: 1 }))
+        : [{ slot: m.slots[0], lo, hi: lo + sizes[i], parts: m.executor.threads }];
+      lo += sizes[i];
+      const nonEmpty = own.filter((s) => s.hi > s.lo);
+      byMember.push(nonEmpty);
+      shards.push(...nonEmpty);
+    });
+    const outcomes = new Map<number, ShardOutcome>();
+    await Promise.all(members.map((m, i) => this.runOn(m, step, byMember[i], outcomes)));
+    return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan };
+  }
+
+  private async runOn(m: Member, step: number, shards: readonly ShardSpec[], outcomes: Map<number, ShardOutcome>): Promise<void> {
+    if (shards.length === 0) return;
+    const t0 = performance.now();
+    try {
+      const outs = await m.executor.run(step, shards);
+      for (const o of outs) outcomes.set(o.slot, o);
+      const rows = shards.reduce((a, s) => a + s.hi - s.lo, 0);
+      const rate = rows / Math.max(1e-3, performance.now() - t0);
+      m.rate = m.rate === 0 ? rate : (1 - RATE_SMOOTHING) * m.rate + RATE_SMOOTHING * rate;
+    } catch (e) {
+      if (m.local) throw e;
+      this.opts.log(`node ${m.executor.id} dropped during step ${step} (${(e as Error).message}); recomputing its shard elsewhere`);
+      this.leave(m.executor);
+      void m.executor.close();
+      const other = await this.survivor();
+      await this.runOn(other, step, shards, outcomes);
+    }
+  }
+
+  /** A member to take over lost shards: the local pool first, else any node; waits for a join if none. */
+  private async survivor(): Promise<Member> {
+    for (;;) {
+      const m = this.members.find((x) => x.local) ?? this.members[0] ?? this.pending[0];
+      if (m) return m;
+      await this.waitForJoin();
+    }
+  }
+
+  private async admit(): Promise<void> {
+    while (this.members.length + this.pending.length === 0) await this.waitForJoin();
+    this.members.push(...this.pending);
+    this.pending = [];
+  }
+
+  private async waitForJoin(): Promise<void> {
+    this.opts.log('no executor left: waiting for a worker node to connect');
+    const joined = new Promise<void>((res) => (this.joined = res));
+    try {
+      await (this.opts.stopWaiting ? Promise.race([joined, this.opts.stopWaiting]) : joined);
+    } finally {
+      this.joined = null;
+    }
+    if (this.members.length + this.pending.length === 0) throw new DptrainError('NO_EXECUTORS', 'no executor to run the step');
+  }
+}
