@@ -1,0 +1,267 @@
+// npm run bench:kernels — the kernel backends side by side at fixed sizes: GFLOP/s of the three
+// products of each dense layer of the reference MLP (ts vs wasm, as a fraction of the SIMD ceiling),
+// then single-thread training samples/s of the reference workload with the share of the step spent
+// in the products. Results also go to bench/results/kernels.json. Flags: --quick (short budgets).
+
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Bench } from 'tinybench';
+import { createArena } from '../src/core/arena.js';
+import type { Dataset } from '../src/core/data/types.js';
+import { initParams } from '../src/core/init.js';
+import { createKernels } from '../src/core/kernels/index.js';
+import type { F32, Kernels } from '../src/core/kernels/types.js';
+import { loadWasmModule, wasmScratchFloats } from '../src/core/kernels/wasm.js';
+import { tsScratchFloats } from '../src/core/kernels/ts.js';
+import { paramLayout } from '../src/core/layout.js';
+import { denseViews, shardGradients, type Model } from '../src/core/model.js';
+import { optimizerStep, type OptimizerConfig } from '../src/core/optim.js';
+import { Rng } from '../src/core/rng.js';
+import type { ModelSpec } from '../src/core/spec.js';
+
+/** One core's 128-bit SIMD multiply + add ceiling on the reference machine (DESIGN.md). */
+const REFERENCE_CEILING = 61.7;
+const BACKENDS = ['ts', 'wasm'] as const;
+type Backend = (typeof BACKENDS)[number];
+
+const quick = process.argv.includes('--quick');
+const budget = { time: quick ? 150 : 1000, warmupTime: quick ? 50 : 250, iterations: quick ? 3 : 10, warmupIterations: 2 };
+
+// ---- the products ----------------------------------------------------------------------------
+
+type Product = 'gemmNT' | 'gemmTN' | 'gemmNN';
+
+interface ProductShape {
+  readonly label: string;
+  readonly product: Product;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly accumulate: boolean;
+}
+
+const BATCH = 128;
+const LAYERS: [number, number][] = [[784, 512], [512, 512], [512, 10]];
+
+/** Forward Z = H·Wᵀ, dW += dZᵀ·H and dX = dZ·W of each reference layer at batch 128. */
+const SHAPES: ProductShape[] = LAYERS.flatMap(([nIn, nOut]): ProductShape[] => [
+  { label: `fwd ${BATCH}×${nIn}→${nOut}`, product: 'gemmNT', m: BATCH, n: nOut, k: nIn, accumulate: false },
+  { label: `dW  ${nOut}×${nIn} (k=${BATCH})`, product: 'gemmTN', m: nOut, n: nIn, k: BATCH, accumulate: true },
+  { label: `dX  ${BATCH}×${nIn} (k=${nOut})`, product: 'gemmNN', m: BATCH, n: nIn, k: nOut, accumulate: false },
+]);
+
+interface ProductRow {
+  readonly label: string;
+  readonly product: Product;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly gflops: Record<Backend, number>;
+}
+
+/** A shared memory holding the largest operands (past the module's reserved 64 KiB), and the kernels. */
+function productArena(): { kernels: Record<Backend, Kernels>; a: F32; b: F32; c: F32 } {
+  const maxOperand = 784 * 512;
+  const scratchFloats = Math.max(wasmScratchFloats(784, 784), tsScratchFloats(784, 784));
+  const bytes = 65536 + 4 * (3 * maxOperand + scratchFloats) + 4 * 64;
+  const pages = Math.ceil(bytes / 65536);
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  let cursor = 65536;
+  const take = (floats: number): F32 => {
+    const v = new Float32Array(memory.buffer, cursor, floats);
+    cursor += Math.ceil((floats * 4) / 64) * 64;
+    return v;
+  };
+  const rng = new Rng(1);
+  const [a, b, c] = [take(maxOperand), take(maxOperand), take(maxOperand)];
+  for (const v of [a, b, c]) for (let i = 0; i < v.length; i++) v[i] = rng.uniform(-1, 1);
+  const scratch = take(scratchFloats);
+  return { kernels: { ts: createKernels('ts', memory, scratch), wasm: createKernels('wasm', memory, scratch) }, a, b, c };
+}
+
+/** Median milliseconds per call of each named task. */
+async function medians(tasks: [string, () => void][]): Promise<Map<string, number>> {
+  const bench = new Bench({ ...budget, throws: true });
+  for (const [name, fn] of tasks) bench.add(name, fn);
+  await bench.run();
+  const out = new Map<string, number>();
+  for (const task of bench.tasks) {
+    const r = task.result;
+    if (r.state !== 'completed') throw new Error(`bench task ${task.name} did not complete (${r.state})`);
+    out.set(task.name, r.latency.p50);
+  }
+  return out;
+}
+
+async function productRows(): Promise<ProductRow[]> {
+  const { kernels, a, b, c } = productArena();
+  const tasks: [string, () => void][] = [];
+  for (const s of SHAPES)
+    for (const be of BACKENDS) {
+      const k = kernels[be];
+      tasks.push([`${be} ${s.label}`, () => k[s.product](c, a, b, s.m, s.n, s.k, s.accumulate)]);
+    }
+  const ms = await medians(tasks);
+  return SHAPES.map((s) => {
+    const flop = 2 * s.m * s.n * s.k;
+    const gflops = (be: Backend): number => flop / ((ms.get(`${be} ${s.label}`) ?? NaN) * 1e6);
+    return { label: s.label, product: s.product, m: s.m, n: s.n, k: s.k, gflops: { ts: gflops('ts'), wasm: gflops('wasm') } };
+  });
+}
+
+/** This machine's 128-bit ceiling: the module's register-only f32x4 multiply + add loop. */
+function measuredCeiling(): number | null {
+  const module = loadWasmModule();
+  if (!module) return null;
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+  const peak = new WebAssembly.Instance(module, { env: { memory } }).exports.peakMulAdd;
+  if (typeof peak !== 'function') return null;
+  const run = peak as (iters: number, x0: number, c0: number, c1: number, step: number) => number;
+  const iters = quick ? 5e6 : 3e7;
+  run(iters / 10, 1, 0.5, 0.25, 1e-7);
+  let best = Infinity;
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    run(iters, 1, 0.5, 0.25, 1e-7);
+    best = Math.min(best, performance.now() - t0);
+  }
+  // Per iteration: 10 multiplies + 11 adds of 4 lanes.
+  return (iters * 21 * 4) / (best * 1e6);
+}
+
+// ---- training --------------------------------------------------------------------------------
+
+const REFERENCE_SPEC: ModelSpec = {
+  layers: [784, 512, 512, 10], hidden: 'relu', output: 'identity', softmaxOutput: false, bias: true, loss: 'cross-entropy',
+};
+const SGD: OptimizerConfig = { name: 'sgd', lr: 0.05, momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0 };
+const TRAIN_BATCHES = [32, 128, 512];
+
+export interface TrainingRow {
+  readonly system: string;
+  readonly batch: number;
+  readonly samplesPerSec: number;
+  /** Fraction of the step outside the matrix products (null where not measured). */
+  readonly outsideGemm: number | null;
+}
+
+function syntheticData(n: number, seed: number): Dataset {
+  const rng = new Rng(seed);
+  const nIn = REFERENCE_SPEC.layers[0];
+  const x = new Float32Array(n * nIn);
+  for (let i = 0; i < x.length; i++) x[i] = rng.next();
+  const y = new Float32Array(n);
+  for (let i = 0; i < n; i++) y[i] = rng.int(10);
+  return { name: 'synthetic-mnist-shaped', n, nIn, x, y, yWidth: 1, classes: 10 };
+}
+
+/** One optimizer step of the whole batch on one thread: gradient sum, mean (one slot), SGD. */
+function trainingStep(backend: Backend, batch: number, withoutGemm: boolean): () => void {
+  const arena = createArena(REFERENCE_SPEC, { shards: 1, maxRows: batch, stateVectors: 1 });
+  const layout = paramLayout(REFERENCE_SPEC);
+  initParams(arena.params, layout, 'pytorch', 42);
+  const real = createKernels(backend, arena.memory, arena.workspaces[0].scratch);
+  // The step with the products replaced by no-ops: what remains is the time outside them.
+  const noop = (): void => {};
+  const kernels: Kernels = withoutGemm ? { ...real, gemmNT: noop, gemmTN: noop, gemmNN: noop } : real;
+  const model: Model = { spec: REFERENCE_SPEC, layout, kernels };
+  const p = denseViews(layout, arena.params);
+  const g = denseViews(layout, arena.slots[0]);
+  const batches = 4;
+  const data = syntheticData(batch * batches, 7);
+  const slots = [arena.slots[0]];
+  let step = 0;
+  return () => {
+    const lo = (step % batches) * batch;
+    shardGradients(model, p, g, arena.slots[0], arena.workspaces[0], batch, data, null, lo, lo + batch);
+    kernels.sumSlots(arena.grad, slots, 0, layout.size, 1 / batch);
+    step++;
+    optimizerStep(kernels, SGD, arena.params, arena.grad, arena.state, 0, layout.size, step);
+  };
+}
+
+async function trainingRows(): Promise<TrainingRow[]> {
+  const rows: TrainingRow[] = [];
+  for (const batch of TRAIN_BATCHES) {
+    const tasks: [string, () => void][] = [];
+    for (const be of BACKENDS) {
+      tasks.push([`${be} full`, trainingStep(be, batch, false)]);
+      tasks.push([`${be} no-gemm`, trainingStep(be, batch, true)]);
+    }
+    const ms = await medians(tasks);
+    for (const be of BACKENDS) {
+      const full = ms.get(`${be} full`) ?? NaN;
+      const outside = ms.get(`${be} no-gemm`) ?? NaN;
+      rows.push({ system: `dptrain ${be}`, batch, samplesPerSec: (batch * 1000) / full, outsideGemm: outside / full });
+    }
+  }
+  return rows;
+}
+
+// ---- TensorFlow.js -----------------------------------------------------------------------------
+
+/**
+ * TensorFlow.js rows (@tensorflow/tfjs cpu backend and @tensorflow/tfjs-backend-wasm), training the
+ * same network in the same run. TO BE ADDED: return one TrainingRow per system and batch.
+ */
+async function tfjsRows(): Promise<TrainingRow[]> {
+  return [];
+}
+
+// ---- report ----------------------------------------------------------------------------------
+
+const fmt = (x: number, digits = 1): string => (Number.isFinite(x) ? x.toFixed(digits) : '—');
+const pct = (x: number | null): string => (x === null || !Number.isFinite(x) ? '—' : `${(100 * x).toFixed(0)} %`);
+
+function printProducts(rows: ProductRow[], ceiling: number | null): void {
+  console.log('\nGEMM, single thread: GFLOP/s = 2·m·n·k / median time');
+  const head = ['product', 'm×n×k', 'ts', 'wasm', 'wasm/ts', `of ${REFERENCE_CEILING}`, ceiling ? `of local ${fmt(ceiling)}` : ''];
+  const table = rows.map((r) => [
+    r.label, `${r.m}×${r.n}×${r.k}`, fmt(r.gflops.ts), fmt(r.gflops.wasm), `${fmt(r.gflops.wasm / r.gflops.ts)}×`,
+    pct(r.gflops.wasm / REFERENCE_CEILING), ceiling ? pct(r.gflops.wasm / ceiling) : '',
+  ]);
+  printTable(head, table);
+}
+
+function printTraining(rows: TrainingRow[]): void {
+  console.log('\nTraining 784-512-512-10 (relu, cross-entropy, SGD momentum 0.9), one thread: samples/s');
+  const wasmAt = (batch: number): number => rows.find((r) => r.system === 'dptrain wasm' && r.batch === batch)?.samplesPerSec ?? NaN;
+  const head = ['system', 'batch', 'samples/s', 'outside GEMM', 'wasm ÷ this'];
+  printTable(head, rows.map((r) => [r.system, String(r.batch), fmt(r.samplesPerSec, 0), pct(r.outsideGemm), `${fmt(wasmAt(r.batch) / r.samplesPerSec)}×`]));
+}
+
+function printTable(head: string[], rows: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  console.log(line(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+/** The folder holding package.json above this file (run from dist/bench or from the sources). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+async function main(): Promise<void> {
+  if (!loadWasmModule()) throw new Error('dist/wasm/kernels.wasm is missing or WebAssembly SIMD is unsupported: run npm run build:wasm');
+  const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, quick };
+  console.log(`dptrain kernel bench — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}${quick ? ' (quick)' : ''}`);
+  const ceiling = measuredCeiling();
+  if (ceiling) console.log(`measured f32x4 multiply+add ceiling here: ${fmt(ceiling)} GFLOP/s (reference machine: ${REFERENCE_CEILING})`);
+  const products = await productRows();
+  printProducts(products, ceiling);
+  const training = [...(await trainingRows()), ...(await tfjsRows())];
+  printTraining(training);
+  console.log('\n"outside GEMM": median step time with the three products replaced by no-ops ÷ median full step time.');
+  const file = join(packageRoot(), 'bench', 'results', 'kernels.json');
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, referenceCeiling: REFERENCE_CEILING, measuredCeiling: ceiling, products, training }, null, 2)}\n`);
+  console.log(`\nwritten ${file}`);
+}
+
+await main();

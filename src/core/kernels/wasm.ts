@@ -1,0 +1,236 @@
+// The WebAssembly SIMD backend: loads the AssemblyScript module (dist/wasm/kernels.wasm, built by
+// `npm run build:wasm`), instantiates it over the arena's shared memory and passes every view as a
+// byte offset, so the kernels work in place. Sigmoid and tanh forward (exp) stay in TypeScript.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { activations, LEAKY_SLOPE } from '../activations.js';
+import type { Activation } from '../spec.js';
+import type { AdamParams, F32, Kernels, SgdParams } from './types.js';
+
+// Mirrors the blocking constants of assembly/gemm.ts (checked against its scratchFloats export).
+const MR = 4;
+const NR = 8;
+const KC = 256;
+const MC = 128;
+const NC = 256;
+
+const roundUp = (x: number, r: number): number => Math.ceil(x / r) * r;
+
+/** Floats of per-thread scratch the wasm GEMMs need for products with m ≤ maxM, n ≤ maxN. */
+export function wasmScratchFloats(maxM: number, maxN: number): number {
+  return 4 + MR * NR + KC * (Math.min(MC, roundUp(maxM, MR)) + Math.min(NC, roundUp(maxN, NR)));
+}
+
+/** The module's exports: pointers are byte offsets, booleans 0/1. */
+interface KernelExports {
+  gemmNT(c: number, a: number, b: number, m: number, n: number, k: number, accumulate: number, scratch: number): void;
+  gemmTN(c: number, a: number, b: number, m: number, n: number, k: number, accumulate: number, scratch: number): void;
+  gemmNN(c: number, a: number, b: number, m: number, n: number, k: number, accumulate: number, scratch: number): void;
+  scratchFloats(maxM: number, maxN: number): number;
+  addBias(z: number, bias: number, rows: number, cols: number): void;
+  colSum(dBias: number, dz: number, rows: number, cols: number): void;
+  relu(h: number, z: number, len: number): void;
+  reluBackward(d: number, z: number, len: number): void;
+  leakyRelu(h: number, z: number, len: number, slope: number): void;
+  leakyReluBackward(d: number, z: number, len: number, slope: number): void;
+  sigmoidBackward(d: number, h: number, len: number): void;
+  tanhBackward(d: number, h: number, len: number): void;
+  copy(dst: number, src: number, len: number): void;
+  sumSlots(out: number, slotTable: number, count: number, len: number, scale: number): void;
+  sgd(
+    params: number, grad: number, buf: number, len: number,
+    lr: number, momentum: number, oneMinusDampening: number, nesterov: number, weightDecay: number, firstStep: number,
+  ): void;
+  adam(
+    params: number, grad: number, m: number, v: number, len: number,
+    beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number,
+    stepSize: number, bc2Sqrt: number, eps: number, weightDecay: number,
+  ): void;
+}
+
+const EXPORT_NAMES: readonly (keyof KernelExports)[] = [
+  'gemmNT', 'gemmTN', 'gemmNN', 'scratchFloats', 'addBias', 'colSum', 'relu', 'reluBackward', 'leakyRelu',
+  'leakyReluBackward', 'sigmoidBackward', 'tanhBackward', 'copy', 'sumSlots', 'sgd', 'adam',
+];
+
+// A minimal module whose one function uses v128 (i8x16.splat, i8x16.popcnt): it validates only
+// where WebAssembly SIMD is implemented.
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]);
+
+export function wasmSimdSupported(): boolean {
+  try {
+    return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where the compiled module lives: beside the compiled JS (dist/src/core/kernels/wasm.js →
+ * dist/wasm/), else in dist/wasm/ of the nearest folder holding a package.json (running the
+ * TypeScript sources under vitest or tsx).
+ */
+export function wasmModulePath(): string | null {
+  const here = fileURLToPath(import.meta.url);
+  const besideDist = fileURLToPath(new URL('../../../wasm/kernels.wasm', import.meta.url));
+  if (existsSync(besideDist)) return besideDist;
+  for (let dir = dirname(here); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) {
+      const p = join(dir, 'dist', 'wasm', 'kernels.wasm');
+      return existsSync(p) ? p : null;
+    }
+    if (dirname(dir) === dir) return null;
+  }
+}
+
+let cachedModule: WebAssembly.Module | null | undefined;
+
+/** The compiled kernel module (once per thread), or null when the file is missing or SIMD is not supported. */
+export function loadWasmModule(): WebAssembly.Module | null {
+  if (cachedModule !== undefined) return cachedModule;
+  cachedModule = null;
+  const path = wasmModulePath();
+  if (path && wasmSimdSupported()) {
+    try {
+      cachedModule = new WebAssembly.Module(readFileSync(path));
+    } catch {
+      cachedModule = null;
+    }
+  }
+  return cachedModule;
+}
+
+function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
+  const abort = (): never => {
+    throw new Error('wasm kernels: abort');
+  };
+  let exports: WebAssembly.Exports;
+  try {
+    ({ exports } = new WebAssembly.Instance(module, { env: { memory, abort } }));
+  } catch (e) {
+    // The module imports a shared memory of at most 65536 pages; anything else fails to link.
+    const why = e instanceof Error ? e.message : String(e);
+    throw new TypeError(`wasm kernels: the memory must be a shared WebAssembly.Memory (shared: true, initial = maximum ≤ 65536 pages): ${why}`);
+  }
+  for (const name of EXPORT_NAMES)
+    if (typeof exports[name] !== 'function') throw new Error(`wasm kernels: the module does not export ${name}; rebuild it with npm run build:wasm`);
+  return exports as unknown as KernelExports;
+}
+
+/**
+ * The wasm backend over `memory` (a shared WebAssembly.Memory whose size never changes, as the
+ * arena's). Every view passed to it must lie in memory.buffer; `scratch` is this thread's packing
+ * scratch (at least wasmScratchFloats of the largest product).
+ */
+export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Kernels {
+  const module = loadWasmModule();
+  if (!module) throw new Error('wasm kernels: unavailable (WebAssembly SIMD unsupported, or dist/wasm/kernels.wasm missing: run npm run build:wasm)');
+  const wasm = instantiate(module, memory);
+  if (wasm.scratchFloats(1000, 1000) !== wasmScratchFloats(1000, 1000))
+    throw new Error('wasm kernels: dist/wasm/kernels.wasm is out of date with wasm.ts; rebuild it with npm run build:wasm');
+  const buffer = memory.buffer;
+
+  /** The byte offset of the first `floats` elements of v, after checking they lie in the memory. */
+  const at = (v: F32, floats: number, what: string): number => {
+    if (v.buffer !== buffer) throw new TypeError(`wasm kernels: ${what} is not a view on the kernels' WebAssembly.Memory`);
+    if (v.length < floats) throw new RangeError(`wasm kernels: ${what} holds ${v.length} floats, ${floats} needed`);
+    return v.byteOffset;
+  };
+  const scratchAt = at(scratch, 0, 'scratch');
+  // The slot table of sumSlots: u32 byte offsets written into the scratch (free between calls).
+  const slotTable = new Uint32Array(buffer, scratchAt, scratch.length);
+
+  const needScratch = (m: number, n: number): number => {
+    const need = wasmScratchFloats(m, n);
+    if (scratch.length < need) throw new RangeError(`wasm kernels: scratch holds ${scratch.length} floats, a ${m}×${n} product needs ${need}`);
+    return scratchAt;
+  };
+
+  return {
+    name: 'wasm',
+
+    gemmNT(c, a, b, m, n, k, accumulate) {
+      wasm.gemmNT(at(c, m * n, 'c'), at(a, m * k, 'a'), at(b, n * k, 'b'), m, n, k, accumulate ? 1 : 0, needScratch(m, n));
+    },
+    gemmTN(c, a, b, m, n, k, accumulate) {
+      wasm.gemmTN(at(c, m * n, 'c'), at(a, k * m, 'a'), at(b, k * n, 'b'), m, n, k, accumulate ? 1 : 0, needScratch(m, n));
+    },
+    gemmNN(c, a, b, m, n, k, accumulate) {
+      wasm.gemmNN(at(c, m * n, 'c'), at(a, m * k, 'a'), at(b, k * n, 'b'), m, n, k, accumulate ? 1 : 0, needScratch(m, n));
+    },
+
+    addBias(z, bias, rows, cols) {
+      wasm.addBias(at(z, rows * cols, 'z'), at(bias, cols, 'bias'), rows, cols);
+    },
+    colSum(dBias, dz, rows, cols) {
+      wasm.colSum(at(dBias, cols, 'dBias'), at(dz, rows * cols, 'dz'), rows, cols);
+    },
+
+    activate(kind: Activation, h, z, len) {
+      switch (kind) {
+        case 'identity': {
+          const hp = at(h, len, 'h');
+          const zp = at(z, len, 'z');
+          if (hp !== zp) wasm.copy(hp, zp, len);
+          return;
+        }
+        case 'relu':
+          return wasm.relu(at(h, len, 'h'), at(z, len, 'z'), len);
+        case 'leaky-relu':
+          return wasm.leakyRelu(at(h, len, 'h'), at(z, len, 'z'), len, LEAKY_SLOPE);
+        default:
+          // sigmoid, tanh: exp-based, left to the TypeScript loops (Math.exp in float64).
+          return activations[kind].forward(h, z, len);
+      }
+    },
+
+    activateBackward(kind: Activation, d, z, h, len) {
+      switch (kind) {
+        case 'identity':
+          return;
+        case 'relu':
+          return wasm.reluBackward(at(d, len, 'd'), at(z, len, 'z'), len);
+        case 'leaky-relu':
+          return wasm.leakyReluBackward(at(d, len, 'd'), at(z, len, 'z'), len, LEAKY_SLOPE);
+        case 'sigmoid':
+          return wasm.sigmoidBackward(at(d, len, 'd'), at(h, len, 'h'), len);
+        case 'tanh':
+          return wasm.tanhBackward(at(d, len, 'd'), at(h, len, 'h'), len);
+      }
+    },
+
+    sumSlots(out, slots, lo, hi, scale) {
+      const count = slots.length;
+      if (count === 0) throw new RangeError('wasm kernels: sumSlots needs at least one slot');
+      if (count > slotTable.length) throw new RangeError(`wasm kernels: ${count} slots do not fit the scratch's slot table`);
+      if (hi <= lo) return;
+      for (let s = 0; s < count; s++) slotTable[s] = at(slots[s], hi, `slots[${s}]`) + lo * 4;
+      wasm.sumSlots(at(out, hi, 'out') + lo * 4, scratchAt, count, hi - lo, scale);
+    },
+
+    sgd(params, grad, buf, lo, hi, p: SgdParams) {
+      if (hi <= lo) return;
+      const off = lo * 4;
+      // buf is untouched without momentum (optim.ts then passes the gradient in its place).
+      wasm.sgd(
+        at(params, hi, 'params') + off, at(grad, hi, 'grad') + off, at(buf, hi, 'momentum buffer') + off, hi - lo,
+        p.lr, p.momentum, 1 - p.dampening, p.nesterov ? 1 : 0, p.weightDecay, p.firstStep ? 1 : 0,
+      );
+    },
+
+    adam(params, grad, m, v, lo, hi, p: AdamParams) {
+      if (hi <= lo) return;
+      const off = lo * 4;
+      const bc1 = 1 - Math.pow(p.beta1, p.step);
+      const bc2Sqrt = Math.sqrt(1 - Math.pow(p.beta2, p.step));
+      wasm.adam(
+        at(params, hi, 'params') + off, at(grad, hi, 'grad') + off, at(m, hi, 'm') + off, at(v, hi, 'v') + off, hi - lo,
+        p.beta1, 1 - p.beta1, p.beta2, 1 - p.beta2, p.lr / bc1, bc2Sqrt, p.eps, p.weightDecay,
+      );
+    },
+  };
+}

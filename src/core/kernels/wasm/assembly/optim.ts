@@ -1,0 +1,80 @@
+// torch.optim.SGD and Adam over a slice of the flat parameter buffers, in f32x4. The coefficients
+// arrive precomputed (float64 on the TypeScript side, rounded once to float32 here).
+
+/**
+ * SGD on len floats: g = grad + wd·param; with momentum, buf = first ? g : momentum·buf +
+ * (1 − dampening)·g and g = nesterov ? g + momentum·buf : buf; then param -= lr·g.
+ */
+export function sgd(
+  params: usize, grad: usize, buf: usize, len: i32,
+  lr: f32, momentum: f32, oneMinusDampening: f32, nesterov: bool, weightDecay: f32, firstStep: bool,
+): void {
+  const bytes = <usize>len << 2;
+  const vecEnd = bytes & ~(<usize>15);
+  const decay = weightDecay != 0;
+  const hasMomentum = momentum != 0;
+  const vLr = f32x4.splat(lr), vMom = f32x4.splat(momentum), vDamp = f32x4.splat(oneMinusDampening);
+  const vWd = f32x4.splat(weightDecay);
+  let i: usize = 0;
+  for (; i < vecEnd; i += 16) {
+    const p = v128.load(params + i);
+    let g = v128.load(grad + i);
+    if (decay) g = f32x4.add(g, f32x4.mul(vWd, p));
+    if (hasMomentum) {
+      const b = firstStep ? g : f32x4.add(f32x4.mul(vMom, v128.load(buf + i)), f32x4.mul(vDamp, g));
+      v128.store(buf + i, b);
+      g = nesterov ? f32x4.add(g, f32x4.mul(vMom, b)) : b;
+    }
+    v128.store(params + i, f32x4.sub(p, f32x4.mul(vLr, g)));
+  }
+  for (; i < bytes; i += 4) {
+    const p = load<f32>(params + i);
+    let g = load<f32>(grad + i);
+    if (decay) g += weightDecay * p;
+    if (hasMomentum) {
+      const b = firstStep ? g : momentum * load<f32>(buf + i) + oneMinusDampening * g;
+      store<f32>(buf + i, b);
+      g = nesterov ? g + momentum * b : b;
+    }
+    store<f32>(params + i, p - lr * g);
+  }
+}
+
+/**
+ * Adam on len floats: m = β1·m + (1 − β1)·g, v = β2·v + (1 − β2)·g², then
+ * param -= stepSize·m / (√v / bc2Sqrt + eps), with stepSize = lr / (1 − β1^t), bc2Sqrt = √(1 − β2^t).
+ */
+export function adam(
+  params: usize, grad: usize, m: usize, v: usize, len: i32,
+  beta1: f32, oneMinusBeta1: f32, beta2: f32, oneMinusBeta2: f32, stepSize: f32, bc2Sqrt: f32, eps: f32, weightDecay: f32,
+): void {
+  const bytes = <usize>len << 2;
+  const vecEnd = bytes & ~(<usize>15);
+  const decay = weightDecay != 0;
+  const vB1 = f32x4.splat(beta1), vC1 = f32x4.splat(oneMinusBeta1);
+  const vB2 = f32x4.splat(beta2), vC2 = f32x4.splat(oneMinusBeta2);
+  const vStep = f32x4.splat(stepSize), vBc2 = f32x4.splat(bc2Sqrt), vEps = f32x4.splat(eps);
+  const vWd = f32x4.splat(weightDecay);
+  let i: usize = 0;
+  for (; i < vecEnd; i += 16) {
+    const p = v128.load(params + i);
+    let g = v128.load(grad + i);
+    if (decay) g = f32x4.add(g, f32x4.mul(vWd, p));
+    const mi = f32x4.add(f32x4.mul(vB1, v128.load(m + i)), f32x4.mul(vC1, g));
+    const vi = f32x4.add(f32x4.mul(vB2, v128.load(v + i)), f32x4.mul(f32x4.mul(vC2, g), g));
+    v128.store(m + i, mi);
+    v128.store(v + i, vi);
+    const denom = f32x4.add(f32x4.div(f32x4.sqrt(vi), vBc2), vEps);
+    v128.store(params + i, f32x4.sub(p, f32x4.div(f32x4.mul(vStep, mi), denom)));
+  }
+  for (; i < bytes; i += 4) {
+    const p = load<f32>(params + i);
+    let g = load<f32>(grad + i);
+    if (decay) g += weightDecay * p;
+    const mi = beta1 * load<f32>(m + i) + oneMinusBeta1 * g;
+    const vi = beta2 * load<f32>(v + i) + oneMinusBeta2 * g * g;
+    store<f32>(m + i, mi);
+    store<f32>(v + i, vi);
+    store<f32>(params + i, p - (stepSize * mi) / (Mathf.sqrt(vi) / bc2Sqrt + eps));
+  }
+}

@@ -1,0 +1,357 @@
+// The fast kernels against the oracle: the packed TypeScript GEMMs and every WebAssembly kernel equal
+// the naive triple loops (GEMMs) or the TypeScript element-wise loops, on seeded random shapes and
+// on views at misaligned offsets of a shared arena memory. Needs dist/wasm/kernels.wasm (npm run build:wasm).
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { createArena } from '../src/core/arena.js';
+import { initParams } from '../src/core/init.js';
+import { tsElementwise } from '../src/core/kernels/elementwise.js';
+import { createKernels } from '../src/core/kernels/index.js';
+import { naiveKernels } from '../src/core/kernels/naive.js';
+import { createTsKernels, tsScratchFloats } from '../src/core/kernels/ts.js';
+import type { AdamParams, F32, Kernels, SgdParams } from '../src/core/kernels/types.js';
+import { createWasmKernels, loadWasmModule, wasmModulePath, wasmScratchFloats, wasmSimdSupported } from '../src/core/kernels/wasm.js';
+import { paramLayout } from '../src/core/layout.js';
+import { denseViews, shardGradients, type Model } from '../src/core/model.js';
+import { Rng } from '../src/core/rng.js';
+import { ACTIVATIONS, type Activation } from '../src/core/spec.js';
+import { randomData, spec } from './helpers.js';
+
+// ---- a shared arena of our own, with a bump allocator that can misalign views ---------------
+
+const PAGES = 512; // 32 MiB: the reference shapes' operands, twice over
+const memory = new WebAssembly.Memory({ initial: PAGES, maximum: PAGES, shared: true });
+const RESERVED = 65536;
+let cursor = RESERVED;
+
+/** A view of `floats` floats in the arena, starting `skew` floats past a 64-byte boundary (skew 1–3: 4- but not 16-byte aligned). */
+function alloc(floats: number, skew = 0): F32 {
+  const offset = cursor + skew * 4;
+  cursor = Math.ceil((offset + floats * 4) / 64) * 64;
+  if (cursor > PAGES * 65536) throw new RangeError('test arena exhausted');
+  return new Float32Array(memory.buffer, offset, floats);
+}
+
+/** Runs `body` with allocations released afterwards. */
+function scoped<T>(body: () => T): T {
+  const mark = cursor;
+  try {
+    return body();
+  } finally {
+    cursor = mark;
+  }
+}
+
+const MAX_DIM = 1024;
+const scratchFloats = Math.max(wasmScratchFloats(MAX_DIM, MAX_DIM), tsScratchFloats(MAX_DIM, MAX_DIM));
+const wasmScratch = alloc(scratchFloats, 1);
+const tsKernels = createTsKernels(new Float32Array(scratchFloats));
+const wasmReady = loadWasmModule() !== null;
+const wasm: Kernels = wasmReady ? createWasmKernels(memory, wasmScratch) : naiveKernels;
+
+function fillRandom(v: F32, rng: Rng, lo = -1, hi = 1): F32 {
+  for (let i = 0; i < v.length; i++) v[i] = rng.uniform(lo, hi);
+  return v;
+}
+
+// ---- GEMMs -----------------------------------------------------------------------------------
+
+type Layout = 'gemmNT' | 'gemmTN' | 'gemmNN';
+const LAYOUTS: Layout[] = ['gemmNT', 'gemmTN', 'gemmNN'];
+
+/**
+ * Checks c = got against the oracle. The naive kernel sums in float64, the fast ones in float32
+ * with k products and ≤ k + (k-blocks) additions per element, so by the standard bound (Higham,
+ * γ_n = n·u/(1 − n·u), u = 2⁻²⁴) |got − exact| ≤ γ_{k+8} · (|c₀| + Σ_p |a_ip·b_pj|), plus one
+ * rounding of the oracle's own float32 store. We allow 2·(k + 8)·u times that magnitude: a
+ * rigorous, never-flaky bound that still catches a lost or doubled term (a relative error ≳ 1/k).
+ */
+function checkGemm(got: F32, want: F32, magnitude: F32, k: number, what: string): void {
+  const u = 2 ** -24;
+  const scale = 2 * (k + 8) * u;
+  for (let i = 0; i < want.length; i++) {
+    const tol = scale * magnitude[i] + u * Math.abs(want[i]) + 1e-30;
+    if (!(Math.abs(got[i] - want[i]) <= tol))
+      throw new Error(`${what}: element ${i} is ${got[i]}, the oracle says ${want[i]} (tolerance ${tol})`);
+  }
+}
+
+function gemmCase(layout: Layout, m: number, n: number, k: number, accumulate: boolean, seed: number, backends: Kernels[]): void {
+  scoped(() => {
+    const rng = new Rng(seed);
+    const skews = [seed % 4, (seed + 1) % 4, (seed + 2) % 4];
+    const a = fillRandom(alloc(m * k, skews[0]), rng);
+    const b = fillRandom(alloc(n * k, skews[1]), rng);
+    const c0 = fillRandom(new Float32Array(m * n), rng);
+    const want = c0.slice();
+    naiveKernels[layout](want, a, b, m, n, k, accumulate);
+    // The magnitude of every term the sum rounds: the same product over |a|, |b| (plus |c₀|).
+    const magnitude = new Float32Array(m * n).map((_, i) => (accumulate ? Math.abs(c0[i]) : 0));
+    naiveKernels[layout](magnitude, a.map(Math.abs), b.map(Math.abs), m, n, k, true);
+    for (const kernels of backends) {
+      const c = alloc(m * n, skews[2]);
+      c.set(c0);
+      kernels[layout](c, a, b, m, n, k, accumulate);
+      checkGemm(c, want, magnitude, k, `${kernels.name} ${layout} ${m}×${n}×${k} accumulate=${accumulate}`);
+    }
+  });
+}
+
+// Edge shapes (1, odd, 10-wide, across the 4×8 tile and the 128 M, 256 K and 256 N blocks) and the reference shapes.
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1], [1, 9, 1], [7, 1, 3], [3, 5, 1], [4, 8, 16], [5, 9, 17], [10, 10, 10], [3, 10, 7],
+  [128, 10, 512], [10, 512, 128], [33, 17, 257], [9, 300, 5], [13, 517, 300], [64, 64, 784], [131, 33, 20], [300, 9, 5],
+];
+const REFERENCE: Record<Layout, [number, number, number][]> = {
+  gemmNT: [[128, 512, 784], [128, 10, 512]],
+  gemmTN: [[512, 784, 128], [10, 512, 128]],
+  gemmNN: [[128, 784, 512], [128, 512, 10]],
+};
+
+describe('the wasm module', () => {
+  it('is built and loads (npm run build:wasm)', () => {
+    expect(wasmSimdSupported()).toBe(true);
+    expect(wasmModulePath(), 'dist/wasm/kernels.wasm is missing: run npm run build:wasm').not.toBeNull();
+    expect(wasmReady).toBe(true);
+  });
+
+  it('has no data segment, imports only env.memory (shared) and exports only functions', () => {
+    const bytes = readFileSync(wasmModulePath() ?? '');
+    const sections: number[] = [];
+    let at = 8;
+    const leb = (): number => {
+      let v = 0;
+      for (let shift = 0; ; shift += 7) {
+        const byte = bytes[at++];
+        v += (byte & 0x7f) * 2 ** shift;
+        if (byte < 0x80) return v;
+      }
+    };
+    while (at < bytes.length) {
+      const id = bytes[at++];
+      const size = leb();
+      sections.push(id);
+      at += size;
+    }
+    expect(sections).not.toContain(11); // data
+    expect(sections).not.toContain(12); // data count
+    const mod = new WebAssembly.Module(bytes);
+    expect(WebAssembly.Module.imports(mod).filter((i) => i.kind !== 'function')).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
+    const { exports } = new WebAssembly.Instance(mod, { env: { memory, abort: () => {} } });
+    for (const [name, value] of Object.entries(exports)) expect(typeof value, name).toBe('function');
+  });
+
+  it('refuses views outside its memory, with a clear message', () => {
+    const outside = new Float32Array(16);
+    expect(() => wasm.addBias(outside, outside, 4, 4)).toThrow(/not a view on the kernels' WebAssembly\.Memory/);
+    expect(() => createWasmKernels(memory, new Float32Array(64))).toThrow(/scratch is not a view/);
+    const unshared = new WebAssembly.Memory({ initial: 2, maximum: 2 });
+    expect(() => createWasmKernels(unshared, new Float32Array(unshared.buffer, 65536, 64))).toThrow(/must be a shared WebAssembly\.Memory/);
+  });
+
+  it('is what createKernels picks for auto and wasm, and ts for ts', () => {
+    expect(createKernels('auto', memory, wasmScratch).name).toBe('wasm');
+    expect(createKernels('wasm', memory, wasmScratch).name).toBe('wasm');
+    expect(createKernels('ts', memory, wasmScratch).name).toBe('ts');
+  });
+});
+
+describe('GEMMs equal the naive oracle', () => {
+  for (const layout of LAYOUTS) {
+    it(`${layout}: edge shapes, accumulate false and true, misaligned views`, () => {
+      let seed = 1;
+      for (const [m, n, k] of SHAPES)
+        for (const acc of [false, true]) gemmCase(layout, m, n, k, acc, seed++, [tsKernels, wasm]);
+    });
+
+    it(`${layout}: seeded random shapes`, () => {
+      const rng = new Rng(100 + LAYOUTS.indexOf(layout));
+      for (let t = 0; t < 40; t++) {
+        const dim = (): number => 1 + rng.int(rng.next() < 0.5 ? 12 : 90);
+        gemmCase(layout, dim(), dim(), dim(), rng.next() < 0.5, 1000 + t, [tsKernels, wasm]);
+      }
+    });
+
+    it(`${layout}: the reference shapes`, () => {
+      let seed = 50;
+      for (const [m, n, k] of REFERENCE[layout])
+        for (const acc of [false, true]) gemmCase(layout, m, n, k, acc, seed++, [tsKernels, wasm]);
+    });
+  }
+});
+
+// ---- element-wise ----------------------------------------------------------------------------
+
+/** got ≈ want element-wise: |got − want| ≤ rel·|want| + abs, NaN where want is NaN. */
+function expectClose(got: F32, want: F32, rel: number, abs: number, what: string): void {
+  expect(got.length).toBe(want.length);
+  for (let i = 0; i < want.length; i++) {
+    const ok = Number.isNaN(want[i]) ? Number.isNaN(got[i]) : Math.abs(got[i] - want[i]) <= rel * Math.abs(want[i]) + abs;
+    if (!ok) throw new Error(`${what}: element ${i} is ${got[i]}, TypeScript says ${want[i]}`);
+  }
+}
+
+/** Random values with a few specials (±0, NaN, ±large) sprinkled in. */
+function activationInput(len: number, rng: Rng, skew: number): F32 {
+  const v = fillRandom(alloc(len, skew), rng, -3, 3);
+  const specials = [0, -0, Number.NaN, 1e30, -1e30];
+  for (let s = 0; s < specials.length && s < len; s++) v[rng.int(len)] = specials[s];
+  return v;
+}
+
+describe('element-wise kernels equal the TypeScript ones', () => {
+  const SIZES: [number, number][] = [[1, 1], [1, 3], [7, 10], [3, 513], [128, 512], [5, 17]];
+
+  it('addBias and colSum (bit-identical: the same additions in the same order)', () => {
+    const rng = new Rng(7);
+    let skew = 0;
+    for (const [rows, cols] of SIZES)
+      scoped(() => {
+        const z = fillRandom(alloc(rows * cols, skew++ % 4), rng);
+        const bias = fillRandom(alloc(cols, skew++ % 4), rng);
+        const want = z.slice();
+        tsElementwise.addBias(want, bias, rows, cols);
+        wasm.addBias(z, bias, rows, cols);
+        expect(z).toEqual(want);
+        const dBias = fillRandom(alloc(cols, skew++ % 4), rng);
+        const wantSum = dBias.slice();
+        tsElementwise.colSum(wantSum, z, rows, cols);
+        wasm.colSum(dBias, z, rows, cols);
+        expect(dBias).toEqual(wantSum);
+      });
+  });
+
+  for (const kind of ACTIVATIONS)
+    it(`activate and activateBackward: ${kind}, in place and not`, () => {
+      const rng = new Rng(11);
+      let skew = 1;
+      for (const len of [1, 3, 4, 17, 1000, 4099])
+        scoped(() => {
+          const z = activationInput(len, rng, skew++ % 4);
+          // Separate output.
+          const h = alloc(len, skew++ % 4);
+          const want = new Float32Array(len);
+          tsElementwise.activate(kind, want, z, len);
+          wasm.activate(kind, h, z, len);
+          // relu and identity are exact; leaky-relu rounds slope·z in float32 (≤ 1 ulp apart).
+          expectClose(h, want, 2 ** -23, 0, `${kind} forward`);
+          // In place.
+          const zh = z.slice();
+          const inPlace = alloc(len, skew++ % 4);
+          inPlace.set(z);
+          tsElementwise.activate(kind, zh, zh, len);
+          wasm.activate(kind, inPlace, inPlace, len);
+          expectClose(inPlace, zh, 2 ** -23, 0, `${kind} forward in place`);
+          // Backward with h = f(z): float32 products vs TypeScript's float64 (≤ 3 roundings apart).
+          const d = fillRandom(alloc(len, skew++ % 4), rng);
+          const wantD = d.slice();
+          tsElementwise.activateBackward(kind, wantD, z, h, len);
+          wasm.activateBackward(kind, d, z, h, len);
+          expectClose(d, wantD, 8 * 2 ** -24, 1e-37, `${kind} backward`);
+        });
+    });
+
+  it('sumSlots: slots summed in index order over [lo, hi), scaled', () => {
+    const rng = new Rng(13);
+    for (const count of [1, 2, 3, 5])
+      for (const [lo, hi] of [[0, 1], [0, 64], [3, 1001], [17, 18], [0, 4099]])
+        for (const scale of [1, 1 / 128, 1 / 3])
+          scoped(() => {
+            const len = hi + 5;
+            const slots = Array.from({ length: count }, (_, s) => fillRandom(alloc(len, (s + count) % 4), rng));
+            const out = fillRandom(alloc(len, (lo + count) % 4), rng);
+            const want = out.slice();
+            tsElementwise.sumSlots(want, slots, lo, hi, scale);
+            wasm.sumSlots(out, slots, lo, hi, scale);
+            // The same float32 additions in the same order; only a scale that is not a power of
+            // two is rounded to float32 before the product (≤ 1 ulp apart).
+            if (scale === 1 / 3) expectClose(out, want, 2 ** -23, 0, 'sumSlots');
+            else expect(out).toEqual(want);
+          });
+  });
+});
+
+// ---- optimizers ------------------------------------------------------------------------------
+
+// The TypeScript updates compute in float64 and round once per store; the wasm ones round every
+// float32 operation. Over a few steps the difference stays at a few ulp of each value.
+const OPT_REL = 1e-5;
+
+function optimizerCase(
+  steps: number, seed: number,
+  update: (k: Kernels, params: F32, grad: F32, s0: F32, s1: F32, lo: number, hi: number, step: number) => void,
+): void {
+  scoped(() => {
+    const rng = new Rng(seed);
+    const len = 1031;
+    const [lo, hi] = [5, len - 3];
+    const make = (): F32[] => [alloc(len, 1), alloc(len, 2), alloc(len, 3), alloc(len, 0)];
+    const w = make();
+    const t = [0, 1, 2, 3].map(() => new Float32Array(len));
+    fillRandom(w[0], rng);
+    w[2].fill(0);
+    w[3].fill(0);
+    for (let i = 0; i < 4; i++) t[i].set(w[i]);
+    for (let step = 1; step <= steps; step++) {
+      fillRandom(w[1], rng, -0.5, 0.5);
+      t[1].set(w[1]);
+      update(wasm, w[0], w[1], w[2], w[3], lo, hi, step);
+      update(tsKernels, t[0], t[1], t[2], t[3], lo, hi, step);
+    }
+    expectClose(w[0], t[0], OPT_REL, 1e-7, 'params');
+    expectClose(w[2], t[2], OPT_REL, 1e-7, 'state 0');
+    expectClose(w[3], t[3], OPT_REL, 1e-12, 'state 1');
+    // Outside [lo, hi) nothing moved.
+    for (const i of [0, lo - 1, hi, len - 1]) expect(w[0][i]).toBe(t[0][i]);
+  });
+}
+
+describe('optimizers equal the TypeScript ones over several steps', () => {
+  const sgdCases: [string, Omit<SgdParams, 'firstStep'>][] = [
+    ['plain', { lr: 0.05, momentum: 0, dampening: 0, nesterov: false, weightDecay: 0 }],
+    ['momentum', { lr: 0.05, momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0 }],
+    ['nesterov', { lr: 0.05, momentum: 0.9, dampening: 0, nesterov: true, weightDecay: 0 }],
+    ['weight decay + dampening', { lr: 0.1, momentum: 0.8, dampening: 0.1, nesterov: false, weightDecay: 0.01 }],
+    ['weight decay, no momentum', { lr: 0.1, momentum: 0, dampening: 0, nesterov: false, weightDecay: 0.05 }],
+  ];
+  for (const [name, p] of sgdCases)
+    it(`sgd: ${name} (first step included)`, () => {
+      optimizerCase(6, 21, (k, params, grad, buf, _v, lo, hi, step) =>
+        k.sgd(params, grad, p.momentum !== 0 ? buf : grad, lo, hi, { ...p, firstStep: step === 1 }));
+    });
+
+  const adamCases: [string, Omit<AdamParams, 'step'>][] = [
+    ['defaults', { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }],
+    ['weight decay, other betas', { lr: 1e-2, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.01 }],
+  ];
+  for (const [name, p] of adamCases)
+    it(`adam: ${name}`, () => {
+      optimizerCase(6, 31, (k, params, grad, m, v, lo, hi, step) => k.adam(params, grad, m, v, lo, hi, { ...p, step }));
+    });
+});
+
+// ---- a whole forward + backward on both backends ---------------------------------------------
+
+describe('a training step agrees between the wasm and ts backends', () => {
+  for (const [hidden, output, loss] of [['relu', 'identity', 'cross-entropy'], ['tanh', 'sigmoid', 'bce'], ['leaky-relu', 'identity', 'mse']] as const)
+    it(`${hidden}/${output}/${loss}: gradient sums within float32 tolerance`, () => {
+      const s = spec([37, 50, 19, 10], hidden as Activation, output as Activation, loss);
+      const data = randomData(s, 45, 5);
+      const gradients = (['ts', 'wasm'] as const).map((choice) => {
+        const arena = createArena(s, { shards: 1, maxRows: 16, stateVectors: 0 });
+        const layout = paramLayout(s);
+        initParams(arena.params, layout, 'pytorch', 9);
+        const model: Model = { spec: s, layout, kernels: createKernels(choice, arena.memory, arena.workspaces[0].scratch) };
+        expect(model.kernels.name).toBe(choice);
+        const r = shardGradients(model, denseViews(layout, arena.params), denseViews(layout, arena.slots[0]), arena.slots[0], arena.workspaces[0], 16, data, null, 0, data.n);
+        return { lossSum: r.lossSum, grad: arena.slots[0].slice(0, layout.size) };
+      });
+      const [ts, w] = gradients;
+      expect(w.lossSum).toBeCloseTo(ts.lossSum, 4);
+      let maxAbs = 0;
+      for (const g of ts.grad) maxAbs = Math.max(maxAbs, Math.abs(g));
+      // Sums of 45 samples through 3 layers: errors of a few float32 roundings of the largest terms.
+      expectClose(w.grad, ts.grad, 1e-4, 1e-5 * maxAbs, 'gradient sum');
+    });
+});
