@@ -7,6 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { isDptrainError } from './core/errors.js';
 import { runTrain, type TrainFlags } from './coordinator/run-train.js';
 import { runEval } from './coordinator/run-eval.js';
+import { runWorker, type WorkerFlags } from './worker/run-worker.js';
 import { KERNEL_CHOICES, type KernelChoice } from './core/kernels/index.js';
 import { DEFAULT_CONFIG } from './coordinator/paths.js';
 
@@ -45,6 +46,16 @@ async function main(): Promise<void> {
           .option('target-accuracy', { type: 'number', requiresArg: true, describe: 'stop once the test accuracy (0..1) is at or above this' })
           .option('max-steps', { type: 'number', requiresArg: true, describe: 'stop after this many optimizer steps (with a checkpoint)' })
           .option('quiet', { type: 'boolean', default: false, describe: 'print nothing but errors' })
+          .option('listen', { type: 'string', requiresArg: true, describe: 'accept remote worker nodes on HOST:PORT (default host 127.0.0.1)' })
+          .option('token-file', { type: 'string', requiresArg: true, describe: 'shared secret nodes must prove (required unless listening on loopback)' })
+          .option('tls-cert', { type: 'string', requiresArg: true, describe: 'serve wss:// with this certificate (PEM)' })
+          .option('tls-key', { type: 'string', requiresArg: true, describe: 'and this private key (PEM)' })
+          .option('max-nodes', { type: 'number', requiresArg: true, default: 8, describe: 'remote nodes accepted at once' })
+          .option('step-deadline', { type: 'number', requiresArg: true, default: 30000, describe: 'ms a node may take for one step before it is dropped' })
+          .option('heartbeat', { type: 'number', requiresArg: true, default: 1000, describe: 'ms between heartbeats; 3 missed drop a node' })
+          .option('min-nodes', { type: 'number', requiresArg: true, default: 0, describe: 'wait for this many nodes to join before the first step' })
+          .option('max-node-failures', { type: 'number', requiresArg: true, default: 10, describe: 'node drops within one step before the run gives up' })
+          .option('balance', { choices: ['static', 'measured'] as const, requiresArg: true, describe: 'shard sizes by thread count or by measured speed (default: measured with --listen)' })
           .option('fault', { type: 'string', requiresArg: true, hidden: true, describe: 'test hook STEP:SLOT:throw|exit' }),
       async (argv) => {
         const code = await runTrain(argv as unknown as TrainFlags);
@@ -63,7 +74,23 @@ async function main(): Promise<void> {
         runEval({ weights: argv.weights, config: argv.config, kernels: argv.kernels });
       },
     )
-    .demandCommand(1, 'name a command: train, eval')
+    .command(
+      'worker',
+      'join a training run as a remote worker node',
+      (y) =>
+        y
+          .option('connect', { type: 'string', requiresArg: true, demandOption: true, describe: 'the coordinator, ws://HOST:PORT or wss://HOST:PORT' })
+          .option('token-file', { type: 'string', requiresArg: true, describe: 'the shared secret' })
+          .option('threads', { type: 'number', requiresArg: true, describe: 'worker threads (default: every core)' })
+          .option('tls-ca', { type: 'string', requiresArg: true, describe: 'trust this CA or self-signed certificate (PEM) for wss://' })
+          .option('max-reconnects', { type: 'number', requiresArg: true, default: 0, describe: 'give up after this many failed connection attempts in a row (0: never)' })
+          .option('exit-at-step', { type: 'number', hidden: true })
+          .option('leave-after-step', { type: 'number', hidden: true }),
+      async (argv) => {
+        process.exitCode = await runWorker(argv as unknown as WorkerFlags);
+      },
+    )
+    .demandCommand(1, 'name a command: train, eval, worker')
     .strict()
     .help()
     .fail((msg, err) => {
@@ -75,7 +102,14 @@ async function main(): Promise<void> {
     .parseAsync();
 }
 
+// Runtime failures (every node lost, a worker thread failing for good) exit 1; bad input exits 2.
+const RUNTIME_ERRORS = new Set(['NO_EXECUTORS', 'WORKER_FAILED']);
+
 main().catch((e: unknown) => {
+  if (isDptrainError(e) && RUNTIME_ERRORS.has(e.code)) {
+    process.stderr.write(`dptrain: ${e.message}\n`);
+    process.exit(1);
+  }
   if (isDptrainError(e)) fail(e.message);
   process.stderr.write(`dptrain: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(1);

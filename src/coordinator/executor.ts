@@ -29,6 +29,8 @@ export interface Executor {
   readonly id: string;
   /** Threads it computes with: the default weight of its share of a batch. */
   readonly threads: number;
+  /** True once it will take no further steps (a node that announced it leaves, or is gone). */
+  readonly retired?: boolean;
   /** Resolves when every shard's sum is in its slot; rejects if the executor is lost. */
   run(step: number, shards: readonly ShardSpec[]): Promise<ShardOutcome[]>;
   close(): Promise<void>;

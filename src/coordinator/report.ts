@@ -41,7 +41,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
     start(info) {
       epochs = info.epochs;
       if (opts.quiet) return;
-      write(`dptrain: ${info.params.toLocaleString('en-US')} parameters, ${info.train} train / ${info.test} test samples, batch ${info.batchSize}, ${info.threads} worker thread${info.threads > 1 ? 's' : ''}, kernels ${info.backend}`);
+      write(`dptrain: ${info.params.toLocaleString('en-US')} parameters, ${info.train} train / ${info.test} test samples, batch ${info.batchSize}, ${info.threads} worker thread${info.threads === 1 ? '' : 's'}, kernels ${info.backend}`);
     },
     step(r: StepRecord) {
       interval.steps++;

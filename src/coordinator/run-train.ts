@@ -9,6 +9,9 @@ import { loadConfig, parseSetFlag, type Override } from './config.js';
 import { defaultThreads } from './local-pool.js';
 import { createReporter } from './report.js';
 import { train } from './trainer.js';
+import { parseListen, startRemoteServer } from './remote-server.js';
+import { readToken } from '../worker/auth.js';
+import type { Balance } from './scheduler.js';
 
 export interface TrainFlags {
   config: string;
@@ -32,6 +35,16 @@ export interface TrainFlags {
   maxSteps?: number;
   quiet: boolean;
   fault?: string;
+  listen?: string;
+  tokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  maxNodes: number;
+  stepDeadline: number;
+  heartbeat: number;
+  maxNodeFailures: number;
+  minNodes: number;
+  balance?: Balance;
 }
 
 export const EXIT_INTERRUPTED = 130;
@@ -39,6 +52,11 @@ export const EXIT_INTERRUPTED = 130;
 function nonNegativeInt(flag: string, v: number | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (!(Number.isInteger(v) && v >= 0)) throw configError(flag, `expected a whole number ≥ 0, got ${v}`);
+  return v;
+}
+
+function positive(flag: string, v: number): number {
+  if (!(Number.isFinite(v) && v > 0)) throw configError(flag, `expected a positive number, got ${v}`);
   return v;
 }
 
@@ -68,10 +86,18 @@ export function overridesFromFlags(f: TrainFlags): Override[] {
 export async function runTrain(f: TrainFlags): Promise<number> {
   const config = loadConfig(f.config, overridesFromFlags(f));
   const workers = f.workers ?? defaultThreads();
-  if (!(Number.isInteger(workers) && workers >= 1)) throw configError('--workers', `expected a positive whole number, got ${f.workers}`);
+  const minWorkers = f.listen ? 0 : 1;
+  if (!(Number.isInteger(workers) && workers >= minWorkers))
+    throw configError('--workers', `expected a whole number ≥ ${minWorkers}${f.listen ? '' : ' (0 only with --listen)'}, got ${f.workers}`);
   const checkpointEvery = nonNegativeInt('--checkpoint-every', f.checkpointEvery) ?? 0;
   const maxSteps = nonNegativeInt('--max-steps', f.maxSteps);
   const metricsEvery = nonNegativeInt('--metrics-every', f.metricsEvery) || 10;
+  const listen = f.listen ? parseListen(f.listen.includes(':') ? f.listen : `127.0.0.1:${f.listen}`) : null;
+  const token = f.tokenFile ? readToken(f.tokenFile) : undefined;
+  const maxNodes = nonNegativeInt('--max-nodes', f.maxNodes) ?? 8;
+  const deadlineMs = positive('--step-deadline', f.stepDeadline);
+  const heartbeatMs = positive('--heartbeat', f.heartbeat);
+  const maxNodeFailures = nonNegativeInt('--max-node-failures', f.maxNodeFailures) ?? 10;
   const reporter = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
   const stop = { requested: false };
   const onSigint = (): void => {
@@ -85,6 +111,11 @@ export async function runTrain(f: TrainFlags): Promise<number> {
     const r = await train({
       config, workers, kernels: f.kernels, reporter, stop, maxSteps, checkpointEvery, resume: f.resume,
       initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(f.checkpointDir), fault: parseFault(f.fault),
+      balance: f.balance ?? (listen ? 'measured' : 'static'), maxNodes: listen ? maxNodes : 0, maxNodeFailures,
+      minExecutors: (workers > 0 ? 1 : 0) + (nonNegativeInt('--min-nodes', f.minNodes) ?? 0),
+      attachRemote: listen
+        ? (run) => startRemoteServer(run, { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, deadlineMs, heartbeatMs, log: (l) => reporter.log(l) })
+        : undefined,
     });
     const seconds = (performance.now() - t0) / 1000;
     if (r.stoppedBy === 'interrupted') {

@@ -38,6 +38,10 @@ export interface SchedulerOptions {
   readonly log: (line: string) => void;
   /** Resolves (or rejects) when waiting for a member should end, e.g. on Ctrl-C. */
   readonly stopWaiting?: Promise<never>;
+  /** Members lost within one step before the step (and the run) gives up. */
+  readonly maxFailuresPerStep: number;
+  /** Members to wait for before the first step (e.g. every node of a fixed cluster). */
+  readonly minMembers?: number;
 }
 
 const RATE_SMOOTHING = 0.3;
@@ -50,6 +54,14 @@ export class Scheduler {
 
   constructor(opts: SchedulerOptions) {
     this.opts = opts;
+  }
+
+  private started = false;
+  private next = 1;
+
+  /** The step a member joining now takes part in first. */
+  get nextStep(): number {
+    return this.next;
   }
 
   /** Adds an executor; it takes part from the next step on. */
@@ -68,8 +80,12 @@ export class Scheduler {
     return this.members.length + this.pending.length;
   }
 
+  private failures = 0;
+
   async runStep(step: number, start: number, rows: number): Promise<StepOutcome> {
+    this.failures = 0;
     await this.admit();
+    this.next = step + 1;
     const members = [...this.members];
     const weights = members.map((m) => (this.opts.balance === 'measured' && m.rate > 0 ? m.rate : m.executor.threads));
     const sizes = partition(rows, weights);
@@ -104,6 +120,8 @@ export class Scheduler {
       m.rate = m.rate === 0 ? rate : (1 - RATE_SMOOTHING) * m.rate + RATE_SMOOTHING * rate;
     } catch (e) {
       if (m.local) throw e;
+      if (++this.failures > this.opts.maxFailuresPerStep)
+        throw new DptrainError('NO_EXECUTORS', `step ${step}: ${this.failures} nodes failed during this step (last: ${(e as Error).message}); giving up`);
       this.opts.log(`node ${m.executor.id} dropped during step ${step} (${(e as Error).message}); recomputing its shard elsewhere`);
       this.leave(m.executor);
       void m.executor.close();
@@ -117,24 +135,29 @@ export class Scheduler {
     for (;;) {
       const m = this.members.find((x) => x.local) ?? this.members[0] ?? this.pending[0];
       if (m) return m;
-      await this.waitForJoin();
+      await this.waitForJoin('no executor left: waiting for a worker node to connect');
     }
   }
 
   private async admit(): Promise<void> {
-    while (this.members.length + this.pending.length === 0) await this.waitForJoin();
+    this.members = this.members.filter((m) => !m.executor.retired);
+    if (!this.started) {
+      const want = this.opts.minMembers ?? 1;
+      while (this.members.length + this.pending.length < want) await this.waitForJoin(`waiting for ${want - this.members.length - this.pending.length} more worker node(s) before the first step`);
+      this.started = true;
+    }
+    while (this.members.length + this.pending.length === 0) await this.waitForJoin('no executor left: waiting for a worker node to connect');
     this.members.push(...this.pending);
     this.pending = [];
   }
 
-  private async waitForJoin(): Promise<void> {
-    this.opts.log('no executor left: waiting for a worker node to connect');
+  private async waitForJoin(why: string): Promise<void> {
+    this.opts.log(why);
     const joined = new Promise<void>((res) => (this.joined = res));
     try {
       await (this.opts.stopWaiting ? Promise.race([joined, this.opts.stopWaiting]) : joined);
     } finally {
       this.joined = null;
     }
-    if (this.members.length + this.pending.length === 0) throw new DptrainError('NO_EXECUTORS', 'no executor to run the step');
   }
 }

@@ -61,7 +61,10 @@ export interface RunContext {
   readonly order: Int32Array;
   readonly chunkRows: number;
   readonly landingSlots: readonly number[];
-  readonly kernels: KernelChoice;
+  /** The backend this run computes with; nodes must use the same one for bit-identical shards. */
+  readonly kernelName: string;
+  /** True when nodes cannot load the data by name (it was handed in, not loaded from the config). */
+  readonly dataInline: boolean;
 }
 
 export interface Reporter {
@@ -97,6 +100,10 @@ export interface TrainOptions {
   readonly balance?: Balance;
   /** Landing slots reserved for remote nodes. */
   readonly maxNodes?: number;
+  /** Node drops within one step before the run gives up. */
+  readonly maxNodeFailures?: number;
+  /** Executors (the local pool counts as one) to wait for before the first step. */
+  readonly minExecutors?: number;
   /** Starts accepting remote nodes into the run's scheduler; closed at the end of the run. */
   readonly attachRemote?: (run: RunContext) => Promise<{ close(): Promise<void> }>;
 }
@@ -150,7 +157,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     else initParams(arena.params, layout, config.init, seed);
   }
 
-  const scheduler = new Scheduler({ balance: opts.balance ?? 'static', log: (l) => reporter.log(l) });
+  const scheduler = new Scheduler({ balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10, minMembers: opts.minExecutors });
   const executors: Executor[] = [];
   if (threads > 0) {
     const local = new LocalPool({
@@ -161,7 +168,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     executors.push(local);
     scheduler.join(local, slots.local, true);
   }
-  const run: RunContext = { arena, scheduler, spec, config, data, order, chunkRows, landingSlots: slots.landing, kernels: opts.kernels };
+  const run: RunContext = {
+    arena, scheduler, spec, config, data, order, chunkRows, landingSlots: slots.landing, kernelName: kernels.name, dataInline: opts.data !== undefined,
+  };
   const remote = opts.attachRemote ? await opts.attachRemote(run) : null;
 
   reporter.start({ backend: kernels.name, threads, params: layout.size, train: nTrain, test: data.test.n, epochs, batchSize, resumedAt: resumed ? position.step : null });
