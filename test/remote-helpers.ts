@@ -1,0 +1,137 @@
+// Helpers for tests with real worker-node processes and real sockets on 127.0.0.1.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import { CHALLENGE_PATH, PROOF_HEADER, proofFor } from '../src/worker/auth.js';
+import { decodeCoordinatorFrame, encodeFrame, PROTOCOL_VERSION, type StepRequest } from '../src/worker/wire.js';
+import { startRemoteServer } from '../src/coordinator/remote-server.js';
+import { train, type Reporter, type StepRecord, type TrainOptions, type TrainResult } from '../src/coordinator/trainer.js';
+
+export const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
+
+const children = new Set<ChildProcess>();
+
+export function spawnNode(url: string, args: string[] = []): ChildProcess & { log: string } {
+  const threads = args.includes('--threads') ? [] : ['--threads', '1'];
+  const child = spawn(process.execPath, [CLI, 'worker', '--connect', url, ...threads, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) as ChildProcess & { log: string };
+  child.log = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (child.log += d));
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+export function killAll(): void {
+  for (const c of children) {
+    c.kill('SIGCONT');
+    c.kill('SIGKILL');
+  }
+}
+
+export interface RemoteRun {
+  readonly result: TrainResult;
+  readonly lines: string[];
+  readonly steps: StepRecord[];
+}
+
+/**
+ * Trains in this process with a coordinator listening on 127.0.0.1 (a free port); `onListening`
+ * starts the nodes. `onStep` sees every step (it may set stop.requested).
+ */
+export async function remoteRun(
+  opts: Omit<TrainOptions, 'reporter' | 'attachRemote'>,
+  onListening: (url: string, lines: string[]) => void,
+  extra: { token?: string; deadlineMs?: number; heartbeatMs?: number; onStep?: (r: StepRecord) => void; onLog?: (l: string) => void } = {},
+): Promise<RemoteRun> {
+  const lines: string[] = [];
+  const steps: StepRecord[] = [];
+  const reporter: Reporter = {
+    start() {},
+    epoch() {},
+    step: (r) => {
+      steps.push(r);
+      extra.onStep?.(r);
+    },
+    log: (l) => {
+      lines.push(l);
+      extra.onLog?.(l);
+    },
+  };
+  const result = await train({
+    ...opts,
+    reporter,
+    maxNodes: opts.maxNodes ?? 4,
+    attachRemote: (run) =>
+      startRemoteServer(run, {
+        host: '127.0.0.1', port: 0, token: extra.token, deadlineMs: extra.deadlineMs ?? 20_000, heartbeatMs: extra.heartbeatMs ?? 500,
+        log: reporter.log, onListening: (url) => onListening(url, lines),
+      }),
+  });
+  return { result, lines, steps };
+}
+
+/** Resolves when a line matching the pattern has been logged. */
+export async function waitForLine(lines: string[], pattern: RegExp, timeoutMs = 20_000): Promise<string> {
+  const t0 = Date.now();
+  for (;;) {
+    const hit = lines.find((l) => pattern.test(l));
+    if (hit) return hit;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`no line matching ${pattern} within ${timeoutMs} ms; got:\n${lines.join('\n')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export interface RogueOptions {
+  readonly token?: string;
+  readonly proofToken?: string;
+  readonly threads?: number;
+  /** What to send when a step request arrives. */
+  readonly onStep?: (req: StepRequest, payload: Uint8Array, ws: WebSocket) => void;
+  /** Stop reading the socket after the hello. */
+  readonly stopReading?: boolean;
+}
+
+/** A hand-driven node speaking the protocol over a real socket, to misbehave on purpose. */
+export async function rogue(url: string, o: RogueOptions = {}): Promise<{ ws: WebSocket; status: Promise<number | 'open'> }> {
+  const headers: Record<string, string> = {};
+  if (o.proofToken !== undefined) {
+    const res = await fetch(new URL(CHALLENGE_PATH, url.replace(/^ws/, 'http')));
+    const { nonce } = (await res.json()) as { nonce: string };
+    headers[PROOF_HEADER] = proofFor(o.proofToken, nonce);
+  }
+  const ws = new WebSocket(url, { headers });
+  const status = new Promise<number | 'open'>((resolve) => {
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('open', () => resolve('open'));
+    ws.on('error', () => resolve(0));
+  });
+  ws.on('open', () => {
+    ws.send(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: o.threads ?? 1 }));
+    if (o.stopReading) (ws as unknown as { _socket: { pause(): void } })._socket.pause();
+  });
+  ws.on('message', (data: Buffer) => {
+    const f = decodeCoordinatorFrame(data, 'coordinator');
+    if (f.header.t === 'step') o.onStep?.(f.header, f.payload, ws);
+  });
+  return { ws, status };
+}
+
+/** A well-formed result frame for a request, with the given gradient. */
+export function resultFrame(req: StepRequest, gradient: Float32Array, over: Record<string, unknown> = {}): Buffer {
+  return encodeFrame({ t: 'result', req: req.req, step: req.step, count: req.rows, lossSum: 1, computeMs: 1, leaving: false, ...over }, gradient);
+}
+
+export function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+export function relDiff(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}

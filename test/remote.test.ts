@@ -1,0 +1,177 @@
+// Remote worker nodes with real `dptrain worker` processes and real sockets on 127.0.0.1:
+// equivalence with local training, invariants 4 and 6, membership, and the hostile-peer cases.
+
+import { tmpdir } from 'node:os';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/coordinator/config.js';
+import { train } from '../src/coordinator/trainer.js';
+import { paramLayout } from '../src/core/layout.js';
+import { encodeFrame, PROTOCOL_VERSION } from '../src/worker/wire.js';
+import { killAll, relDiff, remoteRun, resultFrame, rogue, sameBits, spawnNode, waitForLine } from './remote-helpers.js';
+
+afterAll(killAll);
+
+const config = parseConfig(
+  {
+    model: { layers: [2, 24, 16, 2], hidden: 'tanh' },
+    loss: 'cross-entropy',
+    optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9 },
+    data: { source: 'synthetic', name: 'spirals', n: 400 },
+    training: { epochs: 3, batchSize: 32, seed: 9 },
+  },
+  'remote-test',
+  tmpdir(),
+);
+const P = paramLayout(config.model).size;
+const base = { config, kernels: 'auto' as const, skipEval: true, balance: 'static' as const };
+const silent = { start() {}, step() {}, epoch() {}, log() {} };
+
+describe('remote nodes train like local threads', () => {
+  it('two nodes give the weights of two local threads, and repeat bit for bit', async () => {
+    const local = await train({ ...base, workers: 2, reporter: silent });
+    const once = await remoteRun({ ...base, workers: 0, minExecutors: 2 }, (url) => {
+      spawnNode(url);
+      spawnNode(url);
+    });
+    expect(once.result.steps).toBe(30);
+    expect(relDiff(once.result.params, local.params)).toBeLessThan(1e-5);
+    expect(once.lines.filter((l) => /^node node\d \(127\.0\.0\.1:\d+, 1 thread\) joined; it takes part from step 1$/.test(l))).toHaveLength(2);
+    const twice = await remoteRun({ ...base, workers: 0, minExecutors: 2 }, (url) => {
+      spawnNode(url);
+      spawnNode(url);
+    });
+    expect(sameBits(twice.result.params, once.result.params)).toBe(true);
+  });
+});
+
+describe('a dying node changes nothing (invariant 4)', () => {
+  // Node A (2 threads) joins first, then B (1 thread). In one run A is SIGKILLed on receiving step 7;
+  // in the other it answers step 7 and leaves. Either way A's step-7 shard is computed by its recipe
+  // and B is alone from step 8: the weights must match bit for bit.
+  async function runWith(flag: string) {
+    return remoteRun({ ...base, workers: 0, minExecutors: 2 }, (url, lines) => {
+      spawnNode(url, ['--threads', '2', flag, '7']);
+      void waitForLine(lines, /node node1 .* joined/).then(() => spawnNode(url));
+    });
+  }
+  it('SIGKILL mid-step: the step completes elsewhere, bit-identical to the node leaving after it', async () => {
+    const killed = await runWith('--exit-at-step');
+    const left = await runWith('--leave-after-step');
+    expect(killed.lines.some((l) => /node node1 dropped during step 7 \(disconnected\); recomputing its shard elsewhere/.test(l))).toBe(true);
+    expect(killed.result.steps).toBe(30);
+    expect(killed.steps[7].plan).toEqual([{ member: 'node2', rows: 32 }]);
+    expect(killed.steps[6].plan.map((p) => p.member)).toEqual(['node1', 'node2']);
+    expect(sameBits(killed.result.params, left.result.params)).toBe(true);
+  });
+});
+
+describe('membership', () => {
+  it('a node that hangs (SIGSTOP) is dropped after its heartbeats stop, and training goes on', async () => {
+    let hung: ReturnType<typeof spawnNode> | null = null;
+    const r = await remoteRun(
+      { ...base, workers: 1, minExecutors: 2, config: parseConfig({ ...config.raw, training: { ...config.raw.training, epochs: 30 } }, 't', tmpdir()) },
+      (url) => (hung = spawnNode(url)),
+      {
+        heartbeatMs: 200,
+        deadlineMs: 1500,
+        onStep: (s) => {
+          if (s.step === 3) hung!.kill('SIGSTOP');
+        },
+      },
+    );
+    expect(r.lines.some((l) => /node node1 .*dropped: (missed heartbeats for \d+ ms|no result for step \d+ within the 1500 ms deadline)/.test(l))).toBe(true);
+    expect(r.result.steps).toBe(300);
+    expect(r.result.params.every(Number.isFinite)).toBe(true);
+  });
+
+  it('a node joining during step k is used from step k+1', async () => {
+    const stop = { requested: false };
+    let seenFrom = 0;
+    const long = parseConfig({ ...config.raw, training: { ...config.raw.training, epochs: 2000 } }, 't', tmpdir());
+    const r = await remoteRun(
+      { ...base, config: long, workers: 1, stop },
+      (url) => void setTimeout(() => spawnNode(url), 300),
+      {
+        onStep: (s) => {
+          if (!seenFrom && s.plan.some((p) => p.member === 'node1')) seenFrom = s.step;
+          if (seenFrom && s.step >= seenFrom + 3) stop.requested = true;
+        },
+      },
+    );
+    const joined = r.lines.find((l) => /node node1 .* joined; it takes part from step \d+/.test(l))!;
+    const from = Number(/from step (\d+)/.exec(joined)![1]);
+    expect(seenFrom).toBe(from);
+    expect(r.steps[from - 2].plan.map((p) => p.member)).toEqual(['local']);
+    expect(r.steps[from - 1].plan.map((p) => p.member)).toEqual(['local', 'node1']);
+  });
+});
+
+describe('hostile and broken peers (invariant 6)', () => {
+  // The reference: an honest 1-thread node that answers step 1 and leaves. A rogue that answers
+  // step 1 badly is dropped and its shard recomputed by the same recipe, so the weights must be
+  // the reference's exactly: nothing of the bad answer was applied.
+  const short = parseConfig({ ...config.raw, training: { ...config.raw.training, epochs: 1 } }, 't', tmpdir());
+  let reference: Float32Array;
+  it('reference run', async () => {
+    const r = await remoteRun({ ...base, config: short, workers: 1, minExecutors: 2 }, (url) => spawnNode(url, ['--leave-after-step', '1']));
+    expect(r.steps[0].plan.map((p) => p.member)).toEqual(['local', 'node1']);
+    reference = r.result.params;
+  });
+
+  const grad = (v: number, n = P) => new Float32Array(n).fill(v);
+  const cases: [string, (req: Parameters<typeof resultFrame>[0], ws: import('ws').WebSocket) => void, RegExp][] = [
+    ['garbage bytes', (_q, ws) => ws.send(Buffer.from('this is not a frame at all, just bytes')), /declared header length \d+ does not fit/],
+    ['a truncated msgpack header', (q, ws) => ws.send(resultFrame(q, grad(0)).subarray(0, 12)), /declared header length|header/],
+    ['a result for the wrong step', (q, ws) => ws.send(resultFrame(q, grad(0), { step: q.step + 5 })), /result for step 6, expected step 1/],
+    ['a gradient of the wrong length', (q, ws) => ws.send(resultFrame(q, grad(0, P - 3))), new RegExp(`gradient of ${(P - 3) * 4} bytes, the model needs exactly ${P * 4}`)],
+    ['a gradient with NaN', (q, ws) => {
+      const g = grad(0.01);
+      g[17] = NaN;
+      ws.send(resultFrame(q, g));
+    }, /gradient holds a non-finite value at index 17/],
+    ['a result with an infinite loss', (q, ws) => ws.send(resultFrame(q, grad(0), { lossSum: Infinity })), /non-finite loss sum/],
+    ['an oversized frame', (_q, ws) => ws.send(Buffer.alloc(4 * P + 70 * 1024)), /Max payload size exceeded|disconnected/],
+    ['an unexpected message type', (_q, ws) => ws.send(encodeFrame({ t: 'welcome', v: PROTOCOL_VERSION })), /unexpected message type "welcome"/],
+    ['a text frame', (_q, ws) => ws.send('hello'), /text frame, the protocol is binary/],
+  ];
+  it.each(cases)('%s: the peer is dropped with its reason, nothing applied', async (_name, misbehave, reason) => {
+    const r = await remoteRun({ ...base, config: short, workers: 1, minExecutors: 2 }, (url) => {
+      void rogue(url, { onStep: (q, _p, ws) => misbehave(q, ws) });
+    });
+    const drop = r.lines.find((l) => /node node1 .*dropped/.test(l));
+    expect(drop, r.lines.join('\n')).toMatch(reason);
+    expect(sameBits(r.result.params, reference)).toBe(true);
+  });
+
+  it('wrong token and no token are refused in the upgrade; honest nodes train', async () => {
+    const token = 'a-long-enough-shared-secret';
+    const r = await remoteRun({ ...base, config: short, workers: 1, minExecutors: 2 }, async (url) => {
+      const wrong = await rogue(url, { proofToken: 'not-the-secret-at-all' });
+      const none = await rogue(url, {});
+      expect(await wrong.status).toBe(401);
+      expect(await none.status).toBe(401);
+      spawnNode(url, ['--leave-after-step', '1', '--token-file', await tokenFile(token)]);
+    }, { token });
+    expect(r.lines.some((l) => /refused a connection from 127\.0\.0\.1:\d+: wrong token proof/.test(l))).toBe(true);
+    expect(r.lines.some((l) => /refused a connection from 127\.0\.0\.1:\d+: no token proof/.test(l))).toBe(true);
+    expect(sameBits(r.result.params, reference)).toBe(true);
+  });
+
+  it('a peer that stops reading is dropped and the coordinator\'s memory stays bounded', async () => {
+    const rss0 = process.memoryUsage().rss;
+    const r = await remoteRun({ ...base, config: short, workers: 1, minExecutors: 2 }, (url) => {
+      void rogue(url, { stopReading: true });
+    }, { deadlineMs: 1000, heartbeatMs: 200 });
+    expect(r.lines.some((l) => /node node1 .*dropped: (missed heartbeats|no result for step 1 within the 1000 ms deadline|not reading)/.test(l))).toBe(true);
+    expect(sameBits(r.result.params, reference)).toBe(true);
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(200 * 1024 * 1024);
+  });
+});
+
+async function tokenFile(token: string): Promise<string> {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const f = join(mkdtempSync(join(tmpdir(), 'dptrain-token-')), 'token');
+  writeFileSync(f, `${token}\n`);
+  return f;
+}
