@@ -4,7 +4,7 @@
 
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { isDptrainError } from './core/errors.js';
+import { isDptrainError, type DptrainError } from './core/errors.js';
 import { runTrain, type TrainFlags } from './coordinator/run-train.js';
 import { runEval } from './coordinator/run-eval.js';
 import { runWorker, type WorkerFlags } from './worker/run-worker.js';
@@ -13,9 +13,17 @@ import { DEFAULT_CONFIG } from './coordinator/paths.js';
 
 const USAGE_ERROR = 2;
 
-function fail(message: string): never {
+// Runtime failures (every node lost, a worker thread failing for good) exit 1; bad input exits 2.
+const RUNTIME_ERRORS = new Set(['NO_EXECUTORS', 'WORKER_FAILED']);
+const RUNTIME_ERROR = 1;
+
+function fail(message: string, code = USAGE_ERROR): never {
   process.stderr.write(`dptrain: ${message}\n`);
-  process.exit(USAGE_ERROR);
+  process.exit(code);
+}
+
+function failWith(e: DptrainError): never {
+  fail(e.message, RUNTIME_ERRORS.has(e.code) ? RUNTIME_ERROR : USAGE_ERROR);
 }
 
 async function main(): Promise<void> {
@@ -95,22 +103,16 @@ async function main(): Promise<void> {
     .help()
     .fail((msg, err) => {
       // Our own errors and yargs' usage errors (YError) are the user's to fix; anything else is a bug.
-      if (err && !isDptrainError(err) && err.name !== 'YError') throw err;
+      if (err && isDptrainError(err)) failWith(err);
+      if (err && err.name !== 'YError') throw err;
       // yargs spreads some messages over lines; the contract is one line per error.
       fail((err ? err.message : msg).replace(/\s*\n\s*/g, ' '));
     })
     .parseAsync();
 }
 
-// Runtime failures (every node lost, a worker thread failing for good) exit 1; bad input exits 2.
-const RUNTIME_ERRORS = new Set(['NO_EXECUTORS', 'WORKER_FAILED']);
-
 main().catch((e: unknown) => {
-  if (isDptrainError(e) && RUNTIME_ERRORS.has(e.code)) {
-    process.stderr.write(`dptrain: ${e.message}\n`);
-    process.exit(1);
-  }
-  if (isDptrainError(e)) fail(e.message);
+  if (isDptrainError(e)) failWith(e);
   process.stderr.write(`dptrain: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(1);
 });

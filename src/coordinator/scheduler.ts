@@ -42,6 +42,8 @@ export interface SchedulerOptions {
   readonly maxFailuresPerStep: number;
   /** Members to wait for before the first step (e.g. every node of a fixed cluster). */
   readonly minMembers?: number;
+  /** The first step this scheduler will run (after a resume, the checkpoint's step + 1). */
+  readonly firstStep?: number;
 }
 
 const RATE_SMOOTHING = 0.3;
@@ -54,6 +56,7 @@ export class Scheduler {
 
   constructor(opts: SchedulerOptions) {
     this.opts = opts;
+    this.next = opts.firstStep ?? 1;
   }
 
   private started = false;

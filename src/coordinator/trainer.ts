@@ -157,7 +157,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     else initParams(arena.params, layout, config.init, seed);
   }
 
-  const scheduler = new Scheduler({ balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10, minMembers: opts.minExecutors });
+  const scheduler = new Scheduler({ balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10, minMembers: opts.minExecutors,
+    firstStep: position.step + 1,
+  });
   const executors: Executor[] = [];
   if (threads > 0) {
     const local = new LocalPool({
