@@ -80,7 +80,7 @@ class Link {
     src.on('data', (chunk: Buffer) => this.accept(chunk));
     src.on('end', () => {
       this.sourceEnded = true;
-      this.pump();
+      if (this.timer === null) this.pump();
     });
     dst.on('drain', () => this.maybeResume());
   }
@@ -125,7 +125,8 @@ class Link {
       this.delivered += bytes.length;
       this.dst.write(bytes);
     }
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+    // Let go of delivered pieces soon: each may hold a whole 64 KiB socket read.
+    if (this.head === this.queue.length || this.head >= 64) {
       this.queue.splice(0, this.head);
       this.head = 0;
     }
@@ -213,16 +214,17 @@ export async function startNetem(opts: NetemOptions): Promise<Netem> {
       }
       return { bytesUp, bytesDown };
     },
-    close() {
-      return new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const c of links) {
-          c.up.drop();
-          c.down.drop();
-          c.client.destroy();
-          c.upstream.destroy();
-        }
-      });
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const sockets = [...links].flatMap((c) => [c.client, c.upstream]);
+      // Wait for each socket's 'close', which fires once its handle is released.
+      const released = sockets.map((s) => (s.closed ? Promise.resolve() : new Promise((resolve) => s.once('close', resolve))));
+      for (const c of links) {
+        c.up.drop();
+        c.down.drop();
+      }
+      for (const s of sockets) s.destroy();
+      await Promise.all([closed, ...released]);
     },
   };
 }
