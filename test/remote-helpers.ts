@@ -22,6 +22,13 @@ export function spawnNode(url: string, args: string[] = []): ChildProcess & { lo
   return child;
 }
 
+/** Kills the child at the end of the test file whatever happens. */
+export function track<T extends ChildProcess>(child: T): T {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
 export function killAll(): void {
   for (const c of children) {
     c.kill('SIGCONT');
