@@ -49,6 +49,7 @@ async function main(): Promise<void> {
           .option('checkpoint-every', { type: 'number', requiresArg: true, default: 0, describe: 'steps between checkpoints (0: at the end and on Ctrl-C only)' })
           .option('resume', { type: 'boolean', default: false, describe: 'continue from the newest checkpoint in --checkpoint-dir' })
           .option('metrics', { type: 'string', requiresArg: true, describe: 'write metrics as JSON lines to this file' })
+          .option('plot', { type: 'string', requiresArg: true, describe: 'write loss and accuracy per epoch as an SVG chart at the end' })
           .option('metrics-every', { type: 'number', requiresArg: true, default: 10, describe: 'steps per metrics line' })
           .option('target-loss', { type: 'number', requiresArg: true, describe: 'stop once the epoch\'s train loss is at or below this' })
           .option('target-accuracy', { type: 'number', requiresArg: true, describe: 'stop once the test accuracy (0..1) is at or above this' })

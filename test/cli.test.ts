@@ -33,7 +33,7 @@ function workdir(config: object = spirals): string {
 describe('dptrain train, end to end', () => {
   it('trains, prints epoch lines and a summary, writes weights, checkpoint and metrics', () => {
     const dir = workdir();
-    const r = dptrain(['train', '--config', 'c.json', '--workers', '2', '--save-weights', 'w.safetensors', '--metrics', 'm.jsonl', '--metrics-every', '5'], dir);
+    const r = dptrain(['train', '--config', 'c.json', '--workers', '2', '--save-weights', 'w.safetensors', '--metrics', 'm.jsonl', '--metrics-every', '5', '--plot', 'curves.svg'], dir);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -44,6 +44,12 @@ describe('dptrain train, end to end', () => {
     const acc = Number(/test accuracy ([\d.]+)%/.exec(done!)![1]);
     expect(acc).toBeGreaterThan(80);
     expect(lines).toContain(`checkpoint: ${join(dir, 'checkpoints', 'ckpt-000000300.safetensors')}`);
+    // The training curves: an SVG with the train and test series.
+    const svg = readFileSync(join(dir, 'curves.svg'), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toMatch(/train/);
+    expect(svg).toMatch(/test/);
+    expect(svg).toMatch(/accuracy/i);
     // The weights load back into the model they came from.
     const config = parseConfig(spirals, 'c.json', dir);
     const layout = paramLayout(config.model);

@@ -9,6 +9,7 @@ import { loadConfig, parseSetFlag, type Override } from './config.js';
 import { defaultThreads } from './local-pool.js';
 import { createReporter } from './report.js';
 import { train } from './trainer.js';
+import { trainingCurvesSvg, writeSvgAtomic } from './charts.js';
 import { parseListen, startRemoteServer } from './remote-server.js';
 import { readToken } from '../worker/auth.js';
 import type { Balance } from './scheduler.js';
@@ -30,6 +31,7 @@ export interface TrainFlags {
   resume: boolean;
   metrics?: string;
   metricsEvery: number;
+  plot?: string;
   targetLoss?: number;
   targetAccuracy?: number;
   maxSteps?: number;
@@ -118,6 +120,10 @@ export async function runTrain(f: TrainFlags): Promise<number> {
         : undefined,
     });
     const seconds = (performance.now() - t0) / 1000;
+    if (f.plot && r.history.length > 0) {
+      const points = r.history.map((h) => ({ epoch: h.epoch + 1, trainLoss: h.trainLoss, testLoss: h.test.loss, testAccuracy: h.test.accuracy }));
+      writeSvgAtomic(resolve(f.plot), await trainingCurvesSvg(points));
+    }
     if (r.stoppedBy === 'interrupted') {
       process.stderr.write(`dptrain: interrupted at step ${r.steps}; checkpoint ${r.checkpoint} (continue with --resume --checkpoint-dir ${f.checkpointDir})\n`);
       return EXIT_INTERRUPTED;
@@ -130,6 +136,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
       process.stdout.write(`done: ${r.steps} steps in ${seconds.toFixed(1)} s (stopped by ${r.stoppedBy})${lossText}${accText}, peak memory ${peakMb} MB\n`);
       if (r.checkpoint) process.stdout.write(`checkpoint: ${r.checkpoint}\n`);
       if (f.saveWeights) process.stdout.write(`weights: ${resolve(f.saveWeights)}\n`);
+      if (f.plot) process.stdout.write(`plot: ${resolve(f.plot)}\n`);
     }
     return 0;
   } finally {
