@@ -70,18 +70,20 @@ describe.each(BACKENDS)('gradient checks (%s kernels)', (backend) => {
 describe.each(BACKENDS)('data-parallel identity (%s kernels)', (backend) => {
   it('the whole-batch gradient equals the sum of shard gradients over any split', () => {
     const s = spec([6, 8, 5, 4], 'relu', 'identity', 'cross-entropy');
-    const f = fixture(s, backend, { maxRows: 7, seed: 2 });
+    // Gradient buffers are arena slots: the wasm kernels work only on views of the arena.
+    const f = fixture(s, backend, { maxRows: 7, seed: 2, shards: 2 });
     const data = randomData(s, 23, 4);
     const ws = f.arena.workspaces[0];
     const whole = new Float32Array(f.model.layout.size);
-    const wholeLoss = shardGradients(f.model, f.p, denseViews(f.model.layout, whole), whole, ws, 7, data, null, 0, 23);
+    const wholeLoss = shardGradients(f.model, f.p, denseViews(f.model.layout, f.arena.slots[0]), f.arena.slots[0], ws, 7, data, null, 0, 23);
+    whole.set(f.arena.slots[0]);
     const splits = [[0, 23], [0, 1, 23], [0, 5, 6, 17, 23], [0, 3, 10, 11, 12, 20, 23]];
     for (const cuts of splits) {
       const total = new Float64Array(f.model.layout.size);
       let lossTotal = 0;
       let count = 0;
       for (let i = 0; i + 1 < cuts.length; i++) {
-        const part = new Float32Array(f.model.layout.size);
+        const part = f.arena.slots[1];
         const r = shardGradients(f.model, f.p, denseViews(f.model.layout, part), part, ws, 7, data, null, cuts[i], cuts[i + 1]);
         lossTotal += r.lossSum;
         count += r.count;

@@ -6,6 +6,7 @@ import type { Dataset } from '../src/core/data/types.js';
 import { initParams } from '../src/core/init.js';
 import { naiveKernels } from '../src/core/kernels/naive.js';
 import { createTsKernels } from '../src/core/kernels/ts.js';
+import { createWasmKernels } from '../src/core/kernels/wasm.js';
 import type { Kernels } from '../src/core/kernels/types.js';
 import { paramLayout } from '../src/core/layout.js';
 import { denseViews, shardGradients, forward, gatherRows, type DenseViews, type Model } from '../src/core/model.js';
@@ -13,11 +14,13 @@ import { losses } from '../src/core/losses.js';
 import { Rng } from '../src/core/rng.js';
 import type { Activation, LossName, ModelSpec } from '../src/core/spec.js';
 
-export type BackendName = 'naive' | 'ts';
-export const BACKENDS: BackendName[] = ['naive', 'ts'];
+export type BackendName = 'naive' | 'ts' | 'wasm';
+export const BACKENDS: BackendName[] = ['naive', 'ts', 'wasm'];
 
 export function makeKernels(name: BackendName, arena: ArenaViews): Kernels {
-  return name === 'naive' ? naiveKernels : createTsKernels(arena.workspaces[0].scratch);
+  if (name === 'naive') return naiveKernels;
+  if (name === 'ts') return createTsKernels(arena.workspaces[0].scratch);
+  return createWasmKernels(arena.memory, arena.workspaces[0].scratch);
 }
 
 export interface Fixture {
