@@ -2,6 +2,7 @@
 // equivalence with local training, invariants 4 and 6, membership, and the hostile-peer cases.
 
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/coordinator/config.js';
 import { train } from '../src/coordinator/trainer.js';
@@ -154,6 +155,17 @@ describe('hostile and broken peers (invariant 6)', () => {
     }, { token });
     expect(r.lines.some((l) => /refused a connection from 127\.0\.0\.1:\d+: wrong token proof/.test(l))).toBe(true);
     expect(r.lines.some((l) => /refused a connection from 127\.0\.0\.1:\d+: no token proof/.test(l))).toBe(true);
+    expect(sameBits(r.result.params, reference)).toBe(true);
+  });
+
+  it('wss:// with --tls-cert/--tls-key and a token: the node trusts the certificate and trains', async () => {
+    const tls = join(import.meta.dirname, 'fixtures', 'tls');
+    const token = 'another-long-enough-shared-secret';
+    const r = await remoteRun({ ...base, config: short, workers: 1, minExecutors: 2 }, async (url) => {
+      expect(url).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/);
+      spawnNode(url, ['--leave-after-step', '1', '--token-file', await tokenFile(token), '--tls-ca', join(tls, 'cert.pem')]);
+    }, { token, tlsCert: join(tls, 'cert.pem'), tlsKey: join(tls, 'key.pem') });
+    expect(r.lines.some((l) => /listening for worker nodes on wss:\/\/127\.0\.0\.1:\d+ \(token required\)/.test(l))).toBe(true);
     expect(sameBits(r.result.params, reference)).toBe(true);
   });
 
