@@ -37,6 +37,14 @@ describe('remote nodes train like local threads', () => {
     expect(once.result.steps).toBe(30);
     expect(relDiff(once.result.params, local.params)).toBeLessThan(1e-5);
     expect(once.lines.filter((l) => /^node node\d \(127\.0\.0\.1:\d+, 1 thread\) joined; it takes part from step 1$/.test(l))).toHaveLength(2);
+    // Per-node traffic as metrics see it: every step sends the weights and receives one gradient.
+    const last = once.steps.at(-1)!.nodes;
+    expect(last.map((n) => n.id).sort()).toEqual(['node1', 'node2']);
+    for (const n of last) {
+      expect(n.bytesSent).toBeGreaterThan(30 * 4 * P);
+      expect(n.bytesReceived).toBeGreaterThan(30 * 4 * P);
+      expect(n.bytesReceived).toBeLessThan(30 * (4 * P + 200));
+    }
     const twice = await remoteRun({ ...base, workers: 0, minExecutors: 2 }, (url) => {
       spawnNode(url);
       spawnNode(url);

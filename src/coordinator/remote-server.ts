@@ -13,7 +13,7 @@ import { DptrainError, unreadable } from '../core/errors.js';
 import { CHALLENGE_PATH, Challenges, PROOF_HEADER } from '../worker/auth.js';
 import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, PROTOCOL_VERSION, type Welcome } from '../worker/wire.js';
 import { RemoteNode } from './remote-node.js';
-import type { RunContext } from './trainer.js';
+import type { RemoteAttachment, RunContext } from './trainer.js';
 
 export interface ListenOptions {
   readonly host: string;
@@ -47,10 +47,9 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
 }
 
-export interface RemoteServer {
+export interface RemoteServer extends RemoteAttachment {
   readonly url: string;
   readonly nodes: ReadonlyMap<string, NodeInfo>;
-  close(): Promise<void>;
 }
 
 export async function startRemoteServer(run: RunContext, o: ListenOptions): Promise<RemoteServer> {
@@ -154,6 +153,10 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
   return {
     url,
     nodes,
+    status: () =>
+      [...nodes.values()].map((n) => ({
+        id: n.id, address: n.address, threads: n.threads, bytesSent: n.traffic.sent, bytesReceived: n.traffic.received, lastSeenMsAgo: Date.now() - n.lastSeen,
+      })),
     async close() {
       await Promise.all([...live].map((n) => n.close()));
       for (const c of wss.clients) c.terminate();

@@ -27,6 +27,11 @@ export function createReporter(opts: ReporterOptions): Reporter {
   let bar: cliProgress.SingleBar | null = null;
   // Per-interval accumulation for the metrics file.
   let interval = { steps: 0, rows: 0, ms: 0, updateMs: 0, compute: new Map<string, number>() };
+  // Each node's byte totals at the last metrics line, for per-step averages.
+  const lastBytes = new Map<string, { sent: number; received: number }>();
+  let lastNodes: StepRecord['nodes'] = [];
+  // Rows and compute time per executor over the epoch, for each node's samples/s.
+  const epochWork = new Map<string, { rows: number; ms: number }>();
   let lastRate = 0;
   if (opts.metrics) writeFileSync(opts.metrics, '');
   const metric = (o: object): void => {
@@ -51,11 +56,24 @@ export function createReporter(opts: ReporterOptions): Reporter {
       for (const s of r.shards) interval.compute.set(s.by, (interval.compute.get(s.by) ?? 0) + s.computeMs);
       if (interval.steps >= every || r.batch === r.batches - 1) {
         lastRate = (1000 * interval.rows) / interval.ms;
+        const steps = interval.steps;
+        const nodes = r.nodes.map((n) => {
+          const before = lastBytes.get(n.id) ?? { sent: 0, received: 0 };
+          lastBytes.set(n.id, { sent: n.bytesSent, received: n.bytesReceived });
+          return { id: n.id, address: n.address, threads: n.threads, bytesSentPerStep: (n.bytesSent - before.sent) / steps, bytesReceivedPerStep: (n.bytesReceived - before.received) / steps, lastSeenMsAgo: n.lastSeenMsAgo };
+        });
         metric({
           type: 'step', step: r.step, epoch: r.epoch + 1, loss: r.loss, samplesPerSec: lastRate,
-          computeMs: Object.fromEntries(interval.compute), reduceUpdateMs: interval.updateMs, steps: interval.steps,
+          computeMs: Object.fromEntries(interval.compute), reduceUpdateMs: interval.updateMs, steps, plan: r.plan, ...(nodes.length ? { nodes } : {}),
         });
         interval = { steps: 0, rows: 0, ms: 0, updateMs: 0, compute: new Map() };
+      }
+      lastNodes = r.nodes;
+      for (const sh of r.shards) {
+        const w = epochWork.get(sh.by) ?? { rows: 0, ms: 0 };
+        w.rows += sh.rows;
+        w.ms += sh.computeMs;
+        epochWork.set(sh.by, w);
       }
       if (opts.quiet || !opts.tty) return;
       if (!bar) {
@@ -76,7 +94,15 @@ export function createReporter(opts: ReporterOptions): Reporter {
       });
       // Long runs of tiny models would print thousands of lines: about 20 epoch lines per run.
       const every = Math.max(1, Math.floor(epochs / 20));
-      if (!opts.quiet && ((r.epoch + 1) % every === 0 || r.epoch + 1 === epochs || r.stopping)) write(formatEpoch(r, epochs));
+      if (!opts.quiet && ((r.epoch + 1) % every === 0 || r.epoch + 1 === epochs || r.stopping)) {
+        write(formatEpoch(r, epochs));
+        for (const n of lastNodes) {
+          const w = epochWork.get(n.id);
+          const rate = w && w.ms > 0 ? `${Math.round((1000 * w.rows) / w.ms)} samples/s` : 'idle';
+          write(`  ${n.id}  ${n.address}  ${n.threads} thread${n.threads === 1 ? '' : 's'}  ${rate}  sent ${(n.bytesSent / 1e6).toFixed(1)} MB  received ${(n.bytesReceived / 1e6).toFixed(1)} MB  last seen ${n.lastSeenMsAgo} ms ago`);
+        }
+      }
+      epochWork.clear();
     },
     log(line) {
       stopBar();

@@ -49,6 +49,25 @@ export interface StepRecord {
   readonly updateMs: number;
   /** Rows given to each member this step (the partition). */
   readonly plan: readonly StepPlanEntry[];
+  /** Connected remote nodes after the step (empty without --listen). */
+  readonly nodes: readonly NodeStatus[];
+}
+
+/** A connected node as progress and metrics show it; byte counts are totals since it joined. */
+export interface NodeStatus {
+  readonly id: string;
+  readonly address: string;
+  readonly threads: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  /** Milliseconds since its last frame or heartbeat answer. */
+  readonly lastSeenMsAgo: number;
+}
+
+export interface RemoteAttachment {
+  close(): Promise<void>;
+  /** The nodes connected now. */
+  status(): readonly NodeStatus[];
 }
 
 /** What remote membership needs from a run: the arena to land gradients in, the data, the recipe. */
@@ -105,7 +124,7 @@ export interface TrainOptions {
   /** Executors (the local pool counts as one) to wait for before the first step. */
   readonly minExecutors?: number;
   /** Starts accepting remote nodes into the run's scheduler; closed at the end of the run. */
-  readonly attachRemote?: (run: RunContext) => Promise<{ close(): Promise<void> }>;
+  readonly attachRemote?: (run: RunContext) => Promise<RemoteAttachment>;
 }
 
 export interface TrainResult {
@@ -206,7 +225,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         lossSum += r.lossSum;
         count += rows;
         samples += rows;
-        reporter.step({ ...r.record, epoch, batch: b, batches, loss: lossSum / count });
+        reporter.step({ ...r.record, epoch, batch: b, batches, loss: lossSum / count, nodes: remote?.status() ?? [] });
         const here: LoopPosition = { step, epoch, batch: b + 1, epochRng, epochLossSum: lossSum, epochCount: count };
         if (opts.checkpointEvery && step % opts.checkpointEvery === 0) saveCheckpoint(here);
         if (opts.stop?.requested || (opts.maxSteps !== undefined && step >= opts.maxSteps)) {
@@ -241,7 +260,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 /** One optimizer step over rows [start, start + rows) of the epoch order. */
 async function trainStep(
   scheduler: Scheduler, arena: ArenaViews, kernels: Kernels, config: Config, step: number, start: number, rows: number,
-): Promise<{ lossSum: number; record: Omit<StepRecord, 'epoch' | 'batch' | 'batches' | 'loss'> }> {
+): Promise<{ lossSum: number; record: Omit<StepRecord, 'epoch' | 'batch' | 'batches' | 'loss' | 'nodes'> }> {
   const t0 = performance.now();
   const { shards, outcomes, plan } = await scheduler.runStep(step, start, rows);
   const t1 = performance.now();
