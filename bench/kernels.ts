@@ -8,6 +8,7 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
+import { tfjsTrainingRow } from './tfjs.js';
 import { createArena } from '../src/core/arena.js';
 import type { Dataset } from '../src/core/data/types.js';
 import { initParams } from '../src/core/init.js';
@@ -204,10 +205,18 @@ async function trainingRows(): Promise<TrainingRow[]> {
 
 /**
  * TensorFlow.js rows (@tensorflow/tfjs cpu backend and @tensorflow/tfjs-backend-wasm), training the
- * same network in the same run. TO BE ADDED: return one TrainingRow per system and batch.
+ * same network in the same run (median step of a few trainOnBatch calls; the cpu backend is slow,
+ * so it gets fewer steps and only batch 128).
  */
 async function tfjsRows(): Promise<TrainingRow[]> {
-  return [];
+  const rows: TrainingRow[] = [];
+  for (const batch of TRAIN_BATCHES) {
+    const r = await tfjsTrainingRow('wasm', batch, quick ? 3 : 8);
+    rows.push({ system: 'TF.js 4.22 wasm', batch, samplesPerSec: r.samplesPerSec, outsideGemm: null });
+  }
+  const cpu = await tfjsTrainingRow('cpu', 128, quick ? 2 : 4);
+  rows.push({ system: 'TF.js 4.22 cpu', batch: 128, samplesPerSec: cpu.samplesPerSec, outsideGemm: null });
+  return rows;
 }
 
 // ---- report ----------------------------------------------------------------------------------
