@@ -120,7 +120,7 @@ describe('bad input: one line naming what and where, exit 2', () => {
   writeFileSync(join(good, 'w.safetensors'), 'not a weights file at all');
   const table: [string[], RegExp][] = [
     [['train', '--bogus'], /^dptrain: Unknown argument: bogus$/],
-    [['train', '--workers', '0'], /^dptrain: --workers: expected a positive whole number, got 0$/],
+    [['train', '--workers', '0'], /^dptrain: --workers: expected a whole number ≥ 1 \(0 only with --listen\), got 0$/],
     [['train', '--config', 'c.json', '--lr', '-1'], /^dptrain: --lr \(optimizer\.lr\): Too small: expected number to be >0$/],
     [['train', '--config', 'c.json', '--batch-size', '1.5'], /^dptrain: --batch-size \(training\.batchSize\): Invalid input: expected int, received number$/],
     [['train', '--config', 'c.json', '--epochs'], /^dptrain: Not enough arguments following: epochs$/],
