@@ -103,3 +103,19 @@ export function checkGrad(f: Fixture, data: Dataset, eps: number, atol: number, 
   }
   return { worst, worstIndex, checked: model.layout.size };
 }
+
+/** True when two float vectors are equal bit for bit. */
+export function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/** Relative difference of two weight vectors: max |a - b| over max |b| (the ∞-norms). */
+export function relDiff(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}

@@ -6,6 +6,7 @@ import { WebSocket } from 'ws';
 import { CHALLENGE_PATH, PROOF_HEADER, proofFor } from '../src/worker/auth.js';
 import { decodeCoordinatorFrame, encodeFrame, PROTOCOL_VERSION, type StepRequest } from '../src/worker/wire.js';
 import { startRemoteServer } from '../src/coordinator/remote-server.js';
+export { relDiff, sameBits } from './helpers.js';
 import { train, type Reporter, type StepRecord, type TrainOptions, type TrainResult } from '../src/coordinator/trainer.js';
 
 export const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
@@ -127,18 +128,4 @@ export async function rogue(url: string, o: RogueOptions = {}): Promise<{ ws: We
 /** A well-formed result frame for a request, with the given gradient. */
 export function resultFrame(req: StepRequest, gradient: Float32Array, over: Record<string, unknown> = {}): Buffer {
   return encodeFrame({ t: 'result', req: req.req, step: req.step, count: req.rows, lossSum: 1, computeMs: 1, leaving: false, ...over }, gradient);
-}
-
-export function sameBits(a: Float32Array, b: Float32Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-}
-
-export function relDiff(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
 }

@@ -12,7 +12,7 @@ import { denseViews, shardGradients } from '../src/core/model.js';
 import { listCheckpoints } from '../src/coordinator/checkpoint.js';
 import { parseConfig, type Config } from '../src/coordinator/config.js';
 import { train, type Reporter, type TrainOptions } from '../src/coordinator/trainer.js';
-import { randomData } from './helpers.js';
+import { randomData, relDiff, sameBits } from './helpers.js';
 
 const silent = (): Reporter & { lines: string[] } => {
   const lines: string[] = [];
@@ -40,16 +40,6 @@ function run(workers: number, extra: Partial<TrainOptions> = {}) {
   return train({ config: cfg, workers, kernels: 'ts', reporter: silent(), data, skipEval: true, ...extra });
 }
 
-/** Relative difference of two weight vectors: max |a - b| over max |b| (the ∞-norms). */
-function maxRelDiff(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
 
 describe('parallel equals serial (invariant 2)', () => {
   it('1, 2, 3 and 4 threads reach the same weights after 50 steps; runs repeat bit for bit', async () => {
@@ -59,12 +49,12 @@ describe('parallel equals serial (invariant 2)', () => {
       const r = await run(n, { maxSteps: 50 });
       expect(r.steps).toBe(50);
       // Only the grouping of float32 sums differs between thread counts.
-      expect(maxRelDiff(r.params, one.params), `${n} threads`).toBeLessThan(1e-5);
+      expect(relDiff(r.params, one.params), `${n} threads`).toBeLessThan(1e-5);
       expect(r.params).not.toEqual(new Float32Array(r.params.length));
     }
     const again = await run(4, { maxSteps: 50 });
     const first = await run(4, { maxSteps: 50 });
-    expect(Buffer.from(again.params.buffer).equals(Buffer.from(first.params.buffer))).toBe(true);
+    expect(sameBits(again.params, first.params)).toBe(true);
   });
 });
 
@@ -85,7 +75,7 @@ describe('averaging is exact (invariant 1)', () => {
       shardGradients(model, denseViews(layout, arena.params), denseViews(layout, g), g, arena.workspaces[0], 13, d.train, null, lo, hi);
       for (let i = 0; i < layout.size; i++) arena.params[i] -= (0.5 * g[i]) / (hi - lo);
     }
-    expect(maxRelDiff(r.params, arena.params.subarray(0, layout.size))).toBeLessThan(1e-5);
+    expect(relDiff(r.params, arena.params.subarray(0, layout.size))).toBeLessThan(1e-5);
   });
 });
 
@@ -95,7 +85,7 @@ describe('a dying worker changes nothing (invariant 4)', () => {
     const reporter = silent();
     const hurt = await run(2, { maxSteps: 20, fault: { step: 7, slot: 1, mode }, reporter });
     expect(reporter.lines.some((l) => /shard 1 failed .*re-running it/.test(l))).toBe(true);
-    expect(Buffer.from(hurt.params.buffer).equals(Buffer.from(clean.params.buffer))).toBe(true);
+    expect(sameBits(hurt.params, clean.params)).toBe(true);
   });
 });
 
@@ -109,7 +99,7 @@ describe('resume equals never stopped (invariant 5)', () => {
     expect(listCheckpoints(dir).length).toBe(2); // steps 15 and 17: the last two kept
     const resumed = await run(2, { checkpointDir: dir, resume: true });
     expect(resumed.steps).toBe(whole.steps);
-    expect(Buffer.from(resumed.params.buffer).equals(Buffer.from(whole.params.buffer))).toBe(true);
+    expect(sameBits(resumed.params, whole.params)).toBe(true);
   });
 
   it('a truncated checkpoint is refused with a warning and the previous one is used', async () => {
@@ -125,7 +115,7 @@ describe('resume equals never stopped (invariant 5)', () => {
     const resumed = await run(2, { checkpointDir: dir, resume: true, reporter });
     expect(reporter.lines.some((l) => /warning: skipping checkpoint .*ckpt-000000020.* runs past/.test(l))).toBe(true);
     expect(reporter.lines.some((l) => /resuming from .*ckpt-000000010.safetensors at step 10/.test(l))).toBe(true);
-    expect(Buffer.from(resumed.params.buffer).equals(Buffer.from(whole.params.buffer))).toBe(true);
+    expect(sameBits(resumed.params, whole.params)).toBe(true);
   });
 
   it('a checkpoint with flipped bytes fails its checksum', async () => {
@@ -147,6 +137,6 @@ describe('Adam through the pool', () => {
     const c = config({ optimizer: { name: 'adam', lr: 0.01 } });
     const a = await train({ config: c, workers: 1, kernels: 'ts', reporter: silent(), data, skipEval: true, maxSteps: 30 });
     const b = await train({ config: c, workers: 2, kernels: 'ts', reporter: silent(), data, skipEval: true, maxSteps: 30 });
-    expect(maxRelDiff(b.params, a.params)).toBeLessThan(1e-4);
+    expect(relDiff(b.params, a.params)).toBeLessThan(1e-4);
   });
 });

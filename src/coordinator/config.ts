@@ -2,10 +2,10 @@
 // JSON file with relative paths resolved against it, CLI overrides, and the frozen, fully typed
 // result everything downstream trusts. Every failure is one line naming the file and the field.
 
-import { readFileSync } from 'node:fs';
+import { readText } from '../core/files.js';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { configError, DptrainError, unreadable } from '../core/errors.js';
+import { configError, DptrainError } from '../core/errors.js';
 import { ACTIVATIONS, INITS, LOSSES, OUTPUTS, normalizeOutput, type ModelSpec } from '../core/spec.js';
 import type { OptimizerConfig } from '../core/optim.js';
 import type { DataConfig } from '../core/data/index.js';
@@ -115,12 +115,7 @@ export interface Override {
 }
 
 export function readConfigFile(file: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw unreadable(file, e);
-  }
+  const text = readText(file);
   try {
     return JSON.parse(text);
   } catch (e) {

@@ -4,12 +4,12 @@
 // and membership: a node joins the scheduler at the next step boundary and leaves, with the reason
 // logged, when it is dropped.
 
+import { readBytes } from '../core/files.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { DptrainError, unreadable } from '../core/errors.js';
+import { DptrainError } from '../core/errors.js';
 import { CHALLENGE_PATH, Challenges, PROOF_HEADER } from '../worker/auth.js';
 import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, PROTOCOL_VERSION, type Welcome } from '../worker/wire.js';
 import { RemoteNode } from './remote-node.js';
@@ -57,13 +57,6 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
     throw new DptrainError('CONFIG_INVALID', `--listen ${o.host}:${o.port}: a --token-file is required to listen on an address other than loopback`);
   if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new DptrainError('CONFIG_INVALID', '--tls-cert and --tls-key go together');
   const challenges = o.token ? new Challenges(o.token) : null;
-  const readPem = (f: string): Buffer => {
-    try {
-      return readFileSync(f);
-    } catch (e) {
-      throw unreadable(f, e);
-    }
-  };
   const handler = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
     if (req.method === 'GET' && req.url === CHALLENGE_PATH && challenges) {
       const nonce = challenges.issue();
@@ -72,7 +65,7 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
     }
     res.writeHead(404).end();
   };
-  const server: Server = o.tlsCert && o.tlsKey ? createHttpsServer({ cert: readPem(o.tlsCert), key: readPem(o.tlsKey) }, handler) : createHttpServer(handler);
+  const server: Server = o.tlsCert && o.tlsKey ? createHttpsServer({ cert: readBytes(o.tlsCert), key: readBytes(o.tlsKey) }, handler) : createHttpServer(handler);
   const paramCount = run.arena.layout.paramCount;
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxNodeFrameBytes({ paramCount }) });
   const freeSlots = [...run.landingSlots];

@@ -2,8 +2,8 @@
 // { name: { dtype, shape, data_offsets } }, then the raw little-endian data. Names and shapes are
 // those of the equivalent torch.nn.Sequential, so PyTorch loads our weights and we load its.
 
-import { readFileSync } from 'node:fs';
-import { DptrainError, unreadable } from './errors.js';
+import { readBytes } from './files.js';
+import { DptrainError } from './errors.js';
 import type { ParamLayout } from './layout.js';
 import type { F32 } from './kernels/types.js';
 import { writeFileAtomic } from './atomic-file.js';
@@ -87,13 +87,7 @@ export function namedTensors(layout: ParamLayout, params: F32): Map<string, Tens
 
 /** Reads a weights file into params; names and shapes must match the layout exactly. */
 export function loadWeights(path: string, layout: ParamLayout, params: F32): void {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(path);
-  } catch (e) {
-    throw unreadable(path, e);
-  }
-  loadTensorsInto(decodeSafetensors(buf, path), path, layout, params);
+  loadTensorsInto(decodeSafetensors(readBytes(path), path), path, layout, params);
 }
 
 export function loadTensorsInto(tensors: ReadonlyMap<string, TensorRecord>, file: string, layout: ParamLayout, params: F32): void {

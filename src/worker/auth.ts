@@ -3,9 +3,9 @@
 // never crosses the wire, a proof is good for one connection only (the nonce is consumed), and the
 // comparison is constant-time.
 
+import { readText } from '../core/files.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { DptrainError, unreadable } from '../core/errors.js';
+import { DptrainError } from '../core/errors.js';
 
 export const CHALLENGE_PATH = '/dptrain/challenge';
 export const PROOF_HEADER = 'x-dptrain-proof';
@@ -13,13 +13,7 @@ const NONCE_TTL_MS = 30_000;
 const MAX_OUTSTANDING = 1024;
 
 export function readToken(file: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw unreadable(file, e);
-  }
-  const token = text.trim();
+  const token = readText(file).trim();
   if (token.length < 16) throw new DptrainError('CONFIG_INVALID', `${file}: the token must be at least 16 characters (it has ${token.length})`);
   return token;
 }

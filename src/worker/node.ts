@@ -3,13 +3,13 @@
 // step request with ONE summed gradient, computed by the shard's recipe so that any executor would
 // get the same bits. When the coordinator goes away it reconnects with backoff.
 
-import { readFileSync } from 'node:fs';
+import { readBytes } from '../core/files.js';
 import { WebSocket } from 'ws';
 import { createArena, type ArenaViews } from '../core/arena.js';
 import { loadData } from '../core/data/index.js';
 import { sharedF32 } from '../core/data/shared.js';
 import type { Dataset } from '../core/data/types.js';
-import { DptrainError, unreadable } from '../core/errors.js';
+import { DptrainError } from '../core/errors.js';
 import { createKernels, type KernelChoice } from '../core/kernels/index.js';
 import { checkDataFits } from '../core/model.js';
 import { parseConfig } from '../coordinator/config.js';
@@ -68,7 +68,7 @@ export async function runNode(o: NodeOptions): Promise<number> {
 
 async function connectOnce(o: NodeOptions, previous: Session | null, keep: (s: Session) => void, connected: () => void): Promise<string> {
   const headers: Record<string, string> = {};
-  const ca = o.tlsCa ? readPem(o.tlsCa) : undefined;
+  const ca = o.tlsCa ? readBytes(o.tlsCa) : undefined;
   if (o.token) {
     try {
       headers[PROOF_HEADER] = proofFor(o.token, await fetchNonce(o.connect, ca));
@@ -207,12 +207,4 @@ async function fetchNonce(connect: string, ca: Buffer | undefined): Promise<stri
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', reject);
   });
-}
-
-function readPem(file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    throw unreadable(file, e);
-  }
 }

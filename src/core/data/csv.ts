@@ -1,9 +1,9 @@
 // CSV data sets: a header row, then one sample per line; the target is one column of class indices
 // or a list of regression columns, every other column is an input.
 
-import { readFileSync } from 'node:fs';
+import { readText } from '../files.js';
 import { basename, resolve } from 'node:path';
-import { configError, dataError, unreadable } from '../errors.js';
+import { configError, dataError } from '../errors.js';
 import { Rng } from '../rng.js';
 import { identityOrder, splitOrder, takeRows, testCount } from './shared.js';
 import type { DataSplit, Dataset } from './types.js';
@@ -62,12 +62,7 @@ export function loadCsv(opts: CsvOptions, baseDir: string, seed: number): DataSp
 }
 
 function readTable(file: string, targets: readonly string[], classTarget: boolean): Table {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw unreadable(file, e);
-  }
+  const text = readText(file);
   const records = csvRecords(text, file);
   const first = records.next();
   if (first.done) throw dataError(file, 'line 1', 'empty file, expected a header row');

@@ -1,10 +1,10 @@
 // MNIST / Fashion-MNIST IDX files (big-endian header, uint8 data), plain or gzipped: images scaled
 // to [0, 1], labels 0..9. Pixels stay bytes until the selected rows are copied into shared memory.
 
-import { readFileSync } from 'node:fs';
+import { readBytes } from '../files.js';
 import { gunzipSync } from 'node:zlib';
 import { basename, resolve } from 'node:path';
-import { configError, dataError, unreadable } from '../errors.js';
+import { configError, dataError } from '../errors.js';
 import { Rng } from '../rng.js';
 import { checkCount, identityOrder, sharedF32, splitOrder } from './shared.js';
 import type { DataSplit, Dataset } from './types.js';
@@ -131,12 +131,7 @@ function checkLength(file: string, present: number, dims: string, declared: numb
 }
 
 function readMaybeGzipped(file: string): Uint8Array {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw unreadable(file, e);
-  }
+  const bytes = readBytes(file);
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
   try {
     return gunzipSync(bytes);

