@@ -10,6 +10,7 @@ import { runEval } from './coordinator/run-eval.js';
 import { runWorker, type WorkerFlags } from './worker/run-worker.js';
 import { KERNEL_CHOICES, type KernelChoice } from './core/kernels/index.js';
 import { DEFAULT_CONFIG } from './coordinator/paths.js';
+import { runBenchScaling, type BenchScalingFlags } from './coordinator/run-bench.js';
 
 const USAGE_ERROR = 2;
 
@@ -99,7 +100,30 @@ async function main(): Promise<void> {
         process.exitCode = await runWorker(argv as unknown as WorkerFlags);
       },
     )
-    .demandCommand(1, 'name a command: train, eval, worker')
+    .command('bench', 'benchmarks: scaling over threads, worker nodes and emulated networks', (y) =>
+      y
+        .command(
+          'scaling',
+          'samples/s, speedup and the step split for threads × nodes × batch, with the scale-out model\'s predictions',
+          (z) =>
+            z
+              .option('config', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG, describe: 'config JSON file' })
+              .option('threads', { type: 'string', requiresArg: true, default: '1,2', describe: 'threads of the local pool, and of each node' })
+              .option('nodes', { type: 'string', requiresArg: true, default: '0,1,2', describe: 'worker node processes (0: a local row)' })
+              .option('batch', { type: 'string', requiresArg: true, default: '128,512', describe: 'batch sizes' })
+              .option('net', { type: 'string', requiresArg: true, default: 'loopback', describe: 'loopback, lan, wan or LATENCYms:BANDWIDTHmbit, per node and direction' })
+              .option('steps', { type: 'number', requiresArg: true, default: 30, describe: 'measured steps per row' })
+              .option('warmup', { type: 'number', requiresArg: true, default: 5, describe: 'steps before the measured ones' })
+              .option('out', { type: 'string', requiresArg: true, describe: 'folder for results.json and the charts (default bench/results/scaling-NET)' })
+              .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' })
+              .option('net-namespaces', { type: 'boolean', default: false, describe: 'a network namespace per node, tc tbf for bandwidth (root and iproute2)' }),
+          async (argv) => {
+            process.exitCode = await runBenchScaling(argv as unknown as BenchScalingFlags);
+          },
+        )
+        .demandCommand(1, 'name a benchmark: scaling'),
+    )
+    .demandCommand(1, 'name a command: train, eval, worker, bench')
     .strict()
     .help()
     .fail((msg, err) => {
