@@ -10,7 +10,7 @@ import { runEval } from './coordinator/run-eval.js';
 import { runWorker, type WorkerFlags } from './worker/run-worker.js';
 import { KERNEL_CHOICES, type KernelChoice } from './core/kernels/index.js';
 import { DEFAULT_CONFIG } from './coordinator/paths.js';
-import { runBenchScaling, type BenchScalingFlags } from './coordinator/run-bench.js';
+import type { BenchScalingFlags } from './coordinator/run-bench.js';
 
 const USAGE_ERROR = 2;
 
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
               .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' })
               .option('net-namespaces', { type: 'boolean', default: false, describe: 'a network namespace per node, tc tbf for bandwidth (root and iproute2)' }),
           async (argv) => {
-            process.exitCode = await runBenchScaling(argv as unknown as BenchScalingFlags);
+            process.exitCode = await (await import('./coordinator/run-bench.js')).runBenchScaling(argv as unknown as BenchScalingFlags);
           },
         )
         .demandCommand(1, 'name a benchmark: scaling'),

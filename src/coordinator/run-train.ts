@@ -9,7 +9,6 @@ import { loadConfig, parseSetFlag, type Override } from './config.js';
 import { defaultThreads } from './local-pool.js';
 import { createReporter } from './report.js';
 import { train } from './trainer.js';
-import { trainingCurvesSvg, writeSvgAtomic } from './charts.js';
 import { parseListen, startRemoteServer } from './remote-server.js';
 import { readToken } from '../worker/auth.js';
 import type { Balance } from './scheduler.js';
@@ -122,6 +121,8 @@ export async function runTrain(f: TrainFlags): Promise<number> {
     const seconds = (performance.now() - t0) / 1000;
     if (f.plot && r.history.length > 0) {
       const points = r.history.map((h) => ({ epoch: h.epoch + 1, trainLoss: h.trainLoss, testLoss: h.test.loss, testAccuracy: h.test.accuracy }));
+      // Loaded only when asked for: Vega takes about a second to import.
+      const { trainingCurvesSvg, writeSvgAtomic } = await import('./charts.js');
       writeSvgAtomic(resolve(f.plot), await trainingCurvesSvg(points));
     }
     if (r.stoppedBy === 'interrupted') {
