@@ -14,7 +14,7 @@ import { PACKAGE_ROOT, DEFAULT_CONFIG } from '../src/coordinator/paths.js';
 import { readConfigFile } from '../src/coordinator/config.js';
 import { train, type StepRecord } from '../src/coordinator/trainer.js';
 import type { KernelChoice } from '../src/core/kernels/index.js';
-import { fmt, median, table } from './stats.js';
+import { fmt, median, table } from '../src/coordinator/stats.js';
 import { tfjsTrainingRow, type TfjsRow } from './tfjs.js';
 
 interface Args {

@@ -4,7 +4,7 @@
 import { Bench } from 'tinybench';
 import { Rng } from '../src/core/rng.js';
 import { decodeNodeFrame, encodeFrame } from '../src/worker/wire.js';
-import { fmt, table } from './stats.js';
+import { fmt, table } from '../src/coordinator/stats.js';
 
 const P = 669_706;
 const rng = new Rng(1);

@@ -2,10 +2,12 @@
 // sample and thread efficiency from the local rows, frame costs timed here, reduce and update
 // costs fitted to the measured updateMs; and the predictions it makes from them.
 
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
 import { decodeNodeFrame, encodeFrame } from '../worker/wire.js';
 import { predictStep, ringAllreduceSec, treeAllreduceSec, type ScaleoutInputs } from './scaleout.js';
 import type { NetProfile } from './netem.js';
-import { median } from '../../bench/stats.js';
+import { median } from './stats.js';
 
 /** What one measured row contributes to the model (medians over its measured steps). */
 export interface RowTimes {
@@ -92,6 +94,47 @@ export function measureFrameCosts(paramCount: number, reps = 7): FrameCosts {
     perMessageSec: small / 2,
     perByteSec: Math.max(0, (full - small) / (2 * payload)),
   };
+}
+
+/**
+ * The transport's own cost (ws framing, socket syscalls and copies, both ends, loopback): a frame of
+ * the model's size and a one-float frame echoed over a real WebSocket in this process, set up as
+ * the node and coordinator set theirs up (no compression, unmasked client frames). Half the
+ * difference of the round trips, per byte, is added to the codec's per-byte cost; half the small
+ * round trip to the per-message cost.
+ */
+export async function measureTransportCosts(paramCount: number, reps = 9): Promise<{ perMessageSec: number; perByteSec: number }> {
+  const maxPayload = 4 * paramCount + 1024 * 1024;
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload });
+  server.on('connection', (ws) => ws.on('message', (d: Buffer) => ws.send(d)));
+  await new Promise<void>((r) => server.once('listening', () => r()));
+  const { port } = server.address() as AddressInfo;
+  const client = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false, maxPayload, generateMask: (m) => void m.fill(0) });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.once('open', () => resolve());
+      client.once('error', reject);
+    });
+    const rtt = async (bytes: number): Promise<number> => {
+      const frame = Buffer.alloc(bytes, 1);
+      const samples: number[] = [];
+      for (let i = 0; i < reps + 2; i++) {
+        const t0 = performance.now();
+        await new Promise<void>((r) => {
+          client.once('message', () => r());
+          client.send(frame);
+        });
+        if (i >= 2) samples.push((performance.now() - t0) / 1000);
+      }
+      return median(samples);
+    };
+    const small = await rtt(4);
+    const full = await rtt(4 * paramCount);
+    return { perMessageSec: small / 2, perByteSec: Math.max(0, (full - small) / (2 * 4 * paramCount)) };
+  } finally {
+    client.terminate();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-file.js';
-import { fmt, table } from '../../bench/stats.js';
+import { fmt, table } from './stats.js';
 import { speedupSvg, stepSplitSvg, writeSvgAtomic, type SpeedupRow, type StepSplitRow } from './charts.js';
 import type { ScalingReport, ScalingRow } from './bench-scaling.js';
 

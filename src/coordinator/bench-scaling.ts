@@ -6,8 +6,8 @@
 import { cpus } from 'node:os';
 import { configError, DptrainError } from '../core/errors.js';
 import type { KernelChoice } from '../core/kernels/index.js';
-import { median } from '../../bench/stats.js';
-import { fitBatchInputs, linkOf, measureFrameCosts, predictionCurve, scaleoutInputs, type BatchInputs, type CurvePoint, type FrameCosts, type RowTimes } from './bench-model.js';
+import { median } from './stats.js';
+import { fitBatchInputs, linkOf, measureFrameCosts, measureTransportCosts, predictionCurve, scaleoutInputs, type BatchInputs, type CurvePoint, type FrameCosts, type RowTimes } from './bench-model.js';
 import { Fleet, type LinkMode } from './bench-fleet.js';
 import { netnsUnavailable } from './bench-netns.js';
 import { loadConfig, type Config } from './config.js';
@@ -208,7 +208,9 @@ export async function runScalingBench(o: ScalingBenchOptions): Promise<ScalingRe
     process.off('SIGTERM', onSignal);
     process.off('exit', onExit);
   }
-  return report(state, measured, notice);
+  // Timed after the rows, with no pool or node running beside it.
+  const transport = await measureTransportCosts(state.info!.params);
+  return report(state, measured, notice, transport);
 }
 
 function configFor(o: ScalingBenchOptions, batch: number): Config {
@@ -322,15 +324,16 @@ function summarize(o: ScalingBenchOptions, c: Combo, steps: readonly StepRecord[
   };
 }
 
-function report(state: RunState, measured: readonly Measured[], notice: string | null): ScalingReport {
+function report(state: RunState, measured: readonly Measured[], notice: string | null, transport: { perMessageSec: number; perByteSec: number }): ScalingReport {
   const { o } = state;
   const info = state.info!;
   const times: RowTimes[] = measured.map((m) => ({
     kind: m.combo.nodes === 0 ? 'local' : 'nodes', batch: m.combo.batch, threads: m.combo.threads, nodes: m.combo.nodes,
     stepMs: m.stepMs, updateMs: m.updateMs, poolMs: m.poolMs,
   }));
-  // Timed after the rows, with no pool or node running beside it.
-  const frame = measureFrameCosts(info.params);
+  // Timed after the rows, with no pool or node running beside it: the codec, plus the transport.
+  const codec = measureFrameCosts(info.params);
+  const frame: FrameCosts = { ...codec, perMessageSec: codec.perMessageSec + transport.perMessageSec, perByteSec: codec.perByteSec + transport.perByteSec };
   const inputs = new Map<number, BatchInputs>();
   for (const b of o.batches) {
     const fit = fitBatchInputs(times, b);

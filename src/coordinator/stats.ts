@@ -1,4 +1,4 @@
-// Small statistics shared by the benchmarks: medians of repeated measurements.
+// Small statistics and plain-text tables shared by the benchmarks (bench/ and dptrain bench).
 
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;
