@@ -16,6 +16,7 @@ import { train, type StepRecord } from '../src/coordinator/trainer.js';
 import type { KernelChoice } from '../src/core/kernels/index.js';
 import { fmt, median, table } from '../src/coordinator/stats.js';
 import { tfjsTrainingRow, type TfjsRow } from './tfjs.js';
+import { parallelCeiling } from './ceiling.js';
 
 interface Args {
   threads: number[];
@@ -25,6 +26,8 @@ interface Args {
   kernels: KernelChoice;
   wholeRuns: boolean;
   tfjs: boolean;
+  /** Thread counts alternate over this many rounds, so the host's drifting speed hits all alike. */
+  rounds: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -37,7 +40,8 @@ function parseArgs(argv: string[]): Args {
   return {
     threads: list(get('threads'), Array.from({ length: cores }, (_, i) => i + 1)),
     batches: list(get('batch'), [128, 512]),
-    steps: Number(get('steps') ?? 60),
+    steps: Number(get('steps') ?? 30),
+    rounds: Number(get('rounds') ?? 3),
     warmup: Number(get('warmup') ?? 10),
     kernels: (get('kernels') ?? 'auto') as KernelChoice,
     wholeRuns: !argv.includes('--no-whole-runs'),
@@ -61,7 +65,8 @@ export interface ScalingRow {
   readonly outsideFraction: number;
 }
 
-async function stepRow(threads: number, batch: number, a: Args): Promise<Omit<ScalingRow, 'speedup' | 'efficiency'>> {
+/** Runs `steps` measured steps (after the warm-up) with `threads` workers; returns the full-batch step records. */
+async function measureSteps(threads: number, batch: number, a: Args): Promise<StepRecord[]> {
   const base = readConfigFile(DEFAULT_CONFIG);
   const config = parseConfig(base, DEFAULT_CONFIG, join(PACKAGE_ROOT, 'config'), [
     { path: 'training.batchSize', value: batch, flag: '--batch' },
@@ -73,11 +78,15 @@ async function stepRow(threads: number, batch: number, a: Args): Promise<Omit<Sc
     reporter: { start() {}, epoch() {}, log() {}, step: (r) => void steps.push(r) },
   });
   // Full batches only: the short last batch of an epoch would skew the medians.
-  const measured = steps.slice(a.warmup).filter((s) => s.rows === batch);
+  return steps.slice(a.warmup).filter((s) => s.rows === batch);
+}
+
+function summarize(threads: number, batch: number, measured: readonly StepRecord[]): Omit<ScalingRow, 'speedup' | 'efficiency'> {
+  const slowest = (s: StepRecord): number => Math.max(...s.shards.map((x) => x.computeMs));
   const stepMs = median(measured.map((s) => s.stepMs));
-  const computeMs = median(measured.map((s) => Math.max(...s.shards.map((x) => x.computeMs))));
+  const computeMs = median(measured.map(slowest));
   const updateMs = median(measured.map((s) => s.updateMs));
-  const dispatchMs = median(measured.map((s) => s.stepMs - s.updateMs - Math.max(...s.shards.map((x) => x.computeMs))));
+  const dispatchMs = median(measured.map((s) => s.stepMs - s.updateMs - slowest(s)));
   return { threads, batch, samplesPerSec: (1000 * batch) / stepMs, stepMs, computeMs, dispatchMs, updateMs, outsideFraction: (stepMs - computeMs) / stepMs };
 }
 
@@ -106,19 +115,24 @@ async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const rows: ScalingRow[] = [];
   for (const batch of a.batches) {
-    let single = NaN;
+    const records = new Map<number, StepRecord[]>(a.threads.map((t) => [t, []]));
+    for (let round = 0; round < a.rounds; round++)
+      for (const threads of a.threads) records.get(threads)!.push(...(await measureSteps(threads, batch, a)));
+    const single = summarize(1, batch, records.get(1) ?? []).samplesPerSec;
     for (const threads of a.threads) {
-      const r = await stepRow(threads, batch, a);
-      if (threads === 1) single = r.samplesPerSec;
+      const r = summarize(threads, batch, records.get(threads)!);
       const speedup = r.samplesPerSec / single;
       rows.push({ ...r, speedup, efficiency: speedup / threads });
     }
   }
-  console.log(`\ndptrain step throughput (median of ${a.steps} steps after ${a.warmup} warm-up, kernels ${a.kernels})`);
+  const ceiling = await parallelCeiling();
+  console.log(`\ndptrain step throughput (median of ${a.rounds} rounds × ${a.steps} steps, each after ${a.warmup} warm-up steps, thread counts alternating; kernels ${a.kernels})`);
   console.log(table(
     ['batch', 'threads', 'samples/s', 'speedup', 'efficiency', 'step ms', 'fwd+bwd ms', 'dispatch ms', 'update ms', 'outside'],
     rows.map((r) => [String(r.batch), String(r.threads), fmt(r.samplesPerSec), fmt(r.speedup, 2), `${fmt(100 * r.efficiency, 1)}%`, fmt(r.stepMs, 2), fmt(r.computeMs, 2), fmt(r.dispatchMs, 3), fmt(r.updateMs, 3), `${fmt(100 * r.outsideFraction, 1)}%`]),
   ));
+
+  console.log(`\nthis machine's own 2-thread ceiling, measured after the rows: the 128×784×512 wasm GEMM in 1 thread ${fmt(ceiling.one, 1)} GFLOP/s, in 2 independent threads ${fmt(ceiling.two, 1)} GFLOP/s together (${fmt(ceiling.two / ceiling.one, 2)}×)`);
 
   const whole: WholeRun[] = [];
   if (a.wholeRuns) {
@@ -146,7 +160,7 @@ async function main(): Promise<void> {
   }
   const out = join(PACKAGE_ROOT, 'bench', 'results');
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'scaling.json'), JSON.stringify({ date: new Date().toISOString(), args: a, rows, whole, tfjs: peers }, null, 2));
+  writeFileSync(join(out, 'scaling.json'), JSON.stringify({ date: new Date().toISOString(), args: a, rows, ceiling, whole, tfjs: peers }, null, 2));
   console.log(`\nwritten: ${join(out, 'scaling.json')}`);
 }
 
