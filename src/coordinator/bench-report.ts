@@ -2,6 +2,7 @@
 // model's prediction, then predictions for larger clusters, labelled as such), results.json, and
 // the two charts. Formatting only; every number comes from the ScalingReport.
 
+import { cpus } from 'node:os';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-file.js';
@@ -43,7 +44,7 @@ export function formatReport(r: ScalingReport): string {
     for (const x of misses) {
       out.push(`  ${rowLabel(x)}: compute ${fmt(x.computeMs, 2)} vs ${fmt(x.predictedComputeMs ?? NaN, 2)} ms, communication ${fmt(x.commMs, 2)} vs ${fmt(x.predictedCommMs ?? NaN, 2)} ms`);
     }
-    out.push('  (frame costs are timed as encode + decode only; the WebSocket transport (masking, socket reads, reassembly), the proxy\'s copies and waking the processes are not in them)');
+    out.push(`  (the model gives every node cores of its own; here the coordinator and all nodes share this machine's ${cpus().length} cores, so rows with more worker threads than cores compute slower than it predicts. Frame costs are encode + decode plus a WebSocket loopback echo; the proxy's own CPU is not in them)`);
   }
   const s = r.scaleout;
   const bw = s.bandwidthBytesPerSec === null ? 'no limit' : `${fmt(s.bandwidthBytesPerSec / 1e6, 1)} MB/s`;
