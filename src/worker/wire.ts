@@ -201,8 +201,10 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
       const want = limits.paramCount * 4;
       if (payload.byteLength !== want) fail('WIRE_LENGTH_MISMATCH', peer, `gradient of ${payload.byteLength} bytes, the model needs exactly ${want}`);
       const gradient = payloadFloats(payload, 0, limits.paramCount);
-      for (let i = 0; i < gradient.length; i++)
-        if (!Number.isFinite(gradient[i])) fail('WIRE_NOT_FINITE', peer, `gradient holds a non-finite value at index ${i}`);
+      // NaN and ±Inf are the floats whose exponent bits are all ones: an integer test per value.
+      const bits = new Uint32Array(gradient.buffer, gradient.byteOffset, gradient.length);
+      for (let i = 0; i < bits.length; i++)
+        if ((bits[i] & 0x7f800000) === 0x7f800000) fail('WIRE_NOT_FINITE', peer, `gradient holds a non-finite value at index ${i}`);
       const msg: ResultHeader = {
         t: 'result', req: h.req as number, step: h.step as number, count: h.count as number,
         lossSum: h.lossSum as number, computeMs: h.computeMs as number, leaving: h.leaving === true,
