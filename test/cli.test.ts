@@ -85,6 +85,8 @@ describe('dptrain train, end to end', () => {
     const again = dptrain(['train', '--config', 'c.json', '--workers', '1', '--resume', '--epochs', `${steps / 10 + 1}`], dir);
     expect(again.code).toBe(0);
     expect(again.stderr).toMatch(new RegExp(`resuming from .*ckpt-0*${steps}\\.safetensors at step ${steps}`));
+    // --epochs changed the config: resuming is allowed, with a warning that it is not a replay.
+    expect(again.stderr).toMatch(/warning: .*ckpt-0*\d+\.safetensors was written under a different config/);
     expect(again.stdout).toMatch(new RegExp(`done: ${steps + 10} steps`));
   });
 

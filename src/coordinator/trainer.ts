@@ -169,6 +169,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (resumed) {
     restoreCheckpoint(resumed, layout, arena.params, arena.state);
     position = resumed.meta;
+    // Resuming under another config is allowed (e.g. a new lr) but no longer replays the same run.
+    if (JSON.stringify(resumed.meta.config) !== JSON.stringify(config.raw))
+      reporter.log(`warning: ${resumed.path} was written under a different config; the run will not repeat the original`);
     reporter.log(`resuming from ${resumed.path} at step ${position.step} (epoch ${position.epoch + 1}, batch ${position.batch})`);
   } else {
     if (opts.resume) reporter.log(`no checkpoint in ${opts.checkpointDir ?? '(no --checkpoint-dir)'}: starting fresh`);

@@ -17,21 +17,25 @@ export interface Region {
   readonly length: number;
 }
 
-export interface WorkspaceLayout {
+/** One shard's buffers: as regions in the layout (T = Region) or as views (T = Float32Array). */
+export interface WorkspaceOf<T> {
   /** The shard's input rows [maxRows × nIn]. */
-  readonly x: Region;
+  readonly x: T;
   /** The shard's targets: [maxRows] class indices or [maxRows × nOut] values. */
-  readonly y: Region;
+  readonly y: T;
   /** Pre-activations of each layer [maxRows × nOut_l]. */
-  readonly z: readonly Region[];
+  readonly z: readonly T[];
   /** Post-activations of each layer (the same region as z where the activation is the identity). */
-  readonly h: readonly Region[];
+  readonly h: readonly T[];
   /** Two backprop buffers [maxRows × maxWidth], used alternately for dZ and dH. */
-  readonly d0: Region;
-  readonly d1: Region;
+  readonly d0: T;
+  readonly d1: T;
   /** Packing scratch of the GEMM kernels. */
-  readonly scratch: Region;
+  readonly scratch: T;
 }
+
+export type WorkspaceLayout = WorkspaceOf<Region>;
+export type Workspace = WorkspaceOf<Float32Array>;
 
 export interface ArenaLayout {
   readonly bytes: number;
@@ -122,16 +126,6 @@ export function createArenaMemory(layout: ArenaLayout): WebAssembly.Memory {
 
 export function view(memory: WebAssembly.Memory, region: Region): Float32Array {
   return new Float32Array(memory.buffer, region.offset, region.length);
-}
-
-export interface Workspace {
-  readonly x: Float32Array;
-  readonly y: Float32Array;
-  readonly z: readonly Float32Array[];
-  readonly h: readonly Float32Array[];
-  readonly d0: Float32Array;
-  readonly d1: Float32Array;
-  readonly scratch: Float32Array;
 }
 
 export interface ArenaViews {
