@@ -111,3 +111,17 @@ describe('when every node keeps failing', () => {
     expect(readCheckpoint(last).meta.step).toBe(3);
   });
 });
+
+describe('Ctrl-C while waiting for nodes', () => {
+  it('ends the wait with a checkpoint and exit code 130', async () => {
+    const dir = workdir();
+    const port = await freePort();
+    const run = coordinator(dir, port, ['--min-nodes', '1']);
+    while (!run.out.includes('waiting for 1 more worker node(s)')) await new Promise((r) => setTimeout(r, 20));
+    run.kill('SIGINT');
+    expect(await run.done, run.out).toBe(130);
+    const m = /dptrain: interrupted at step 0; checkpoint (\S+) \(continue with --resume/.exec(run.out);
+    expect(m, run.out).not.toBeNull();
+    expect(readCheckpoint(m![1]).meta).toMatchObject({ step: 0, epoch: 0, batch: 0 });
+  });
+});

@@ -2,7 +2,7 @@
 // (0 done, 2 bad input, 130 interrupted by Ctrl-C after writing a checkpoint).
 
 import { resolve } from 'node:path';
-import { configError } from '../core/errors.js';
+import { configError, DptrainError } from '../core/errors.js';
 import type { KernelChoice } from '../core/kernels/index.js';
 import type { FaultHook } from '../worker/messages.js';
 import { loadConfig, parseSetFlag, type Override } from './config.js';
@@ -101,16 +101,20 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const maxNodeFailures = nonNegativeInt('--max-node-failures', f.maxNodeFailures) ?? 10;
   const reporter = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
   const stop = { requested: false };
+  let interrupt: (e: Error) => void = () => {};
+  const stopWaiting = new Promise<never>((_, reject) => (interrupt = reject));
+  stopWaiting.catch(() => {}); // only waits for executors listen to it
   const onSigint = (): void => {
     if (stop.requested) process.exit(EXIT_INTERRUPTED);
     stop.requested = true;
+    interrupt(new DptrainError('INTERRUPTED', 'interrupted while waiting for executors'));
     reporter.log('interrupt: finishing the current step, then writing a checkpoint (Ctrl-C again to quit at once)');
   };
   process.on('SIGINT', onSigint);
   const t0 = performance.now();
   try {
     const r = await train({
-      config, workers, kernels: f.kernels, reporter, stop, maxSteps, checkpointEvery, resume: f.resume,
+      config, workers, kernels: f.kernels, reporter, stop, stopWaiting, maxSteps, checkpointEvery, resume: f.resume,
       initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(f.checkpointDir), fault: parseFault(f.fault),
       balance: f.balance ?? (listen ? 'measured' : 'static'), maxNodes: listen ? maxNodes : 0, maxNodeFailures,
       minExecutors: (workers > 0 ? 1 : 0) + (nonNegativeInt('--min-nodes', f.minNodes) ?? 0),

@@ -51,7 +51,8 @@ const RATE_SMOOTHING = 0.3;
 export class Scheduler {
   private members: Member[] = [];
   private pending: Member[] = [];
-  private joined: (() => void) | null = null;
+  /** Everyone waiting for a member to join (two lost shards may wait at once). */
+  private waiters: (() => void)[] = [];
   private readonly opts: SchedulerOptions;
 
   constructor(opts: SchedulerOptions) {
@@ -70,17 +71,13 @@ export class Scheduler {
   /** Adds an executor; it takes part from the next step on. */
   join(executor: Executor, slots: readonly number[], local = false): void {
     this.pending.push({ executor, slots, local, rate: 0 });
-    this.joined?.();
+    for (const wake of this.waiters.splice(0)) wake();
   }
 
   /** Removes an executor (its current shards, if any, are recomputed by the others). */
   leave(executor: Executor): void {
     this.members = this.members.filter((m) => m.executor !== executor);
     this.pending = this.pending.filter((m) => m.executor !== executor);
-  }
-
-  get size(): number {
-    return this.members.length + this.pending.length;
   }
 
   private failures = 0;
@@ -136,7 +133,8 @@ export class Scheduler {
   /** A member to take over lost shards: the local pool first, else any node; waits for a join if none. */
   private async survivor(): Promise<Member> {
     for (;;) {
-      const m = this.members.find((x) => x.local) ?? this.members[0] ?? this.pending[0];
+      const live = [...this.members, ...this.pending].filter((x) => !x.executor.retired);
+      const m = live.find((x) => x.local) ?? live[0];
       if (m) return m;
       await this.waitForJoin('no executor left: waiting for a worker node to connect');
     }
@@ -156,11 +154,7 @@ export class Scheduler {
 
   private async waitForJoin(why: string): Promise<void> {
     this.opts.log(why);
-    const joined = new Promise<void>((res) => (this.joined = res));
-    try {
-      await (this.opts.stopWaiting ? Promise.race([joined, this.opts.stopWaiting]) : joined);
-    } finally {
-      this.joined = null;
-    }
+    const joined = new Promise<void>((res) => this.waiters.push(res));
+    await (this.opts.stopWaiting ? Promise.race([joined, this.opts.stopWaiting]) : joined);
   }
 }

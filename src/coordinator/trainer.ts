@@ -15,7 +15,7 @@ import { checkDataFits, denseViews, type Model } from '../core/model.js';
 import { optimizerStep, stateVectors } from '../core/optim.js';
 import { Rng, type RngState } from '../core/rng.js';
 import { loadWeights, saveWeights } from '../core/safetensors.js';
-import { DptrainError } from '../core/errors.js';
+import { DptrainError, isDptrainError } from '../core/errors.js';
 import type { FaultHook } from '../worker/messages.js';
 import type { Config } from './config.js';
 import { newestCheckpoint, restoreCheckpoint, writeCheckpoint, type LoopPosition } from './checkpoint.js';
@@ -108,6 +108,8 @@ export interface TrainOptions {
   readonly resume?: boolean;
   /** Set to true (e.g. by SIGINT) to stop after the current step with a checkpoint. */
   readonly stop?: { requested: boolean };
+  /** Rejects (with an INTERRUPTED error) to end a wait for executors, e.g. on SIGINT. */
+  readonly stopWaiting?: Promise<never>;
   /** Stop after this many steps in total (tests, benchmarks). */
   readonly maxSteps?: number;
   /** Skip evaluation at the end of each epoch (benchmarks). */
@@ -179,7 +181,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     else initParams(arena.params, layout, config.init, seed);
   }
 
-  const scheduler = new Scheduler({ balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10, minMembers: opts.minExecutors,
+  const scheduler = new Scheduler({ balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10, minMembers: opts.minExecutors, stopWaiting: opts.stopWaiting,
     firstStep: position.step + 1,
   });
   const executors: Executor[] = [];
@@ -223,8 +225,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       for (let b = resumingHere ? position.batch : 0; b < batches; b++) {
         const start = b * batchSize;
         const rows = Math.min(batchSize, nTrain - start);
+        let r: Awaited<ReturnType<typeof trainStep>>;
+        try {
+          r = await trainStep(scheduler, arena, kernels, config, step + 1, start, rows);
+        } catch (e) {
+          // Interrupted while waiting for an executor: the step never ran; keep where we are.
+          if (!(opts.stop?.requested && isDptrainError(e) && e.code === 'INTERRUPTED')) throw e;
+          stoppedBy = 'interrupted';
+          saveCheckpoint({ step, epoch, batch: b, epochRng, epochLossSum: lossSum, epochCount: count });
+          break epochs;
+        }
         step++;
-        const r = await trainStep(scheduler, arena, kernels, config, step, start, rows);
         lossSum += r.lossSum;
         count += rows;
         samples += rows;

@@ -17,7 +17,8 @@ export type ErrorCode =
   | 'WIRE_OVERSIZED'
   | 'AUTH_FAILED'
   | 'WORKER_FAILED'
-  | 'NO_EXECUTORS';
+  | 'NO_EXECUTORS'
+  | 'INTERRUPTED';
 
 export class DptrainError extends Error {
   readonly code: ErrorCode;
