@@ -42,8 +42,6 @@ export interface ArenaLayout {
   readonly pages: number;
   readonly paramCount: number;
   readonly maxRows: number;
-  /** Int32 words for cross-thread signalling. */
-  readonly control: Region;
   readonly params: Region;
   /** The reduced (mean) gradient the optimizer reads. */
   readonly grad: Region;
@@ -66,7 +64,6 @@ export interface ArenaOptions {
 export const RESERVED_BYTES = 65536;
 const ALIGN = 64;
 const PAGE = 65536;
-export const CONTROL_WORDS = 1024;
 
 export function arenaLayout(spec: ModelSpec, opts: ArenaOptions): ArenaLayout {
   const { shards, maxRows, stateVectors } = opts;
@@ -79,7 +76,6 @@ export function arenaLayout(spec: ModelSpec, opts: ArenaOptions): ArenaLayout {
     cursor += Math.ceil((floats * 4) / ALIGN) * ALIGN;
     return region;
   };
-  const control = take(CONTROL_WORDS);
   const paramRegion = take(params.size);
   const grad = take(params.size);
   const state = Array.from({ length: stateVectors }, () => take(params.size));
@@ -110,7 +106,6 @@ export function arenaLayout(spec: ModelSpec, opts: ArenaOptions): ArenaLayout {
     pages,
     paramCount: params.size,
     maxRows,
-    control,
     params: paramRegion,
     grad,
     state,
@@ -131,7 +126,6 @@ export function view(memory: WebAssembly.Memory, region: Region): Float32Array {
 export interface ArenaViews {
   readonly memory: WebAssembly.Memory;
   readonly layout: ArenaLayout;
-  readonly control: Int32Array;
   readonly params: Float32Array;
   readonly grad: Float32Array;
   readonly state: readonly Float32Array[];
@@ -145,7 +139,6 @@ export function arenaViews(memory: WebAssembly.Memory, layout: ArenaLayout): Are
   return {
     memory,
     layout,
-    control: new Int32Array(memory.buffer, layout.control.offset, layout.control.length),
     params: v(layout.params),
     grad: v(layout.grad),
     state: layout.state.map(v),
