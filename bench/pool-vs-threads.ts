@@ -6,8 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { arenaLayout, createArenaMemory } from '../src/core/arena.js';
-import { loadData } from '../src/core/data/index.js';
-import { parseConfig, readConfigFile } from '../src/coordinator/config.js';
+import { loadConfigData, parseConfig, readConfigFile } from '../src/coordinator/config.js';
 import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/coordinator/paths.js';
 import { fmt, median, table } from '../src/coordinator/stats.js';
 import { train } from '../src/coordinator/trainer.js';
@@ -22,7 +21,7 @@ const config = parseConfig(readConfigFile(DEFAULT_CONFIG), DEFAULT_CONFIG, join(
   { path: 'training.batchSize', value: BATCH, flag: '--batch' },
 ]);
 const spec: ModelSpec = config.model;
-const data = loadData(config.data, { baseDir: config.baseDir, seed: config.training.seed, loss: spec.loss, nOut: 10 }).train;
+const data = loadConfigData(config).train;
 
 async function pool(threads: number): Promise<number> {
   const stepMs: number[] = [];

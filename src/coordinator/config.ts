@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { configError, DptrainError } from '../core/errors.js';
 import { ACTIVATIONS, INITS, LOSSES, OUTPUTS, normalizeOutput, type ModelSpec } from '../core/spec.js';
 import type { OptimizerConfig } from '../core/optim.js';
-import type { DataConfig } from '../core/data/index.js';
+import { loadData, type DataConfig, type DataSplit } from '../core/data/index.js';
 
 const positiveInt = z.int().positive();
 const fraction = z.number().gt(0).lt(1);
@@ -104,6 +104,15 @@ export interface Config {
   readonly training: RawConfig['training'];
   /** The validated config as JSON, for checkpoints and remote nodes. */
   readonly raw: RawConfig;
+}
+
+/**
+ * The config's data set, with targets encoded for its model and loss. `baseDir` resolves relative
+ * paths (the config file's folder, or a node's working directory).
+ */
+export function loadConfigData(config: Config, baseDir = config.baseDir): DataSplit {
+  const spec = config.model;
+  return loadData(config.data, { baseDir, seed: config.training.seed, loss: spec.loss, nOut: spec.layers[spec.layers.length - 1] });
 }
 
 /** A dotted path and a value that replaces the config's (CLI flags become these). */

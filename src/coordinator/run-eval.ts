@@ -2,13 +2,12 @@
 // on the config's test split, single-threaded.
 
 import { createArena } from '../core/arena.js';
-import { loadData } from '../core/data/index.js';
 import { evaluate } from '../core/eval.js';
 import { createKernels, type KernelChoice } from '../core/kernels/index.js';
 import { paramLayout } from '../core/layout.js';
 import { checkDataFits, denseViews } from '../core/model.js';
 import { loadWeights } from '../core/safetensors.js';
-import { loadConfig } from './config.js';
+import { loadConfig, loadConfigData } from './config.js';
 
 export interface EvalFlags {
   readonly weights: string;
@@ -21,7 +20,7 @@ const EVAL_ROWS = 256;
 export function runEval(f: EvalFlags, write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): void {
   const config = loadConfig(f.config);
   const spec = config.model;
-  const data = loadData(config.data, { baseDir: config.baseDir, seed: config.training.seed, loss: spec.loss, nOut: spec.layers[spec.layers.length - 1] });
+  const data = loadConfigData(config);
   checkDataFits(spec, data.test);
   const layout = paramLayout(spec);
   const arena = createArena(spec, { shards: 1, maxRows: EVAL_ROWS, stateVectors: 0 });

@@ -4,7 +4,6 @@
 // fills gradient slots.
 
 import { createArena, type ArenaViews } from '../core/arena.js';
-import { loadData } from '../core/data/index.js';
 import type { DataSplit } from '../core/data/types.js';
 import { evaluate, type EvalResult } from '../core/eval.js';
 import { initParams } from '../core/init.js';
@@ -17,9 +16,8 @@ import { Rng, type RngState } from '../core/rng.js';
 import { loadWeights, saveWeights } from '../core/safetensors.js';
 import { DptrainError, isDptrainError } from '../core/errors.js';
 import type { FaultHook } from '../worker/messages.js';
-import type { Config } from './config.js';
+import { loadConfigData, type Config } from './config.js';
 import { newestCheckpoint, restoreCheckpoint, writeCheckpoint, type LoopPosition } from './checkpoint.js';
-import type { Executor } from './executor.js';
 import { LocalPool } from './local-pool.js';
 import { Scheduler, type Balance, type StepPlanEntry } from './scheduler.js';
 import type { ModelSpec } from '../core/spec.js';
@@ -147,7 +145,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { batchSize, epochs, shuffle, seed } = config.training;
   if (!(Number.isInteger(opts.workers) && opts.workers >= (opts.attachRemote ? 0 : 1)))
     throw new DptrainError('CONFIG_INVALID', `--workers: expected a whole number ≥ ${opts.attachRemote ? 0 : 1}, got ${opts.workers}`);
-  const data = opts.data ?? loadData(config.data, { baseDir: config.baseDir, seed, loss: spec.loss, nOut: spec.layers[spec.layers.length - 1] });
+  const data = opts.data ?? loadConfigData(config);
   checkDataFits(spec, data.train);
   checkDataFits(spec, data.test);
 
@@ -181,25 +179,22 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     else initParams(arena.params, layout, config.init, seed);
   }
 
-  const scheduler = new Scheduler({ balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10, minMembers: opts.minExecutors, stopWaiting: opts.stopWaiting,
-    firstStep: position.step + 1,
+  const scheduler = new Scheduler({
+    balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10,
+    minMembers: opts.minExecutors, stopWaiting: opts.stopWaiting, firstStep: position.step + 1,
   });
-  const executors: Executor[] = [];
-  if (threads > 0) {
-    const local = new LocalPool({
+  const local = threads > 0
+    ? new LocalPool({
       threads, arena, kernels, spareSlots: slots.spare,
       init: { memory: arena.memory, layout: arena.layout, spec, kernels: opts.kernels, train: data.train, order, fault: opts.fault },
       onRetry: (slot, attempt, reason) => reporter.log(`warning: shard ${slot} failed (${reason}); re-running it (attempt ${attempt + 1})`),
-    });
-    executors.push(local);
-    scheduler.join(local, slots.local, true);
-  }
+    })
+    : null;
+  if (local) scheduler.join(local, slots.local, true);
   const run: RunContext = {
     arena, scheduler, spec, config, data, order, chunkRows, landingSlots: slots.landing, kernelName: kernels.name, dataInline: opts.data !== undefined,
   };
-  const remote = opts.attachRemote ? await opts.attachRemote(run) : null;
-
-  reporter.start({ backend: kernels.name, threads, params: layout.size, train: nTrain, test: data.test.n, epochs, batchSize, resumedAt: resumed ? position.step : null });
+  let remote: RemoteAttachment | null = null;
 
   const history: EpochRecord[] = [];
   let stoppedBy: StopReason = 'epochs';
@@ -211,6 +206,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
 
   try {
+    // Inside the try: if listening fails (a port in use), the pool's threads are still stopped.
+    remote = opts.attachRemote ? await opts.attachRemote(run) : null;
+    reporter.start({ backend: kernels.name, threads, params: layout.size, train: nTrain, test: data.test.n, epochs, batchSize, resumedAt: resumed ? position.step : null });
     let { step } = position;
     const rng = new Rng(position.epochRng);
     epochs: for (let epoch = position.epoch; epoch < epochs; epoch++) {
@@ -267,7 +265,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     return { params: Float32Array.from(arena.params), steps: step, history, stoppedBy, checkpoint, final };
   } finally {
     await remote?.close();
-    await Promise.all(executors.map((e) => e.close()));
+    await local?.close();
   }
 }
 

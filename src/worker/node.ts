@@ -6,13 +6,12 @@
 import { readBytes } from '../core/files.js';
 import { WebSocket } from 'ws';
 import { createArena, type ArenaViews } from '../core/arena.js';
-import { loadData } from '../core/data/index.js';
 import { sharedF32 } from '../core/data/shared.js';
 import type { Dataset } from '../core/data/types.js';
 import { DptrainError } from '../core/errors.js';
 import { createKernels, type KernelChoice } from '../core/kernels/index.js';
 import { checkDataFits } from '../core/model.js';
-import { parseConfig } from '../coordinator/config.js';
+import { loadConfigData, parseConfig } from '../coordinator/config.js';
 import { LocalPool } from '../coordinator/local-pool.js';
 import { CHALLENGE_PATH, PROOF_HEADER, proofFor } from './auth.js';
 import { decodeCoordinatorFrame, encodeFrame, payloadFloats, PROTOCOL_VERSION, type StepRequest, type Welcome } from './wire.js';
@@ -143,7 +142,7 @@ async function setup(o: NodeOptions, w: Welcome, payload: Uint8Array, previous: 
   await previous?.pool.close();
   const config = parseConfig(JSON.parse(w.config), 'the coordinator\'s config', process.cwd());
   const spec = config.model;
-  const train = w.data === 'inline' ? inlineData(w, payload) : loadData(config.data, { baseDir: process.cwd(), seed: config.training.seed, loss: spec.loss, nOut: spec.layers[spec.layers.length - 1] }).train;
+  const train = w.data === 'inline' ? inlineData(w, payload) : loadConfigData(config, process.cwd()).train;
   checkDataFits(spec, train);
   // Slot 0 receives the summed gradient; slots 1..threads are the sub-shards' spares.
   const arena = createArena(spec, { shards: o.threads + 2, maxRows: w.chunkRows, stateVectors: 0 });
