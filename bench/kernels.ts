@@ -18,7 +18,7 @@ import { loadWasmModule, wasmScratchFloats } from '../src/core/kernels/wasm.js';
 import { tsScratchFloats } from '../src/core/kernels/ts.js';
 import { paramLayout } from '../src/core/layout.js';
 import { denseViews, shardGradients, type Model } from '../src/core/model.js';
-import { optimizerStep, type OptimizerConfig } from '../src/core/optim.js';
+import { updateSlice, type OptimizerConfig } from '../src/core/optim.js';
 import { Rng } from '../src/core/rng.js';
 import type { ModelSpec } from '../src/core/spec.js';
 
@@ -177,9 +177,8 @@ function trainingStep(backend: Backend, batch: number, withoutGemm: boolean): ()
   return () => {
     const lo = (step % batches) * batch;
     shardGradients(model, p, g, arena.slots[0], arena.workspaces[0], batch, data, null, lo, lo + batch);
-    kernels.sumSlots(arena.grad, slots, 0, layout.size, 1 / batch);
     step++;
-    optimizerStep(kernels, SGD, arena.params, arena.grad, arena.state, 0, layout.size, step);
+    updateSlice(kernels, SGD, arena.copies[0], arena.copies[0], arena.grad, slots, 1 / batch, 0, layout.size, step);
   };
 }
 

@@ -8,7 +8,7 @@ import { initParams } from '../src/core/init.js';
 import { createKernels } from '../src/core/kernels/index.js';
 import { paramLayout } from '../src/core/layout.js';
 import { denseViews, shardGradients } from '../src/core/model.js';
-import { optimizerStep, type OptimizerConfig } from '../src/core/optim.js';
+import { updateSlice, type OptimizerConfig } from '../src/core/optim.js';
 import { Rng } from '../src/core/rng.js';
 import type { ModelSpec } from '../src/core/spec.js';
 
@@ -33,8 +33,8 @@ describe('the MNIST MLP through the core, one thread', () => {
       for (let lo = 0; lo < train.n; lo += batch) {
         const hi = Math.min(train.n, lo + batch);
         shardGradients(model, p, g, arena.slots[0], arena.workspaces[0], batch, train, order, lo, hi);
-        kernels.sumSlots(arena.grad, [arena.slots[0]], 0, layout.size, 1 / (hi - lo));
-        optimizerStep(kernels, opt, arena.params, arena.grad, arena.state, 0, layout.size, ++step);
+        const here = arena.copies[0];
+        updateSlice(kernels, opt, here, here, arena.grad, [arena.slots[0]], 1 / (hi - lo), 0, layout.size, ++step);
       }
     }
     const r = evaluate(model, p, arena.workspaces[0], batch, test);

@@ -28,7 +28,7 @@ describe('optimizers reproduce torch.optim', () => {
       const state = Array.from({ length: stateVectors(c.opt) }, () => new Float32Array(3));
       GRADS.forEach((g, t) => {
         grad.fill(g);
-        optimizerStep(naiveKernels, c.opt, params, grad, state, 1, 2, t + 1);
+        optimizerStep(naiveKernels, c.opt, { params, state }, { params, state }, grad, 1, 2, t + 1);
         expect(params[1]).toBeCloseTo(c.expected[t], 6);
       });
       expect(params[0]).toBe(5);

@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { activations } from '../src/core/activations.js';
 import { createArena } from '../src/core/arena.js';
 import { initParams } from '../src/core/init.js';
 import { tsElementwise } from '../src/core/kernels/elementwise.js';
@@ -15,8 +16,8 @@ import { createWasmKernels, loadWasmModule, wasmModulePath, wasmScratchFloats, w
 import { paramLayout } from '../src/core/layout.js';
 import { denseViews, shardGradients, type Model } from '../src/core/model.js';
 import { Rng } from '../src/core/rng.js';
-import { ACTIVATIONS, type Activation } from '../src/core/spec.js';
-import { randomData, spec } from './helpers.js';
+import { ACTIVATIONS, isClassIndexLoss, LOSSES, type Activation } from '../src/core/spec.js';
+import { randomData, sameBits, spec } from './helpers.js';
 
 // ---- a shared arena of our own, with a bump allocator that can misalign views ---------------
 
@@ -200,6 +201,13 @@ function activationInput(len: number, rng: Rng, skew: number): F32 {
   return v;
 }
 
+// The TypeScript sigmoid and tanh round a float64 result once (≤ ½ ulp); the wasm ones, measured over
+// 16M points of [−120, 120] and of 2⁻¹⁴⁰ ≤ |z| ≤ 4, are within 2.4 ulp (sigmoid) and 1.4 ulp (tanh)
+// of exact. So the two are < 3 ulp apart: EXP_REL·|want| is ≥ 4 ulp, and EXP_ABS is 4 denormal ulps,
+// for sigmoid(−100) ≈ 3.8e−44.
+const EXP_REL = 4 * 2 ** -23;
+const EXP_ABS = 2 ** -147;
+
 describe('element-wise kernels equal the TypeScript ones', () => {
   const SIZES: [number, number][] = [[1, 1], [1, 3], [7, 10], [3, 513], [128, 512], [5, 17]];
 
@@ -235,14 +243,15 @@ describe('element-wise kernels equal the TypeScript ones', () => {
           tsElementwise.activate(kind, want, z, len);
           wasm.activate(kind, h, z, len);
           // relu and identity are exact; leaky-relu rounds slope·z in float32 (≤ 1 ulp apart).
-          expectClose(h, want, 2 ** -23, 0, `${kind} forward`);
+          const [rel, abs] = kind === 'sigmoid' || kind === 'tanh' ? [EXP_REL, EXP_ABS] : [2 ** -23, 0];
+          expectClose(h, want, rel, abs, `${kind} forward`);
           // In place.
           const zh = z.slice();
           const inPlace = alloc(len, skew++ % 4);
           inPlace.set(z);
           tsElementwise.activate(kind, zh, zh, len);
           wasm.activate(kind, inPlace, inPlace, len);
-          expectClose(inPlace, zh, 2 ** -23, 0, `${kind} forward in place`);
+          expectClose(inPlace, zh, rel, abs, `${kind} forward in place`);
           // Backward with h = f(z): float32 products vs TypeScript's float64 (≤ 3 roundings apart).
           const d = fillRandom(alloc(len, skew++ % 4), rng);
           const wantD = d.slice();
@@ -270,6 +279,158 @@ describe('element-wise kernels equal the TypeScript ones', () => {
             else expect(out).toEqual(want);
           });
   });
+});
+
+// ---- exp and what is built on it: sigmoid, tanh, loss gradients ------------------------------
+
+/** The module's `exp` export, which no backend calls: it is there to test the vector exp alone. */
+function wasmExp(): (h: number, z: number, len: number) => void {
+  const module = loadWasmModule();
+  if (!module) throw new Error('dist/wasm/kernels.wasm is missing: run npm run build:wasm');
+  const { exports } = new WebAssembly.Instance(module, { env: { memory, abort: () => {} } });
+  if (typeof exports.exp !== 'function') throw new Error('the module does not export exp: rebuild it');
+  return exports.exp as (h: number, z: number, len: number) => void;
+}
+
+/** The float32 spacing at an exact value v (the denormal spacing below 2⁻¹²⁶). */
+function ulpOf(v: number): number {
+  const a = Math.abs(v);
+  return a < 2 ** -126 ? 2 ** -149 : 2 ** (Math.floor(Math.log2(a)) - 23);
+}
+
+/**
+ * The largest |got − e^x| in float32 ulps of e^x (Math.exp in float64 as the exact value); Infinity
+ * if a lane that must overflow does not.
+ */
+function maxExpUlpError(x: F32, got: F32): number {
+  let worst = 0;
+  for (let i = 0; i < x.length; i++) {
+    const exact = Math.exp(x[i]);
+    if (Math.fround(exact) === Infinity) {
+      if (got[i] !== Infinity) return Infinity;
+      continue;
+    }
+    // NaN (a wrong NaN) propagates through Math.max and fails the comparison.
+    worst = Math.max(worst, Math.abs(got[i] - exact) / ulpOf(exact));
+  }
+  return worst;
+}
+
+/** n consecutive float32 values on each side of v. */
+function neighbours(v: number, n: number): number[] {
+  const bits = new Uint32Array(new Float32Array([v]).buffer)[0];
+  const out = new Float32Array(2 * n + 1);
+  const outBits = new Uint32Array(out.buffer);
+  for (let i = -n; i <= n; i++) outBits[i + n] = bits + i;
+  return Array.from(out);
+}
+
+const EDGES = [0, -0, 1e-8, -1e-8, 9, -9, 30, -30, 100, -100, 1000, -1000, Number.NaN];
+
+describe('the wasm exp, sigmoid, tanh and loss gradients', () => {
+  it('exp is within 1 float32 ulp of Math.exp, saturates to +Inf and 0, and keeps NaN', () => {
+    const exp = wasmExp();
+    const rng = new Rng(17);
+    const values: number[] = [];
+    for (let i = 0; i < 100_000; i++) values.push(rng.uniform(-110, 95));
+    for (let i = 0; i < 20_000; i++) values.push((rng.next() < 0.5 ? -1 : 1) * 2 ** rng.uniform(-40, 3));
+    // Where n switches (±ln2/2), the last finite result, the last normal one, the first zero.
+    for (const v of [Math.LN2 / 2, -Math.LN2 / 2, 88.72283, -87.33654, -103.97208]) values.push(...neighbours(v, 200));
+    values.push(-0, 89, 1000, Infinity, -104, -1000, -Infinity);
+    scoped(() => {
+      const x = alloc(values.length, 1);
+      x.set(values);
+      const got = alloc(values.length, 3);
+      exp(got.byteOffset, x.byteOffset, x.length);
+      // Measured over every float32 in [−104, 89]: at most 0.99 ulp (the fit itself adds 0.05).
+      expect(maxExpUlpError(x, got)).toBeLessThanOrEqual(1);
+      // The measure can fail: the same results 5 ulps off are caught.
+      const off = got.slice();
+      const bits = new Uint32Array(off.buffer);
+      for (let i = 0; i < bits.length; i++) bits[i] += 5;
+      expect(maxExpUlpError(x, off)).toBeGreaterThan(4);
+
+      const specials = [0, -0, 88.8, 1000, Infinity, -104, -1000, -Infinity, Number.NaN];
+      const s = alloc(specials.length, 2);
+      s.set(specials);
+      exp(s.byteOffset, s.byteOffset, s.length); // in place, vector lanes and scalar tail
+      expect(Array.from(s)).toEqual([1, 1, Infinity, Infinity, Infinity, 0, 0, 0, Number.NaN]);
+    });
+  });
+
+  // Tolerances EXP_REL and EXP_ABS: see above the element-wise kernels.
+  for (const kind of ['sigmoid', 'tanh'] as const)
+    it(`${kind} equals the TypeScript activation: odd lengths, misaligned, in place and not`, () => {
+      const rng = new Rng(kind === 'sigmoid' ? 19 : 23);
+      let skew = 1;
+      for (const len of [1, 3, 5, 17, 1000])
+        scoped(() => {
+          const z = fillRandom(alloc(len, skew++ % 4), rng, -20, 20);
+          for (const v of EDGES) z[rng.int(len)] = v;
+          const want = new Float32Array(len);
+          activations[kind].forward(want, z, len);
+          const h = alloc(len, skew++ % 4);
+          wasm.activate(kind, h, z, len);
+          expectClose(h, want, EXP_REL, EXP_ABS, `${kind} forward`);
+          const inPlace = alloc(len, skew++ % 4);
+          inPlace.set(z);
+          wasm.activate(kind, inPlace, inPlace, len);
+          expect(inPlace).toEqual(h);
+        });
+      // Every edge value, through the vector lanes and the scalar tail alike.
+      scoped(() => {
+        const z = alloc(EDGES.length, 3);
+        z.set(EDGES);
+        const want = new Float32Array(EDGES.length);
+        activations[kind].forward(want, z, EDGES.length);
+        const h = alloc(EDGES.length, 2);
+        wasm.activate(kind, h, z, EDGES.length);
+        expectClose(h, want, EXP_REL, EXP_ABS, `${kind} edges`);
+        // ±1000 saturate exactly, without overflow on the way.
+        expect([h[10], h[11]]).toEqual(kind === 'sigmoid' ? [1, 0] : [1, -1]);
+      });
+    });
+
+  it('sigmoid and tanh never decrease along sorted inputs', () => {
+    scoped(() => {
+      const rng = new Rng(29);
+      const z = fillRandom(alloc(20_000, 1), rng, -100, 100).sort();
+      const h = alloc(z.length, 2);
+      for (const kind of ['sigmoid', 'tanh'] as const) {
+        wasm.activate(kind, h, z, z.length);
+        for (let i = 1; i < h.length; i++)
+          if (h[i] < h[i - 1]) throw new Error(`${kind} decreases between z = ${z[i - 1]} and ${z[i]}`);
+      }
+    });
+  });
+
+  for (const loss of LOSSES)
+    it(`lossGrad ${loss} equals the TypeScript gradient on random shapes`, () => {
+      const rng = new Rng(37 + LOSSES.indexOf(loss));
+      for (let t = 0; t < 30; t++)
+        scoped(() => {
+          const rows = t === 0 ? 1 : 1 + rng.int(130);
+          const cols = t % 3 === 1 ? 10 : 1 + rng.int(13);
+          const len = rows * cols;
+          const classes = isClassIndexLoss(loss);
+          // Logits spread up to ±30 (some e^(h − max) underflow), probabilities for bce, else [−1, 1].
+          const spread = classes ? rng.uniform(1, 30) : 1;
+          const h = loss === 'bce' ? fillRandom(alloc(len, t % 4), rng, 0.01, 0.99) : fillRandom(alloc(len, t % 4), rng, -spread, spread);
+          const y = alloc(classes ? rows : len, (t + 1) % 4);
+          for (let i = 0; i < y.length; i++)
+            y[i] = classes ? rng.int(cols) : loss === 'bce' ? rng.next() : rng.uniform(-1, 1);
+          const want = new Float32Array(len);
+          const wantSum = tsElementwise.lossGrad(loss, want, h, y, rows, cols);
+          // One float past dh must stay untouched.
+          const dh = alloc(len + 1, (t + 2) % 4);
+          dh[len] = 12345;
+          const sum = wasm.lossGrad(loss, dh.subarray(0, len), h, y, rows, cols);
+          expect(Math.abs(sum - wantSum), `loss sum ${rows}×${cols}`).toBeLessThanOrEqual(1e-5 * Math.abs(wantSum));
+          // Plus 4 float32 ulps: wasm rounds (2/cols)·(h − y) three times where TypeScript rounds once.
+          expectClose(dh.subarray(0, len), want, 2 ** -22, 1e-6, `${loss} dh ${rows}×${cols}`);
+          expect(dh[len]).toBe(12345);
+        });
+    });
 });
 
 // ---- optimizers ------------------------------------------------------------------------------
@@ -318,7 +479,7 @@ describe('optimizers equal the TypeScript ones over several steps', () => {
   for (const [name, p] of sgdCases)
     it(`sgd: ${name} (first step included)`, () => {
       optimizerCase(6, 21, (k, params, grad, buf, _v, lo, hi, step) =>
-        k.sgd(params, grad, p.momentum !== 0 ? buf : grad, lo, hi, { ...p, firstStep: step === 1 }));
+        k.sgd(params, p.momentum !== 0 ? buf : grad, params, p.momentum !== 0 ? buf : grad, grad, lo, hi, { ...p, firstStep: step === 1 }));
     });
 
   const adamCases: [string, Omit<AdamParams, 'step'>][] = [
@@ -327,7 +488,46 @@ describe('optimizers equal the TypeScript ones over several steps', () => {
   ];
   for (const [name, p] of adamCases)
     it(`adam: ${name}`, () => {
-      optimizerCase(6, 31, (k, params, grad, m, v, lo, hi, step) => k.adam(params, grad, m, v, lo, hi, { ...p, step }));
+      optimizerCase(6, 31, (k, params, grad, m, v, lo, hi, step) => k.adam(params, m, v, params, m, v, grad, lo, hi, { ...p, step }));
+    });
+
+  // The update spread over threads reads one copy of the weights and writes the other: out of place
+  // must give the bits of in place, and leave its inputs as they were (so a re-run is exact).
+  for (const k of [wasm, tsKernels])
+    it(`sgd and adam out of place (${k.name}): the bits of in place, inputs untouched`, () => {
+      scoped(() => {
+        const rng = new Rng(41);
+        const len = 517;
+        const [lo, hi] = [3, len - 2];
+        const grad = fillRandom(alloc(len, 1), rng, -0.5, 0.5);
+        // params, and two state vectors (v of Adam must not be negative).
+        const inputs = [fillRandom(alloc(len, 2), rng), fillRandom(alloc(len, 3), rng, 0, 1), fillRandom(alloc(len, 1), rng, 0, 1)];
+        const before = inputs.map((x) => Float32Array.from(x));
+        const copyOf = (x: F32, skew: number): F32 => {
+          const c = alloc(len, skew);
+          c.set(x);
+          return c;
+        };
+        const outs = [alloc(len, 3), alloc(len, 1), alloc(len, 2)];
+        const [p, m, v] = inputs;
+        const [po, mo, vo] = outs;
+        const same = (a: readonly F32[], b: readonly F32[], what: string): void =>
+          a.forEach((x, i) => expect(sameBits(x.subarray(lo, hi), b[i].subarray(lo, hi)), `${what} ${i}`).toBe(true));
+
+        const sgdP = { lr: 0.1, momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0, firstStep: false };
+        k.sgd(po, mo, p, m, grad, lo, hi, sgdP);
+        same(inputs, before, 'sgd input');
+        const [pi, mi] = [copyOf(p, 1), copyOf(m, 2)];
+        k.sgd(pi, mi, pi, mi, grad, lo, hi, sgdP);
+        same([po, mo], [pi, mi], 'sgd out of place vs in place');
+
+        const adamP = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 3 };
+        k.adam(po, mo, vo, p, m, v, grad, lo, hi, adamP);
+        same(inputs, before, 'adam input');
+        const [pa, ma, va] = [copyOf(p, 3), copyOf(m, 1), copyOf(v, 2)];
+        k.adam(pa, ma, va, pa, ma, va, grad, lo, hi, adamP);
+        same([po, mo, vo], [pa, ma, va], 'adam out of place vs in place');
+      });
     });
 });
 

@@ -2,7 +2,8 @@
 // whose task throws or whose thread dies is re-run (Piscina replaces the thread); the result lands
 // in the same slot, so the step is the same as an undisturbed one. Shards of more than one part (a
 // node's shard, or a lost node's shard recomputed here) run as sub-tasks in spare slots, folded left
-// to right into the shard's slot.
+// to right into the shard's slot. The pool can also run a step's update, one slice per thread:
+// slices read one copy of the weights and write the other, so a re-run slice is exact too.
 
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { Piscina } from 'piscina';
 import type { ArenaViews } from '../core/arena.js';
 import { DptrainError } from '../core/errors.js';
 import type { Kernels } from '../core/kernels/types.js';
-import type { ShardReply, ShardTask, ThreadInit } from '../worker/messages.js';
+import type { ShardReply, ThreadInit, ThreadReply, ThreadTask, UpdateReply } from '../worker/messages.js';
 import type { Executor, ShardOutcome, ShardSpec } from './executor.js';
 import { partition, shardRanges } from './partition.js';
 import { PACKAGE_ROOT } from './paths.js';
@@ -29,7 +30,7 @@ export interface LocalPoolOptions {
   /** Attempts per task before the step fails (a deterministic bug would fail forever). */
   readonly maxAttempts?: number;
   /** Called when a task fails and is re-run, for the log. */
-  readonly onRetry?: (slot: number, attempt: number, reason: string) => void;
+  readonly onRetry?: (what: string, attempt: number, reason: string) => void;
 }
 
 export function defaultThreads(): number {
@@ -39,7 +40,7 @@ export function defaultThreads(): number {
 export class LocalPool implements Executor {
   readonly id = 'local';
   readonly threads: number;
-  private readonly pool: Piscina<ShardTask, ShardReply>;
+  private readonly pool: Piscina<ThreadTask, ThreadReply>;
   private readonly opts: LocalPoolOptions;
   private readonly maxAttempts: number;
   /** Multi-part shards share the spare slots: one at a time. */
@@ -50,7 +51,7 @@ export class LocalPool implements Executor {
     this.opts = opts;
     this.threads = opts.threads;
     this.maxAttempts = opts.maxAttempts ?? 3;
-    this.pool = new Piscina<ShardTask, ShardReply>({
+    this.pool = new Piscina<ThreadTask, ThreadReply>({
       filename: THREAD_ENTRY,
       workerData: opts.init,
       minThreads: opts.threads,
@@ -90,22 +91,51 @@ export class LocalPool implements Executor {
     return { slot: s.slot, lossSum, count: s.hi - s.lo, computeMs: performance.now() - t0, by: this.id };
   }
 
+  /**
+   * The update of `step` on the pool's threads: parameter slices of equal size (multiples of 16
+   * floats), each the mean of `slots` (× scale) and the optimizer, from the arena's current copy
+   * into the other. The caller flips arena.current afterwards. Returns the slowest slice's ms.
+   */
+  async update(step: number, slots: readonly number[], scale: number): Promise<number> {
+    const { arena, spareSlots } = this.opts;
+    const P = arena.layout.paramCount;
+    const slices = Math.min(this.threads, spareSlots.length);
+    const size = Math.ceil(P / slices / 16) * 16;
+    const replies = await Promise.all(
+      Array.from({ length: slices }, (_, slice) => {
+        const lo = Math.min(P, slice * size);
+        const hi = Math.min(P, lo + size);
+        return this.attempt<UpdateReply>(`update slice ${slice} of step ${step}`, (attempt) => ({
+          kind: 'update', step, slice, slots, scale, lo, hi, from: arena.current, scratchSlot: spareSlots[slice], attempt,
+        }));
+      }),
+    );
+    return Math.max(...replies.map((r) => r.computeMs));
+  }
+
   private async task(step: number, slot: number, lo: number, hi: number): Promise<ShardOutcome> {
+    const copy = this.opts.arena.current;
+    const reply = await this.attempt<ShardReply>(`shard ${slot} of step ${step}`, (attempt) => ({ kind: 'shard', step, slot, lo, hi, copy, attempt }));
+    return { slot, lossSum: reply.lossSum, count: reply.count, computeMs: reply.computeMs, by: `${this.id}/${reply.backend}` };
+  }
+
+  /** Runs a task until it succeeds, re-running it (up to maxAttempts) when it fails or its thread dies. */
+  private async attempt<R extends ThreadReply>(what: string, make: (attempt: number) => ThreadTask): Promise<Extract<R, { ok: true }>> {
     let reason = '';
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      if (attempt > 0) this.opts.onRetry?.(slot, attempt, reason);
-      let reply: ShardReply;
+      if (attempt > 0) this.opts.onRetry?.(what, attempt, reason);
+      let reply: ThreadReply;
       try {
-        reply = await this.pool.run({ step, slot, lo, hi, attempt });
+        reply = await this.pool.run(make(attempt));
       } catch (e) {
         // The thread died (exit, crash): Piscina replaces it; re-run the task.
         reason = e instanceof Error ? e.message : String(e);
         continue;
       }
-      if (reply.ok) return { slot, lossSum: reply.lossSum, count: reply.count, computeMs: reply.computeMs, by: `${this.id}/${reply.backend}` };
+      if (reply.ok) return reply as Extract<R, { ok: true }>;
       reason = reply.error;
     }
-    throw new DptrainError('WORKER_FAILED', `slot ${slot} of step ${step} failed ${this.maxAttempts} times: ${reason}`);
+    throw new DptrainError('WORKER_FAILED', `${what} failed ${this.maxAttempts} times: ${reason}`);
   }
 
   async close(): Promise<void> {

@@ -8,10 +8,9 @@ import type { DataSplit } from '../core/data/types.js';
 import { evaluate, type EvalResult } from '../core/eval.js';
 import { initParams } from '../core/init.js';
 import { createKernels, type KernelChoice } from '../core/kernels/index.js';
-import type { Kernels } from '../core/kernels/types.js';
 import { paramLayout } from '../core/layout.js';
 import { checkDataFits, denseViews, type Model } from '../core/model.js';
-import { optimizerStep, stateVectors } from '../core/optim.js';
+import { stateVectors, updateSlice } from '../core/optim.js';
 import { Rng, type RngState } from '../core/rng.js';
 import { loadWeights, saveWeights } from '../core/safetensors.js';
 import { DptrainError, isDptrainError } from '../core/errors.js';
@@ -117,6 +116,8 @@ export interface TrainOptions {
   readonly data?: DataSplit;
   /** Shard sizes: proportional to threads (`static`, the default) or to measured speed. */
   readonly balance?: Balance;
+  /** Where the reduce + update runs (default: the worker threads when there are two or more). */
+  readonly update?: 'threads' | 'coordinator';
   /** Landing slots reserved for remote nodes. */
   readonly maxNodes?: number;
   /** Node drops within one step before the run gives up. */
@@ -158,7 +159,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const own = arena.workspaces[slots.own];
   const kernels = createKernels(opts.kernels, arena.memory, own.scratch);
   const model: Model = { spec, layout, kernels };
-  const p = denseViews(layout, arena.params);
 
   const nTrain = data.train.n;
   const order = new Int32Array(new SharedArrayBuffer(nTrain * 4));
@@ -186,11 +186,26 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const local = threads > 0
     ? new LocalPool({
       threads, arena, kernels, spareSlots: slots.spare,
-      init: { memory: arena.memory, layout: arena.layout, spec, kernels: opts.kernels, train: data.train, order, fault: opts.fault },
-      onRetry: (slot, attempt, reason) => reporter.log(`warning: shard ${slot} failed (${reason}); re-running it (attempt ${attempt + 1})`),
+      init: { memory: arena.memory, layout: arena.layout, spec, kernels: opts.kernels, train: data.train, order, optimizer: config.optimizer, fault: opts.fault },
+      onRetry: (what, attempt, reason) => reporter.log(`warning: ${what} failed (${reason}); re-running it (attempt ${attempt + 1})`),
     })
     : null;
   if (local) scheduler.join(local, slots.local, true);
+  // Where the reduce + update runs: split over the pool's threads when there are two or more
+  // (measured faster: npm run bench:update), else on this thread.
+  const updateOn = opts.update ?? (local && threads >= 2 ? 'threads' : 'coordinator');
+  if (updateOn === 'threads' && !local) throw new DptrainError('CONFIG_INVALID', 'the update can only run on worker threads when there are some (--workers ≥ 1)');
+  const update: Updater = async (step, slotIds, rows) => {
+    const t0 = performance.now();
+    if (updateOn === 'threads') await local!.update(step, slotIds, 1 / rows);
+    else {
+      const sums = slotIds.map((s) => arena.slots[s]);
+      const P = layout.size;
+      updateSlice(kernels, config.optimizer, arena.copies[1 - arena.current], arena.copies[arena.current], arena.grad, sums, 1 / rows, 0, P, step);
+    }
+    arena.current = arena.current === 0 ? 1 : 0;
+    return performance.now() - t0;
+  };
   const run: RunContext = {
     arena, scheduler, spec, config, data, order, chunkRows, landingSlots: slots.landing, kernelName: kernels.name, dataInline: opts.data !== undefined,
   };
@@ -225,7 +240,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const rows = Math.min(batchSize, nTrain - start);
         let r: Awaited<ReturnType<typeof trainStep>>;
         try {
-          r = await trainStep(scheduler, arena, kernels, config, step + 1, start, rows);
+          r = await trainStep(scheduler, update, step + 1, start, rows);
         } catch (e) {
           // Interrupted while waiting for an executor: the step never ran; keep where we are.
           if (!(opts.stop?.requested && isDptrainError(e) && e.code === 'INTERRUPTED')) throw e;
@@ -248,7 +263,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       const seconds = (performance.now() - t0) / 1000;
       const trainLoss = lossSum / count;
-      const test = opts.skipEval ? { loss: NaN, accuracy: null, confusion: null, n: 0 } : evaluate(model, p, own, chunkRows, data.test);
+      const test = opts.skipEval ? { loss: NaN, accuracy: null, confusion: null, n: 0 } : evaluate(model, denseViews(layout, arena.params), own, chunkRows, data.test);
       final = opts.skipEval ? null : test;
       if (config.training.targetLoss !== undefined && trainLoss <= config.training.targetLoss) stoppedBy = 'target-loss';
       else if (config.training.targetAccuracy !== undefined && test.accuracy !== null && test.accuracy >= config.training.targetAccuracy) stoppedBy = 'target-accuracy';
@@ -269,29 +284,28 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 }
 
+/** Applies step `step`'s mean gradient (the sums in slotIds over `rows` rows); returns its ms. */
+type Updater = (step: number, slotIds: readonly number[], rows: number) => Promise<number>;
+
 /** One optimizer step over rows [start, start + rows) of the epoch order. */
 async function trainStep(
-  scheduler: Scheduler, arena: ArenaViews, kernels: Kernels, config: Config, step: number, start: number, rows: number,
+  scheduler: Scheduler, update: Updater, step: number, start: number, rows: number,
 ): Promise<{ lossSum: number; record: Omit<StepRecord, 'epoch' | 'batch' | 'batches' | 'loss' | 'nodes'> }> {
   const t0 = performance.now();
   const { shards, outcomes, plan } = await scheduler.runStep(step, start, rows);
-  const t1 = performance.now();
   let lossSum = 0;
   for (const o of outcomes) lossSum += o.lossSum;
   // The applied gradient is the mean over the batch: slot sums added in shard order, divided once.
-  const P = arena.layout.paramCount;
-  kernels.sumSlots(arena.grad, shards.map((s) => arena.slots[s.slot]), 0, P, 1 / rows);
-  optimizerStep(kernels, config.optimizer, arena.params, arena.grad, arena.state, 0, P, step);
-  const t2 = performance.now();
+  const updateMs = await update(step, shards.map((s) => s.slot), rows);
   return {
     lossSum,
     record: {
       step,
       rows,
-      stepMs: t2 - t0,
+      stepMs: performance.now() - t0,
       shards: outcomes.map((o, i) => ({ by: o.by, rows: shards[i].hi - shards[i].lo, computeMs: o.computeMs })),
       plan,
-      updateMs: t2 - t1,
+      updateMs,
     },
   };
 }

@@ -3,6 +3,8 @@
 // buffers and GEMM scratch) is a view into ONE shared WebAssembly.Memory, whose buffer is a
 // SharedArrayBuffer. Threads attach to it without copies and the WebAssembly kernels work on it in
 // place. The layout is plain data (postMessage-able) computed from the model once; nothing moves.
+// Weights and optimizer state come twice: an update reads one copy and writes the other, so a slice
+// of it re-run after a thread died mid-update computes the same bits (nothing was overwritten).
 
 import { paramLayout } from './layout.js';
 import type { ModelSpec } from './spec.js';
@@ -42,11 +44,12 @@ export interface ArenaLayout {
   readonly pages: number;
   readonly paramCount: number;
   readonly maxRows: number;
-  readonly params: Region;
+  /** The two copies of the weights (which one is current is the owner's business). */
+  readonly params: readonly [Region, Region];
   /** The reduced (mean) gradient the optimizer reads. */
   readonly grad: Region;
-  /** Optimizer state vectors (SGD momentum: 1, Adam: 2), each paramCount long. */
-  readonly state: readonly Region[];
+  /** Optimizer state vectors (SGD momentum: 1, Adam: 2), each paramCount long, for each copy. */
+  readonly state: readonly [readonly Region[], readonly Region[]];
   /** One gradient-sum slot per logical shard of a step. */
   readonly slots: readonly Region[];
   readonly workspaces: readonly WorkspaceLayout[];
@@ -76,9 +79,10 @@ export function arenaLayout(spec: ModelSpec, opts: ArenaOptions): ArenaLayout {
     cursor += Math.ceil((floats * 4) / ALIGN) * ALIGN;
     return region;
   };
-  const paramRegion = take(params.size);
+  const paramRegions: [Region, Region] = [take(params.size), take(params.size)];
   const grad = take(params.size);
-  const state = Array.from({ length: stateVectors }, () => take(params.size));
+  const stateCopy = (): Region[] => Array.from({ length: stateVectors }, () => take(params.size));
+  const state: [Region[], Region[]] = [stateCopy(), stateCopy()];
   const slots = Array.from({ length: shards }, () => take(params.size));
   const nIn = spec.layers[0];
   const nOut = spec.layers[spec.layers.length - 1];
@@ -106,7 +110,7 @@ export function arenaLayout(spec: ModelSpec, opts: ArenaOptions): ArenaLayout {
     pages,
     paramCount: params.size,
     maxRows,
-    params: paramRegion,
+    params: paramRegions,
     grad,
     state,
     slots,
@@ -123,12 +127,22 @@ export function view(memory: WebAssembly.Memory, region: Region): Float32Array {
   return new Float32Array(memory.buffer, region.offset, region.length);
 }
 
+/** One copy of what the optimizer updates: weights and state vectors. */
+export interface ParamCopy {
+  readonly params: Float32Array;
+  readonly state: readonly Float32Array[];
+}
+
 export interface ArenaViews {
   readonly memory: WebAssembly.Memory;
   readonly layout: ArenaLayout;
+  readonly copies: readonly [ParamCopy, ParamCopy];
+  /** Which copy holds this process's current weights; an update writes copy 1 − current, then flips it. */
+  current: 0 | 1;
+  /** The current weights and optimizer state (copies[current]). */
   readonly params: Float32Array;
-  readonly grad: Float32Array;
   readonly state: readonly Float32Array[];
+  readonly grad: Float32Array;
   readonly slots: readonly Float32Array[];
   readonly workspaces: readonly Workspace[];
 }
@@ -136,12 +150,19 @@ export interface ArenaViews {
 export function arenaViews(memory: WebAssembly.Memory, layout: ArenaLayout): ArenaViews {
   if (memory.buffer.byteLength < layout.bytes) throw new RangeError('arena: memory is smaller than its layout');
   const v = (r: Region): Float32Array => view(memory, r);
+  const copy = (i: 0 | 1): ParamCopy => ({ params: v(layout.params[i]), state: layout.state[i].map(v) });
   return {
     memory,
     layout,
-    params: v(layout.params),
+    copies: [copy(0), copy(1)],
+    current: 0,
+    get params() {
+      return this.copies[this.current].params;
+    },
+    get state() {
+      return this.copies[this.current].state;
+    },
     grad: v(layout.grad),
-    state: layout.state.map(v),
     slots: layout.slots.map(v),
     workspaces: layout.workspaces.map((w) => ({
       x: v(w.x),

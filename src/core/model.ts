@@ -8,7 +8,7 @@ import type { Workspace } from './arena.js';
 import type { Dataset } from './data/types.js';
 import type { F32, Kernels } from './kernels/types.js';
 import type { ParamLayout } from './layout.js';
-import { bceSigmoidGrad, losses } from './losses.js';
+import { bceSigmoidGrad } from './losses.js';
 import type { Activation, ModelSpec } from './spec.js';
 import { activationOf, isClassIndexLoss } from './spec.js';
 import { DptrainError } from './errors.js';
@@ -84,7 +84,7 @@ export function backward(
   if (spec.loss === 'bce' && outAct === 'sigmoid') {
     lossSum = bceSigmoidGrad(dz, ws.h[last], ws.y, rows, nOut);
   } else {
-    lossSum = losses[spec.loss].grad(dz, ws.h[last], ws.y, rows, nOut);
+    lossSum = kernels.lossGrad(spec.loss, dz, ws.h[last], ws.y, rows, nOut);
     kernels.activateBackward(outAct, dz, ws.z[last], ws.h[last], rows * nOut);
   }
   for (let l = last; l >= 0; l--) {

@@ -2,6 +2,7 @@
 // threads can update disjoint slices. State lives in flat vectors of the parameter layout; the
 // step count (for SGD's first momentum step and Adam's bias correction) is passed in by the owner.
 
+import type { ParamCopy } from './arena.js';
 import type { F32, Kernels } from './kernels/types.js';
 
 export interface SgdConfig {
@@ -29,14 +30,15 @@ export function stateVectors(opt: OptimizerConfig): number {
 }
 
 /**
- * One optimizer step on params[lo, hi) from the mean gradient. `step` counts from 1.
- * `lr` may override the config's (for schedules).
+ * One optimizer step on [lo, hi) from the mean gradient: reads the weights and state of `from`,
+ * writes those of `to` (the same copy updates in place). `step` counts from 1.
  */
 export function optimizerStep(
-  k: Kernels, opt: OptimizerConfig, params: F32, grad: F32, state: readonly F32[], lo: number, hi: number, step: number,
+  k: Kernels, opt: OptimizerConfig, to: ParamCopy, from: ParamCopy, grad: F32, lo: number, hi: number, step: number,
 ): void {
   if (opt.name === 'sgd') {
-    k.sgd(params, grad, state[0] ?? grad, lo, hi, {
+    // Without momentum there is no state: the gradient stands in for the untouched buffer.
+    k.sgd(to.params, to.state[0] ?? grad, from.params, from.state[0] ?? grad, grad, lo, hi, {
       lr: opt.lr,
       momentum: opt.momentum,
       dampening: opt.dampening,
@@ -45,7 +47,7 @@ export function optimizerStep(
       firstStep: step === 1,
     });
   } else {
-    k.adam(params, grad, state[0], state[1], lo, hi, {
+    k.adam(to.params, to.state[0], to.state[1], from.params, from.state[0], from.state[1], grad, lo, hi, {
       lr: opt.lr,
       beta1: opt.betas[0],
       beta2: opt.betas[1],
@@ -54,4 +56,18 @@ export function optimizerStep(
       step,
     });
   }
+}
+
+/**
+ * A step's whole update of [lo, hi): the mean gradient (the slots' sums added in slot order, times
+ * `scale` = 1 / batch rows) into grad[lo, hi), then the optimizer from `from` into `to`. With
+ * to ≠ from it reads only `from` and the slots, so running it twice gives the same bits; disjoint
+ * slices can run on different threads.
+ */
+export function updateSlice(
+  k: Kernels, opt: OptimizerConfig, to: ParamCopy, from: ParamCopy, grad: F32, slots: readonly F32[], scale: number,
+  lo: number, hi: number, step: number,
+): void {
+  k.sumSlots(grad, slots, lo, hi, scale);
+  optimizerStep(k, opt, to, from, grad, lo, hi, step);
 }

@@ -4,13 +4,19 @@
 import type { ArenaLayout } from '../core/arena.js';
 import type { Dataset } from '../core/data/types.js';
 import type { KernelChoice } from '../core/kernels/index.js';
+import type { OptimizerConfig } from '../core/optim.js';
 import type { ModelSpec } from '../core/spec.js';
 
 export interface FaultHook {
-  /** Test hook: on the first attempt of this step and slot, the task throws or its thread exits. */
+  /**
+   * Test hook: on the first attempt of this step's shard in this slot (or of its update slice
+   * number `slot`, with phase 'update': after writing half the slice), the task throws or its
+   * thread exits.
+   */
   readonly step: number;
   readonly slot: number;
   readonly mode: 'throw' | 'exit';
+  readonly phase?: 'shard' | 'update';
 }
 
 export interface ThreadInit {
@@ -22,18 +28,46 @@ export interface ThreadInit {
   readonly train: Dataset;
   /** The epoch's sample order (SharedArrayBuffer), rewritten by the coordinator between epochs. */
   readonly order: Int32Array;
+  /** The optimizer, for update tasks (a remote node's threads never update). */
+  readonly optimizer?: OptimizerConfig;
   readonly fault?: FaultHook;
 }
 
-/** Forward + backward of samples order[lo..hi) into gradient slot `slot`, reading params buffer `paramsIndex`. */
+/** Forward + backward of samples order[lo..hi) into gradient slot `slot`, with the weights of copy `copy`. */
 export interface ShardTask {
+  readonly kind: 'shard';
   readonly step: number;
   readonly slot: number;
   readonly lo: number;
   readonly hi: number;
+  readonly copy: 0 | 1;
   readonly attempt: number;
 }
+
+/**
+ * Slice `slice` of a step's update: parameters [lo, hi) from the mean of `slots` (× scale) and the
+ * optimizer, reading copy `from` and writing copy 1 − from.
+ */
+export interface UpdateTask {
+  readonly kind: 'update';
+  readonly step: number;
+  readonly slice: number;
+  readonly slots: readonly number[];
+  readonly scale: number;
+  readonly lo: number;
+  readonly hi: number;
+  readonly from: 0 | 1;
+  /** Whose workspace scratch the kernels may use (one no other task of the moment uses). */
+  readonly scratchSlot: number;
+  readonly attempt: number;
+}
+
+export type ThreadTask = ShardTask | UpdateTask;
 
 export type ShardReply =
   | { readonly ok: true; readonly lossSum: number; readonly count: number; readonly computeMs: number; readonly backend: string }
   | { readonly ok: false; readonly error: string };
+
+export type UpdateReply = { readonly ok: true; readonly computeMs: number } | { readonly ok: false; readonly error: string };
+
+export type ThreadReply = ShardReply | UpdateReply;

@@ -1,6 +1,7 @@
 // The element-wise passes in plain TypeScript, shared by the naive and the fast TypeScript backends.
 
 import { activations } from '../activations.js';
+import { losses } from '../losses.js';
 import type { Kernels } from './types.js';
 
 type Elementwise = Omit<Kernels, 'name' | 'gemmNT' | 'gemmTN' | 'gemmNN'>;
@@ -28,6 +29,10 @@ export const tsElementwise: Elementwise = {
     activations[kind].backward(d, z, h, len);
   },
 
+  lossGrad(loss, dh, h, y, rows, cols) {
+    return losses[loss].grad(dh, h, y, rows, cols);
+  },
+
   sumSlots(out, slots, lo, hi, scale) {
     const first = slots[0];
     for (let i = lo; i < hi; i++) out[i] = first[i];
@@ -38,32 +43,34 @@ export const tsElementwise: Elementwise = {
     if (scale !== 1) for (let i = lo; i < hi; i++) out[i] *= scale;
   },
 
-  sgd(params, grad, buf, lo, hi, p) {
+  sgd(paramsOut, bufOut, params, buf, grad, lo, hi, p) {
     const { lr, momentum, dampening, nesterov, weightDecay, firstStep } = p;
     for (let i = lo; i < hi; i++) {
       let g = grad[i];
-      if (weightDecay !== 0) g += weightDecay * params[i];
+      const w = params[i];
+      if (weightDecay !== 0) g += weightDecay * w;
       if (momentum !== 0) {
-        buf[i] = firstStep ? g : momentum * buf[i] + (1 - dampening) * g;
+        bufOut[i] = firstStep ? g : momentum * buf[i] + (1 - dampening) * g;
         // Read back: torch keeps the buffer as a float32 tensor.
-        const b = buf[i];
+        const b = bufOut[i];
         g = nesterov ? g + momentum * b : b;
       }
-      params[i] -= lr * g;
+      paramsOut[i] = w - lr * g;
     }
   },
 
-  adam(params, grad, m, v, lo, hi, p) {
+  adam(paramsOut, mOut, vOut, params, m, v, grad, lo, hi, p) {
     const { lr, beta1, beta2, eps, weightDecay, step } = p;
     const bc1 = 1 - Math.pow(beta1, step);
     const bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
     const stepSize = lr / bc1;
     for (let i = lo; i < hi; i++) {
       let g = grad[i];
-      if (weightDecay !== 0) g += weightDecay * params[i];
-      m[i] = beta1 * m[i] + (1 - beta1) * g;
-      v[i] = beta2 * v[i] + (1 - beta2) * g * g;
-      params[i] -= (stepSize * m[i]) / (Math.sqrt(v[i]) / bc2Sqrt + eps);
+      const w = params[i];
+      if (weightDecay !== 0) g += weightDecay * w;
+      mOut[i] = beta1 * m[i] + (1 - beta1) * g;
+      vOut[i] = beta2 * v[i] + (1 - beta2) * g * g;
+      paramsOut[i] = w - (stepSize * mOut[i]) / (Math.sqrt(vOut[i]) / bc2Sqrt + eps);
     }
   },
 };

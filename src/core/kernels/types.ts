@@ -3,7 +3,7 @@
 // arena (or any Float32Array for the TypeScript backends); shapes are row-major. A backend instance
 // belongs to one thread: it may use its scratch buffer freely.
 
-import type { Activation } from '../spec.js';
+import type { Activation, LossName } from '../spec.js';
 
 export type F32 = Float32Array;
 
@@ -43,10 +43,15 @@ export interface Kernels {
   activate(kind: Activation, h: F32, z: F32, len: number): void;
   /** d *= f'(z), with h = f(z) at hand for sigmoid and tanh. */
   activateBackward(kind: Activation, d: F32, z: F32, h: F32, len: number): void;
+  /** dh = ∂loss/∂h per sample for h[rows×cols]; returns the loss sum over the rows (as LossFns.grad). */
+  lossGrad(loss: LossName, dh: F32, h: F32, y: F32, rows: number, cols: number): number;
   /** out[i] = scale · Σ_s slots[s][i] for i in [lo, hi), slots summed in index order. */
   sumSlots(out: F32, slots: readonly F32[], lo: number, hi: number, scale: number): void;
-  /** torch.optim.SGD on params[lo, hi). */
-  sgd(params: F32, grad: F32, momentumBuf: F32, lo: number, hi: number, p: SgdParams): void;
-  /** torch.optim.Adam on params[lo, hi). */
-  adam(params: F32, grad: F32, m: F32, v: F32, lo: number, hi: number, p: AdamParams): void;
+  /**
+   * torch.optim.SGD on [lo, hi): reads params and momentumBuf, writes paramsOut and momentumBufOut
+   * (the same arrays update in place; other arrays leave the inputs untouched, so a re-run is exact).
+   */
+  sgd(paramsOut: F32, momentumBufOut: F32, params: F32, momentumBuf: F32, grad: F32, lo: number, hi: number, p: SgdParams): void;
+  /** torch.optim.Adam on [lo, hi), out of place as sgd. */
+  adam(paramsOut: F32, mOut: F32, vOut: F32, params: F32, m: F32, v: F32, grad: F32, lo: number, hi: number, p: AdamParams): void;
 }

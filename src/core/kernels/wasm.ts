@@ -1,12 +1,13 @@
 // The WebAssembly SIMD backend: loads the AssemblyScript module (dist/wasm/kernels.wasm, built by
 // `npm run build:wasm`), instantiates it over the arena's shared memory and passes every view as a
-// byte offset, so the kernels work in place. Sigmoid and tanh forward (exp) stay in TypeScript.
+// byte offset, so the kernels work in place. Only the mae and bce loss gradients stay in TypeScript.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { activations, LEAKY_SLOPE } from '../activations.js';
-import type { Activation } from '../spec.js';
+import { LEAKY_SLOPE } from '../activations.js';
+import { losses } from '../losses.js';
+import type { Activation, LossName } from '../spec.js';
 import type { AdamParams, F32, Kernels, SgdParams } from './types.js';
 
 // Mirrors the blocking constants of assembly/gemm.ts (checked against its scratchFloats export).
@@ -35,16 +36,20 @@ interface KernelExports {
   reluBackward(d: number, z: number, len: number): void;
   leakyRelu(h: number, z: number, len: number, slope: number): void;
   leakyReluBackward(d: number, z: number, len: number, slope: number): void;
+  sigmoid(h: number, z: number, len: number): void;
   sigmoidBackward(d: number, h: number, len: number): void;
+  tanh(h: number, z: number, len: number): void;
   tanhBackward(d: number, h: number, len: number): void;
+  crossEntropyGrad(dh: number, h: number, y: number, rows: number, cols: number): number;
+  squaredErrorGrad(dh: number, h: number, y: number, len: number, scale: number): number;
   copy(dst: number, src: number, len: number): void;
   sumSlots(out: number, slotTable: number, count: number, len: number, scale: number): void;
   sgd(
-    params: number, grad: number, buf: number, len: number,
+    paramsOut: number, bufOut: number, params: number, buf: number, grad: number, len: number,
     lr: number, momentum: number, oneMinusDampening: number, nesterov: number, weightDecay: number, firstStep: number,
   ): void;
   adam(
-    params: number, grad: number, m: number, v: number, len: number,
+    paramsOut: number, mOut: number, vOut: number, params: number, m: number, v: number, grad: number, len: number,
     beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number,
     stepSize: number, bc2Sqrt: number, eps: number, weightDecay: number,
   ): void;
@@ -52,7 +57,8 @@ interface KernelExports {
 
 const EXPORT_NAMES: readonly (keyof KernelExports)[] = [
   'gemmNT', 'gemmTN', 'gemmNN', 'scratchFloats', 'addBias', 'colSum', 'relu', 'reluBackward', 'leakyRelu',
-  'leakyReluBackward', 'sigmoidBackward', 'tanhBackward', 'copy', 'sumSlots', 'sgd', 'adam',
+  'leakyReluBackward', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward', 'crossEntropyGrad', 'squaredErrorGrad',
+  'copy', 'sumSlots', 'sgd', 'adam',
 ];
 
 // A minimal module whose one function uses v128 (i8x16.splat, i8x16.popcnt): it validates only
@@ -182,9 +188,10 @@ export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Ker
           return wasm.relu(at(h, len, 'h'), at(z, len, 'z'), len);
         case 'leaky-relu':
           return wasm.leakyRelu(at(h, len, 'h'), at(z, len, 'z'), len, LEAKY_SLOPE);
-        default:
-          // sigmoid, tanh: exp-based, left to the TypeScript loops (Math.exp in float64).
-          return activations[kind].forward(h, z, len);
+        case 'sigmoid':
+          return wasm.sigmoid(at(h, len, 'h'), at(z, len, 'z'), len);
+        case 'tanh':
+          return wasm.tanh(at(h, len, 'h'), at(z, len, 'z'), len);
       }
     },
 
@@ -203,6 +210,21 @@ export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Ker
       }
     },
 
+    lossGrad(loss: LossName, dh, h, y, rows, cols) {
+      const len = rows * cols;
+      switch (loss) {
+        case 'cross-entropy':
+          return wasm.crossEntropyGrad(at(dh, len, 'dh'), at(h, len, 'h'), at(y, rows, 'y'), rows, cols);
+        case 'mse':
+          return wasm.squaredErrorGrad(at(dh, len, 'dh'), at(h, len, 'h'), at(y, len, 'y'), len, 2 / cols) / cols;
+        case 'half-sse':
+          return 0.5 * wasm.squaredErrorGrad(at(dh, len, 'dh'), at(h, len, 'h'), at(y, len, 'y'), len, 1);
+        default:
+          // mae, bce: not vectorized (bce mostly runs fused with a sigmoid output, in model.ts).
+          return losses[loss].grad(dh, h, y, rows, cols);
+      }
+    },
+
     sumSlots(out, slots, lo, hi, scale) {
       const count = slots.length;
       if (count === 0) throw new RangeError('wasm kernels: sumSlots needs at least one slot');
@@ -212,23 +234,25 @@ export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Ker
       wasm.sumSlots(at(out, hi, 'out') + lo * 4, scratchAt, count, hi - lo, scale);
     },
 
-    sgd(params, grad, buf, lo, hi, p: SgdParams) {
+    sgd(paramsOut, bufOut, params, buf, grad, lo, hi, p: SgdParams) {
       if (hi <= lo) return;
       const off = lo * 4;
-      // buf is untouched without momentum (optim.ts then passes the gradient in its place).
+      // The buffers are untouched without momentum (optim.ts then passes the gradient in their place).
       wasm.sgd(
-        at(params, hi, 'params') + off, at(grad, hi, 'grad') + off, at(buf, hi, 'momentum buffer') + off, hi - lo,
+        at(paramsOut, hi, 'paramsOut') + off, at(bufOut, hi, 'momentum buffer out') + off,
+        at(params, hi, 'params') + off, at(buf, hi, 'momentum buffer') + off, at(grad, hi, 'grad') + off, hi - lo,
         p.lr, p.momentum, 1 - p.dampening, p.nesterov ? 1 : 0, p.weightDecay, p.firstStep ? 1 : 0,
       );
     },
 
-    adam(params, grad, m, v, lo, hi, p: AdamParams) {
+    adam(paramsOut, mOut, vOut, params, m, v, grad, lo, hi, p: AdamParams) {
       if (hi <= lo) return;
       const off = lo * 4;
       const bc1 = 1 - Math.pow(p.beta1, p.step);
       const bc2Sqrt = Math.sqrt(1 - Math.pow(p.beta2, p.step));
       wasm.adam(
-        at(params, hi, 'params') + off, at(grad, hi, 'grad') + off, at(m, hi, 'm') + off, at(v, hi, 'v') + off, hi - lo,
+        at(paramsOut, hi, 'paramsOut') + off, at(mOut, hi, 'mOut') + off, at(vOut, hi, 'vOut') + off,
+        at(params, hi, 'params') + off, at(m, hi, 'm') + off, at(v, hi, 'v') + off, at(grad, hi, 'grad') + off, hi - lo,
         p.beta1, 1 - p.beta1, p.beta2, 1 - p.beta2, p.lr / bc1, bc2Sqrt, p.eps, p.weightDecay,
       );
     },

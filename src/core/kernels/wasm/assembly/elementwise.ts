@@ -1,6 +1,8 @@
 // Element-wise passes of a dense layer in f32x4: bias, bias gradient, activations and their
-// derivatives (sigmoid and tanh forward need exp and stay in TypeScript), and the ordered sum of
-// gradient slots. Each loop does 4 lanes at a time and finishes the tail with scalars.
+// derivatives (sigmoid and tanh through the vector exp of exp.ts), and the ordered sum of gradient
+// slots. Each loop does 4 lanes at a time and finishes the tail with scalars.
+
+import { expf32x4 } from './exp';
 
 /** z[r, j] += bias[j] for rows × cols. */
 export function addBias(z: usize, bias: usize, rows: i32, cols: i32): void {
@@ -110,6 +112,63 @@ export function leakyReluBackward(d: usize, z: usize, len: i32, slope: f32): voi
     v128.store(d + i, v128.bitselect(g, f32x4.mul(g, s), f32x4.gt(v128.load(z + i), zero)));
   }
   for (; i < bytes; i += 4) if (!(load<f32>(z + i) > 0)) store<f32>(d + i, slope * load<f32>(d + i));
+}
+
+/**
+ * 1/(1 + e^−z) per lane, as e/(1 + e) for z < 0 with e = exp(−|z|) ∈ (0, 1]: exp never overflows
+ * and a very negative z keeps exp's relative accuracy instead of dividing by a huge 1 + e^−z.
+ */
+// @ts-ignore: decorator
+@inline function sigmoidf32x4(z: v128): v128 {
+  const one = f32x4.splat(1);
+  const e = expf32x4(f32x4.neg(f32x4.abs(z)));
+  return f32x4.div(v128.bitselect(e, one, f32x4.lt(z, f32x4.splat(0))), f32x4.add(one, e));
+}
+
+/** h = 1/(1 + e^−z): 0 and 1 at z = ∓1000, NaN for NaN (h may be z). */
+export function sigmoid(h: usize, z: usize, len: i32): void {
+  const bytes = <usize>len << 2;
+  const vecEnd = bytes & ~(<usize>15);
+  let i: usize = 0;
+  for (; i < vecEnd; i += 16) v128.store(h + i, sigmoidf32x4(v128.load(z + i)));
+  // The tail goes through the same lanes' math, so every element rounds alike.
+  for (; i < bytes; i += 4) store<f32>(h + i, f32x4.extract_lane(sigmoidf32x4(f32x4.splat(load<f32>(z + i))), 0));
+}
+
+// Below |z| = 9/16 (tanh ≈ ½) 1 − 2/(e^2|z| + 1) would cancel ever more of its digits, so an odd
+// polynomial |z| + |z|³·P(z²) takes over there: a degree-4 P fitted for relative error (≈ 0.02
+// float32 ulp before rounding), keeping tanh(z) ≈ z accurate down to the tiniest z.
+const TANH_SMALL: f32 = 0.5625;
+const T0: f32 = -0.33333313;
+const T1: f32 = 0.13332452;
+const T2: f32 = -0.05383743;
+const T3: f32 = 0.021007463;
+const T4: f32 = -0.0061798161;
+
+/** tanh per lane: computed on |z|, the sign of z put back (so tanh(−0) = −0, and odd symmetry is exact). */
+// @ts-ignore: decorator
+@inline function tanhf32x4(z: v128): v128 {
+  const one = f32x4.splat(1);
+  const a = f32x4.abs(z);
+  // e^2a = Inf past a ≈ 44 makes the quotient 0, so large |z| gives exactly ±1; NaN falls here too.
+  const large = f32x4.sub(one, f32x4.div(f32x4.splat(2), f32x4.add(expf32x4(f32x4.add(a, a)), one)));
+  const w = f32x4.mul(a, a);
+  let p = f32x4.add(f32x4.mul(f32x4.splat(T4), w), f32x4.splat(T3));
+  p = f32x4.add(f32x4.mul(p, w), f32x4.splat(T2));
+  p = f32x4.add(f32x4.mul(p, w), f32x4.splat(T1));
+  p = f32x4.add(f32x4.mul(p, w), f32x4.splat(T0));
+  const small = f32x4.add(a, f32x4.mul(f32x4.mul(a, w), p));
+  const t = v128.bitselect(small, large, f32x4.lt(a, f32x4.splat(TANH_SMALL)));
+  return v128.or(t, v128.and(z, i32x4.splat(i32.MIN_VALUE)));
+}
+
+/** h = tanh(z) (h may be z). */
+export function tanh(h: usize, z: usize, len: i32): void {
+  const bytes = <usize>len << 2;
+  const vecEnd = bytes & ~(<usize>15);
+  let i: usize = 0;
+  for (; i < vecEnd; i += 16) v128.store(h + i, tanhf32x4(v128.load(z + i)));
+  for (; i < bytes; i += 4) store<f32>(h + i, f32x4.extract_lane(tanhf32x4(f32x4.splat(load<f32>(z + i))), 0));
 }
 
 /** d *= h·(1 − h), h = sigmoid(z). */

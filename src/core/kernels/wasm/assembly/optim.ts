@@ -1,12 +1,14 @@
 // torch.optim.SGD and Adam over a slice of the flat parameter buffers, in f32x4. The coefficients
-// arrive precomputed (float64 on the TypeScript side, rounded once to float32 here).
+// arrive precomputed (float64 on the TypeScript side, rounded once to float32 here). Each reads
+// the parameters and state at one set of offsets and writes them at another (the same offsets
+// update in place): every element is read before it is written.
 
 /**
  * SGD on len floats: g = grad + wd·param; with momentum, buf = first ? g : momentum·buf +
  * (1 − dampening)·g and g = nesterov ? g + momentum·buf : buf; then param -= lr·g.
  */
 export function sgd(
-  params: usize, grad: usize, buf: usize, len: i32,
+  paramsOut: usize, bufOut: usize, params: usize, buf: usize, grad: usize, len: i32,
   lr: f32, momentum: f32, oneMinusDampening: f32, nesterov: bool, weightDecay: f32, firstStep: bool,
 ): void {
   const bytes = <usize>len << 2;
@@ -21,8 +23,8 @@ export function sgd(
     // hoist: measured 0.61 → 0.38 ms per 669,706 floats in cache, 0.65 → 0.54 ms from memory.
     for (; i < vecEnd; i += 16) {
       const b = f32x4.add(f32x4.mul(vMom, v128.load(buf + i)), f32x4.mul(vDamp, v128.load(grad + i)));
-      v128.store(buf + i, b);
-      v128.store(params + i, f32x4.sub(v128.load(params + i), f32x4.mul(vLr, b)));
+      v128.store(bufOut + i, b);
+      v128.store(paramsOut + i, f32x4.sub(v128.load(params + i), f32x4.mul(vLr, b)));
     }
   }
   for (; i < vecEnd; i += 16) {
@@ -31,10 +33,10 @@ export function sgd(
     if (decay) g = f32x4.add(g, f32x4.mul(vWd, p));
     if (hasMomentum) {
       const b = firstStep ? g : f32x4.add(f32x4.mul(vMom, v128.load(buf + i)), f32x4.mul(vDamp, g));
-      v128.store(buf + i, b);
+      v128.store(bufOut + i, b);
       g = nesterov ? f32x4.add(g, f32x4.mul(vMom, b)) : b;
     }
-    v128.store(params + i, f32x4.sub(p, f32x4.mul(vLr, g)));
+    v128.store(paramsOut + i, f32x4.sub(p, f32x4.mul(vLr, g)));
   }
   for (; i < bytes; i += 4) {
     const p = load<f32>(params + i);
@@ -42,10 +44,10 @@ export function sgd(
     if (decay) g += weightDecay * p;
     if (hasMomentum) {
       const b = firstStep ? g : momentum * load<f32>(buf + i) + oneMinusDampening * g;
-      store<f32>(buf + i, b);
+      store<f32>(bufOut + i, b);
       g = nesterov ? g + momentum * b : b;
     }
-    store<f32>(params + i, p - lr * g);
+    store<f32>(paramsOut + i, p - lr * g);
   }
 }
 
@@ -54,7 +56,7 @@ export function sgd(
  * param -= stepSize·m / (√v / bc2Sqrt + eps), with stepSize = lr / (1 − β1^t), bc2Sqrt = √(1 − β2^t).
  */
 export function adam(
-  params: usize, grad: usize, m: usize, v: usize, len: i32,
+  paramsOut: usize, mOut: usize, vOut: usize, params: usize, m: usize, v: usize, grad: usize, len: i32,
   beta1: f32, oneMinusBeta1: f32, beta2: f32, oneMinusBeta2: f32, stepSize: f32, bc2Sqrt: f32, eps: f32, weightDecay: f32,
 ): void {
   const bytes = <usize>len << 2;
@@ -71,10 +73,10 @@ export function adam(
     if (decay) g = f32x4.add(g, f32x4.mul(vWd, p));
     const mi = f32x4.add(f32x4.mul(vB1, v128.load(m + i)), f32x4.mul(vC1, g));
     const vi = f32x4.add(f32x4.mul(vB2, v128.load(v + i)), f32x4.mul(f32x4.mul(vC2, g), g));
-    v128.store(m + i, mi);
-    v128.store(v + i, vi);
+    v128.store(mOut + i, mi);
+    v128.store(vOut + i, vi);
     const denom = f32x4.add(f32x4.div(f32x4.sqrt(vi), vBc2), vEps);
-    v128.store(params + i, f32x4.sub(p, f32x4.div(f32x4.mul(vStep, mi), denom)));
+    v128.store(paramsOut + i, f32x4.sub(p, f32x4.div(f32x4.mul(vStep, mi), denom)));
   }
   for (; i < bytes; i += 4) {
     const p = load<f32>(params + i);
@@ -82,8 +84,8 @@ export function adam(
     if (decay) g += weightDecay * p;
     const mi = beta1 * load<f32>(m + i) + oneMinusBeta1 * g;
     const vi = beta2 * load<f32>(v + i) + oneMinusBeta2 * g * g;
-    store<f32>(m + i, mi);
-    store<f32>(v + i, vi);
-    store<f32>(params + i, p - (stepSize * mi) / (Mathf.sqrt(vi) / bc2Sqrt + eps));
+    store<f32>(mOut + i, mi);
+    store<f32>(vOut + i, vi);
+    store<f32>(paramsOut + i, p - (stepSize * mi) / (Mathf.sqrt(vi) / bc2Sqrt + eps));
   }
 }
