@@ -255,10 +255,43 @@ describe('element-wise kernels equal the TypeScript ones', () => {
           // Backward with h = f(z): float32 products vs TypeScript's float64 (≤ 3 roundings apart).
           const d = fillRandom(alloc(len, skew++ % 4), rng);
           const wantD = d.slice();
-          tsElementwise.activateBackward(kind, wantD, z, h, len);
-          wasm.activateBackward(kind, d, z, h, len);
+          tsElementwise.activateBackward(kind, wantD, h, len);
+          wasm.activateBackward(kind, d, h, len);
           expectClose(d, wantD, 8 * 2 ** -24, 1e-37, `${kind} backward`);
         });
+    });
+
+  // The fused forward: bias and relu-like activations applied in the GEMM's last store, only after
+  // the last K block (k > 256 spans several), on full and edge tiles.
+  for (const kind of ACTIVATIONS)
+    it(`linear (GEMM + bias + ${kind} in one call) equals the naive three passes`, () => {
+      const rng = new Rng(19);
+      let skew = 0;
+      for (const [m, n, k] of [[1, 1, 1], [5, 3, 7], [4, 8, 300], [13, 10, 784], [64, 13, 513], [7, 33, 256]])
+        for (const withBias of [true, false])
+          scoped(() => {
+            const inp = fillRandom(alloc(m * k, skew++ % 4), rng);
+            const w = fillRandom(alloc(n * k, skew++ % 4), rng, -0.2, 0.2);
+            const b = withBias ? fillRandom(alloc(n, skew++ % 4), rng) : null;
+            const [h, z] = [alloc(m * n, skew++ % 4), alloc(m * n, skew++ % 4)];
+            const [wantH, wantZ] = [new Float32Array(m * n), new Float32Array(m * n)];
+            naiveKernels.linear(wantH, wantZ, inp, w, b, kind, m, k, n);
+            wasm.linear(h, z, inp, w, b, kind, m, k, n);
+            // The pre-activation within checkGemm's bound (k products + the bias); every activation
+            // here is 1-Lipschitz, so h is within that plus the activation's own error.
+            const magnitude = new Float32Array(m * n);
+            naiveKernels.gemmNT(magnitude, inp.map(Math.abs), w.map(Math.abs), m, n, k, false);
+            if (b) naiveKernels.addBias(magnitude, b.map(Math.abs), m, n);
+            const [rel, abs] = kind === 'sigmoid' || kind === 'tanh' ? [EXP_REL, EXP_ABS] : [2 ** -23, 0];
+            const u = 2 ** -24;
+            for (let i = 0; i < m * n; i++) {
+              const tol = 2 * (k + 9) * u * magnitude[i] + rel * Math.abs(wantH[i]) + abs + 1e-30;
+              if (!(Math.abs(h[i] - wantH[i]) <= tol))
+                throw new Error(`${kind} ${m}×${n}×${k}${withBias ? ' + bias' : ''}: element ${i} is ${h[i]}, the oracle says ${wantH[i]}`);
+            }
+            // Some outputs must be negative before the activation, or relu's check would prove little.
+            if (m * n > 8) expect(wantZ.some((x) => x < 0) && wantZ.some((x) => x > 0)).toBe(true);
+          });
     });
 
   it('sumSlots: slots summed in index order over [lo, hi), scaled', () => {

@@ -1,5 +1,6 @@
 // Activations as a table keyed by the config's names: each forward loop sits beside its derivative.
-// backward multiplies an incoming gradient in place by f'(z), using h = f(z) where that is cheaper.
+// backward multiplies an incoming gradient in place by f'(z) computed from h = f(z) alone, so a
+// fused forward never has to keep z (relu and leaky relu: h > 0 exactly where z > 0).
 
 import type { Activation } from './spec.js';
 import type { F32 } from './kernels/types.js';
@@ -7,8 +8,8 @@ import type { F32 } from './kernels/types.js';
 export interface ActivationFns {
   /** h = f(z) */
   forward(h: F32, z: F32, len: number): void;
-  /** d *= f'(z) */
-  backward(d: F32, z: F32, h: F32, len: number): void;
+  /** d *= f'(z), from h = f(z) */
+  backward(d: F32, h: F32, len: number): void;
 }
 
 export const LEAKY_SLOPE = 0.01;
@@ -24,23 +25,23 @@ export const activations: Record<Activation, ActivationFns> = {
     forward(h, z, len) {
       for (let i = 0; i < len; i++) h[i] = z[i] > 0 ? z[i] : 0;
     },
-    backward(d, z, _h, len) {
-      for (let i = 0; i < len; i++) if (!(z[i] > 0)) d[i] = 0;
+    backward(d, h, len) {
+      for (let i = 0; i < len; i++) if (!(h[i] > 0)) d[i] = 0;
     },
   },
   'leaky-relu': {
     forward(h, z, len) {
       for (let i = 0; i < len; i++) h[i] = z[i] > 0 ? z[i] : LEAKY_SLOPE * z[i];
     },
-    backward(d, z, _h, len) {
-      for (let i = 0; i < len; i++) if (!(z[i] > 0)) d[i] *= LEAKY_SLOPE;
+    backward(d, h, len) {
+      for (let i = 0; i < len; i++) if (!(h[i] > 0)) d[i] *= LEAKY_SLOPE;
     },
   },
   sigmoid: {
     forward(h, z, len) {
       for (let i = 0; i < len; i++) h[i] = 1 / (1 + Math.exp(-z[i]));
     },
-    backward(d, _z, h, len) {
+    backward(d, h, len) {
       for (let i = 0; i < len; i++) d[i] *= h[i] * (1 - h[i]);
     },
   },
@@ -48,7 +49,7 @@ export const activations: Record<Activation, ActivationFns> = {
     forward(h, z, len) {
       for (let i = 0; i < len; i++) h[i] = Math.tanh(z[i]);
     },
-    backward(d, _z, h, len) {
+    backward(d, h, len) {
       for (let i = 0; i < len; i++) d[i] *= 1 - h[i] * h[i];
     },
   },

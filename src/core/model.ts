@@ -33,13 +33,11 @@ export function denseViews(layout: ParamLayout, flat: F32): DenseViews[] {
   }));
 }
 
-/** out[B×nOut] = inp[B×nIn] · wᵀ + b, then h = act(out). */
+/** h[B×nOut] = act(inp[B×nIn] · wᵀ + b); z [B×nOut] is the backend's scratch (fused backends skip it). */
 export function denseForward(
   k: Kernels, z: F32, h: F32, inp: F32, w: F32, b: F32 | null, act: Activation, rows: number, nIn: number, nOut: number,
 ): void {
-  k.gemmNT(z, inp, w, rows, nOut, nIn, false);
-  if (b) k.addBias(z, b, rows, nOut);
-  k.activate(act, h, z, rows * nOut);
+  k.linear(h, z, inp, w, b, act, rows, nIn, nOut);
 }
 
 /** dW[nOut×nIn] (+)= dzᵀ·inp, db (+)= Σ_rows dz, and (if dInp) dInp[B×nIn] = dz·w. */
@@ -85,14 +83,14 @@ export function backward(
     lossSum = bceSigmoidGrad(dz, ws.h[last], ws.y, rows, nOut);
   } else {
     lossSum = kernels.lossGrad(spec.loss, dz, ws.h[last], ws.y, rows, nOut);
-    kernels.activateBackward(outAct, dz, ws.z[last], ws.h[last], rows * nOut);
+    kernels.activateBackward(outAct, dz, ws.h[last], rows * nOut);
   }
   for (let l = last; l >= 0; l--) {
     const { nIn, nOut: width } = layout.dense[l];
     const inp = l === 0 ? ws.x : ws.h[l - 1];
     denseBackward(kernels, l > 0 ? spare : null, g[l].w, g[l].b, dz, inp, p[l].w, rows, nIn, width, accumulate);
     if (l > 0) {
-      kernels.activateBackward(activationOf(spec, l - 1), spare, ws.z[l - 1], ws.h[l - 1], rows * nIn);
+      kernels.activateBackward(activationOf(spec, l - 1), spare, ws.h[l - 1], rows * nIn);
       const t = dz;
       dz = spare;
       spare = t;

@@ -4,7 +4,8 @@ import { activations } from '../activations.js';
 import { losses } from '../losses.js';
 import type { Kernels } from './types.js';
 
-type Elementwise = Omit<Kernels, 'name' | 'gemmNT' | 'gemmTN' | 'gemmNN'>;
+// Methods may call the backend's own GEMMs through `this` (the kernel object they are spread into).
+type Elementwise = Omit<Kernels, 'name' | 'gemmNT' | 'gemmTN' | 'gemmNN'> & ThisType<Kernels>;
 
 export const tsElementwise: Elementwise = {
   addBias(z, bias, rows, cols) {
@@ -25,8 +26,14 @@ export const tsElementwise: Elementwise = {
     activations[kind].forward(h, z, len);
   },
 
-  activateBackward(kind, d, z, h, len) {
-    activations[kind].backward(d, z, h, len);
+  activateBackward(kind, d, h, len) {
+    activations[kind].backward(d, h, len);
+  },
+
+  linear(h, z, inp, w, b, act, rows, nIn, nOut) {
+    this.gemmNT(z, inp, w, rows, nOut, nIn, false);
+    if (b) this.addBias(z, b, rows, nOut);
+    this.activate(act, h, z, rows * nOut);
   },
 
   lossGrad(loss, dh, h, y, rows, cols) {

@@ -41,8 +41,13 @@ export interface Kernels {
   colSum(dBias: F32, dz: F32, rows: number, cols: number): void;
   /** h = f(z), element-wise over len (h may be z). */
   activate(kind: Activation, h: F32, z: F32, len: number): void;
-  /** d *= f'(z), with h = f(z) at hand for sigmoid and tanh. */
-  activateBackward(kind: Activation, d: F32, z: F32, h: F32, len: number): void;
+  /** d *= f'(z), computed from h = f(z) alone (relu: h > 0 exactly where z > 0). */
+  activateBackward(kind: Activation, d: F32, h: F32, len: number): void;
+  /**
+   * A dense layer's forward: h[rows×nOut] = act(inp[rows×nIn] · wᵀ + b). z [rows×nOut] is scratch
+   * for the pre-activation, which a backend may skip (backward reads h only).
+   */
+  linear(h: F32, z: F32, inp: F32, w: F32, b: F32 | null, act: Activation, rows: number, nIn: number, nOut: number): void;
   /** dh = ∂loss/∂h per sample for h[rows×cols]; returns the loss sum over the rows (as LossFns.grad). */
   lossGrad(loss: LossName, dh: F32, h: F32, y: F32, rows: number, cols: number): number;
   /** out[i] = scale · Σ_s slots[s][i] for i in [lo, hi), slots summed in index order. */

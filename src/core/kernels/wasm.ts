@@ -29,13 +29,14 @@ interface KernelExports {
   gemmNT(c: number, a: number, b: number, m: number, n: number, k: number, accumulate: number, scratch: number): void;
   gemmTN(c: number, a: number, b: number, m: number, n: number, k: number, accumulate: number, scratch: number): void;
   gemmNN(c: number, a: number, b: number, m: number, n: number, k: number, accumulate: number, scratch: number): void;
+  linearForward(h: number, a: number, w: number, bias: number, m: number, n: number, k: number, act: number, slope: number, scratch: number): void;
   scratchFloats(maxM: number, maxN: number): number;
   addBias(z: number, bias: number, rows: number, cols: number): void;
   colSum(dBias: number, dz: number, rows: number, cols: number): void;
   relu(h: number, z: number, len: number): void;
-  reluBackward(d: number, z: number, len: number): void;
+  reluBackward(d: number, h: number, len: number): void;
   leakyRelu(h: number, z: number, len: number, slope: number): void;
-  leakyReluBackward(d: number, z: number, len: number, slope: number): void;
+  leakyReluBackward(d: number, h: number, len: number, slope: number): void;
   sigmoid(h: number, z: number, len: number): void;
   sigmoidBackward(d: number, h: number, len: number): void;
   tanh(h: number, z: number, len: number): void;
@@ -55,8 +56,11 @@ interface KernelExports {
   ): void;
 }
 
+/** The activations the GEMM epilogue applies itself (codes of assembly/gemm.ts). */
+const EPILOGUE: Partial<Record<Activation, number>> & { identity: number } = { identity: 0, relu: 1, 'leaky-relu': 2 };
+
 const EXPORT_NAMES: readonly (keyof KernelExports)[] = [
-  'gemmNT', 'gemmTN', 'gemmNN', 'scratchFloats', 'addBias', 'colSum', 'relu', 'reluBackward', 'leakyRelu',
+  'gemmNT', 'gemmTN', 'gemmNN', 'linearForward', 'scratchFloats', 'addBias', 'colSum', 'relu', 'reluBackward', 'leakyRelu',
   'leakyReluBackward', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward', 'crossEntropyGrad', 'squaredErrorGrad',
   'copy', 'sumSlots', 'sgd', 'adam',
 ];
@@ -169,6 +173,17 @@ export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Ker
       wasm.gemmNN(at(c, m * n, 'c'), at(a, m * k, 'a'), at(b, k * n, 'b'), m, n, k, accumulate ? 1 : 0, needScratch(m, n));
     },
 
+    linear(h, z, inp, w, b, act: Activation, rows, nIn, nOut) {
+      const len = rows * nOut;
+      const bias = b ? at(b, nOut, 'b') : 0;
+      const args = [at(inp, rows * nIn, 'inp'), at(w, nOut * nIn, 'w'), bias, rows, nOut, nIn] as const;
+      const fused = EPILOGUE[act];
+      // Bias and relu-like activations ride in the GEMM's last store; exp-based ones take a pass.
+      if (fused !== undefined) return wasm.linearForward(at(h, len, 'h'), ...args, fused, LEAKY_SLOPE, needScratch(rows, nOut));
+      wasm.linearForward(at(z, len, 'z'), ...args, EPILOGUE.identity, 0, needScratch(rows, nOut));
+      this.activate(act, h, z, len);
+    },
+
     addBias(z, bias, rows, cols) {
       wasm.addBias(at(z, rows * cols, 'z'), at(bias, cols, 'bias'), rows, cols);
     },
@@ -195,14 +210,15 @@ export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Ker
       }
     },
 
-    activateBackward(kind: Activation, d, z, h, len) {
+    activateBackward(kind: Activation, d, h, len) {
       switch (kind) {
         case 'identity':
           return;
+        // The kernels test their argument > 0: h > 0 exactly where z > 0.
         case 'relu':
-          return wasm.reluBackward(at(d, len, 'd'), at(z, len, 'z'), len);
+          return wasm.reluBackward(at(d, len, 'd'), at(h, len, 'h'), len);
         case 'leaky-relu':
-          return wasm.leakyReluBackward(at(d, len, 'd'), at(z, len, 'z'), len, LEAKY_SLOPE);
+          return wasm.leakyReluBackward(at(d, len, 'd'), at(h, len, 'h'), len, LEAKY_SLOPE);
         case 'sigmoid':
           return wasm.sigmoidBackward(at(d, len, 'd'), at(h, len, 'h'), len);
         case 'tanh':

@@ -73,14 +73,14 @@ export function relu(h: usize, z: usize, len: i32): void {
   }
 }
 
-/** d = z > 0 ? d : 0. */
-export function reluBackward(d: usize, z: usize, len: i32): void {
+/** d = h > 0 ? d : 0 (h = relu(z) is > 0 exactly where z is). */
+export function reluBackward(d: usize, h: usize, len: i32): void {
   const bytes = <usize>len << 2;
   const vecEnd = bytes & ~(<usize>15);
   const zero = f32x4.splat(0);
   let i: usize = 0;
-  for (; i < vecEnd; i += 16) v128.store(d + i, v128.and(v128.load(d + i), f32x4.gt(v128.load(z + i), zero)));
-  for (; i < bytes; i += 4) if (!(load<f32>(z + i) > 0)) store<f32>(d + i, 0);
+  for (; i < vecEnd; i += 16) v128.store(d + i, v128.and(v128.load(d + i), f32x4.gt(v128.load(h + i), zero)));
+  for (; i < bytes; i += 4) if (!(load<f32>(h + i) > 0)) store<f32>(d + i, 0);
 }
 
 /** h = z > 0 ? z : slope·z. */
@@ -100,8 +100,8 @@ export function leakyRelu(h: usize, z: usize, len: i32, slope: f32): void {
   }
 }
 
-/** d = z > 0 ? d : slope·d. */
-export function leakyReluBackward(d: usize, z: usize, len: i32, slope: f32): void {
+/** d = h > 0 ? d : slope·d (h = leaky relu of z, > 0 exactly where z is). */
+export function leakyReluBackward(d: usize, h: usize, len: i32, slope: f32): void {
   const bytes = <usize>len << 2;
   const vecEnd = bytes & ~(<usize>15);
   const zero = f32x4.splat(0);
@@ -109,9 +109,9 @@ export function leakyReluBackward(d: usize, z: usize, len: i32, slope: f32): voi
   let i: usize = 0;
   for (; i < vecEnd; i += 16) {
     const g = v128.load(d + i);
-    v128.store(d + i, v128.bitselect(g, f32x4.mul(g, s), f32x4.gt(v128.load(z + i), zero)));
+    v128.store(d + i, v128.bitselect(g, f32x4.mul(g, s), f32x4.gt(v128.load(h + i), zero)));
   }
-  for (; i < bytes; i += 4) if (!(load<f32>(z + i) > 0)) store<f32>(d + i, slope * load<f32>(d + i));
+  for (; i < bytes; i += 4) if (!(load<f32>(h + i) > 0)) store<f32>(d + i, slope * load<f32>(d + i));
 }
 
 /**
