@@ -11,7 +11,7 @@ import { train, type StepRecord } from '../src/coordinator/trainer.js';
 
 const STEPS = 40;
 const WARMUP = 8;
-const ROUNDS = 3;
+const ROUNDS = 5;
 const BATCHES = [128, 512];
 const THREADS = [1, 2];
 const WHERE = ['coordinator', 'threads'] as const;
