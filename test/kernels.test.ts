@@ -99,10 +99,10 @@ function gemmCase(layout: Layout, m: number, n: number, k: number, accumulate: b
   });
 }
 
-// Edge shapes (1, odd, 10-wide, across the 4×8 tile and the 128 M, 256 K and 256 N blocks) and the reference shapes.
+// Edge shapes (1, odd, 10-wide, across the 4×8 tile and the 128 M, 512 K and 256 N blocks) and the reference shapes.
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 9, 1], [7, 1, 3], [3, 5, 1], [4, 8, 16], [5, 9, 17], [10, 10, 10], [3, 10, 7],
-  [128, 10, 512], [10, 512, 128], [33, 17, 257], [9, 300, 5], [13, 517, 300], [64, 64, 784], [131, 33, 20], [300, 9, 5],
+  [128, 10, 512], [10, 512, 128], [33, 17, 257], [9, 300, 5], [13, 517, 300], [64, 64, 784], [131, 33, 20], [300, 9, 5], [5, 9, 1100],
 ];
 const REFERENCE: Record<Layout, [number, number, number][]> = {
   gemmNT: [[128, 512, 784], [128, 10, 512]],

@@ -13,7 +13,7 @@ import type { AdamParams, F32, Kernels, SgdParams } from './types.js';
 // Mirrors the blocking constants of assembly/gemm.ts (checked against its scratchFloats export).
 const MR = 4;
 const NR = 8;
-const KC = 256;
+const KC = 512;
 const MC = 128;
 const NC = 256;
 
