@@ -138,14 +138,18 @@ export class RemoteNode implements Executor {
     if (this.gone) return;
     this.gone = reason;
     clearInterval(this.beat);
-    const p = this.pending;
-    this.pending = null;
-    if (p) {
-      clearTimeout(p.timer);
-      p.reject(new DptrainError('WORKER_FAILED', reason));
-    }
+    this.failPending(reason);
     this.o.ws.terminate();
     this.o.onGone(reason);
+  }
+
+  /** The open request (if any) fails now, and its deadline timer no longer holds the process. */
+  private failPending(reason: string): void {
+    const p = this.pending;
+    this.pending = null;
+    if (!p) return;
+    clearTimeout(p.timer);
+    p.reject(new DptrainError('WORKER_FAILED', reason));
   }
 
   async close(): Promise<void> {
@@ -157,6 +161,9 @@ export class RemoteNode implements Executor {
     }
     this.gone = 'closed';
     clearInterval(this.beat);
+    // Closed mid-step (a run abandoned on Ctrl-C): without this its 2-minute deadline kept the
+    // process alive after everything else had stopped.
+    this.failPending('closed by the coordinator');
     this.o.ws.close();
   }
 }
