@@ -1,7 +1,8 @@
 // npm run bench:update — where should a step's reduce + optimizer update run? Interleaved in one
 // process, rounds of the trainer (MNIST MLP, SGD with momentum) with the update on the coordinator
-// thread (whole vector) and on the pool's threads (one slice per thread, one more Piscina round),
-// at 1 and 2 threads, batch 128 and 512. Medians of step time, update time and samples/s.
+// thread (whole vector, in place), on the pool's threads in a second Piscina round (one slice per
+// thread), and fused into the shard tasks (each thread updates its slice once all shards are
+// summed), at 1 and 2 threads, batch 128 and 512. Medians of step time, update time, samples/s.
 
 import { join } from 'node:path';
 import { parseConfig, readConfigFile } from '../src/coordinator/config.js';
@@ -14,7 +15,7 @@ const WARMUP = 8;
 const ROUNDS = 5;
 const BATCHES = [128, 512];
 const THREADS = [1, 2];
-const WHERE = ['coordinator', 'threads'] as const;
+const WHERE = ['coordinator', 'threads', 'fused'] as const;
 
 async function measure(batch: number, workers: number, update: (typeof WHERE)[number]): Promise<{ stepMs: number; updateMs: number }> {
   const config = parseConfig(readConfigFile(DEFAULT_CONFIG), DEFAULT_CONFIG, join(PACKAGE_ROOT, 'config'), [

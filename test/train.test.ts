@@ -84,27 +84,31 @@ describe('a dying worker changes nothing (invariant 4)', () => {
     const clean = await run(2, { maxSteps: 20 });
     const reporter = silent();
     const hurt = await run(2, { maxSteps: 20, fault: { step: 7, slot: 1, mode }, reporter });
-    expect(reporter.lines.some((l) => /shard 1 of step 7 failed .*re-running it/.test(l))).toBe(true);
+    expect(reporter.lines.some((l) => /shard 1 of step 7 (\(with update slice 1\) )?failed .*re-running it/.test(l))).toBe(true);
     expect(sameBits(hurt.params, clean.params)).toBe(true);
   });
 });
 
 describe('the update spread over the threads', () => {
-  it.each(['throw', 'exit'] as const)('a thread that %ss halfway through its update slice: the slice is re-run, same bits', async (mode) => {
-    const clean = await run(2, { maxSteps: 20 });
-    const reporter = silent();
-    const hurt = await run(2, { maxSteps: 20, fault: { step: 7, slot: 1, mode, phase: 'update' }, reporter });
-    expect(reporter.lines.some((l) => /update slice 1 of step 7 failed .*re-running it/.test(l))).toBe(true);
-    expect(sameBits(hurt.params, clean.params)).toBe(true);
-  });
+  // fused: each shard's task updates a slice once every shard is summed; threads: a second round.
+  for (const update of ['fused', 'threads'] as const)
+    it.each(['throw', 'exit'] as const)(`${update}: a thread that %ss halfway through its update slice: the slice is re-run, same bits`, async (mode) => {
+      const clean = await run(2, { maxSteps: 20, update: 'coordinator' });
+      const reporter = silent();
+      const hurt = await run(2, { maxSteps: 20, update, fault: { step: 7, slot: 1, mode, phase: 'update' }, reporter });
+      const what = update === 'fused' ? /shard \d+ of step 7 \(with update slice 1\) failed .*re-running it/ : /update slice 1 of step 7 failed .*re-running it/;
+      expect(reporter.lines.some((l) => what.test(l)), reporter.lines.join('\n')).toBe(true);
+      expect(sameBits(hurt.params, clean.params)).toBe(true);
+    });
 
-  it('sliced on 1, 2 and 3 threads or whole on the coordinator: the same bits, SGD and Adam', async () => {
+  it('fused, sliced on 1, 2 and 3 threads, or whole on the coordinator: the same bits, SGD and Adam', async () => {
     for (const optimizer of [undefined, { name: 'adam', lr: 0.01 }]) {
       const c = optimizer ? config({ optimizer }) : cfg;
       for (const n of [1, 2, 3]) {
-        const threads = await train({ config: c, workers: n, kernels: 'ts', reporter: silent(), data, skipEval: true, maxSteps: 20, update: 'threads' });
-        const here = await train({ config: c, workers: n, kernels: 'ts', reporter: silent(), data, skipEval: true, maxSteps: 20, update: 'coordinator' });
-        expect(sameBits(threads.params, here.params), `${optimizer?.name ?? 'sgd'}, ${n} threads`).toBe(true);
+        const go = (update: TrainOptions['update']) => train({ config: c, workers: n, kernels: 'ts', reporter: silent(), data, skipEval: true, maxSteps: 20, update });
+        const here = await go('coordinator');
+        for (const update of ['fused', 'threads'] as const)
+          expect(sameBits((await go(update)).params, here.params), `${optimizer?.name ?? 'sgd'}, ${n} threads, ${update}`).toBe(true);
       }
     }
   });

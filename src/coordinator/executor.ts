@@ -23,6 +23,15 @@ export interface ShardOutcome {
   readonly computeMs: number;
   /** Which executor answered, for metrics. */
   readonly by: string;
+  /** With the update fused into the step: the wait for the other shards, and this shard's update slice. */
+  readonly waitMs?: number;
+  readonly updateMs?: number;
+}
+
+/** The step's update, to be applied by the executor's own tasks once all its shards are summed. */
+export interface FuseUpdate {
+  /** 1 / the batch's rows. */
+  readonly scale: number;
 }
 
 export interface Executor {
@@ -31,7 +40,12 @@ export interface Executor {
   readonly threads: number;
   /** True once it will take no further steps (a node that announced it leaves, or is gone). */
   readonly retired?: boolean;
-  /** Resolves when every shard's sum is in its slot; rejects if the executor is lost. */
-  run(step: number, shards: readonly ShardSpec[]): Promise<ShardOutcome[]>;
+  /**
+   * Resolves when every shard's sum is in its slot (and, given `fuse`, the step's update is
+   * applied into the arena's other copy of the weights); rejects if the executor is lost.
+   */
+  run(step: number, shards: readonly ShardSpec[], fuse?: FuseUpdate): Promise<ShardOutcome[]>;
+  /** Whether run() can take `fuse` for these shards (executors that never update: absent). */
+  canFuse?(shards: readonly ShardSpec[]): boolean;
   close(): Promise<void>;
 }

@@ -10,9 +10,10 @@ import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import type { ArenaViews } from '../core/arena.js';
 import { DptrainError } from '../core/errors.js';
+import { updateSliceRange } from '../core/optim.js';
 import type { Kernels } from '../core/kernels/types.js';
-import type { ShardReply, ThreadInit, ThreadReply, ThreadTask, UpdateReply } from '../worker/messages.js';
-import type { Executor, ShardOutcome, ShardSpec } from './executor.js';
+import { barrierLayout, type FusedUpdate, type ShardReply, type StepBarrier, type ThreadInit, type ThreadReply, type ThreadTask, type UpdateReply } from '../worker/messages.js';
+import type { Executor, FuseUpdate, ShardOutcome, ShardSpec } from './executor.js';
 import { partition, shardRanges } from './partition.js';
 import { PACKAGE_ROOT } from './paths.js';
 
@@ -45,15 +46,20 @@ export class LocalPool implements Executor {
   private readonly maxAttempts: number;
   /** Multi-part shards share the spare slots: one at a time. */
   private partsQueue: Promise<unknown> = Promise.resolve();
+  private readonly barrier: StepBarrier;
+  private readonly barrierWords: Int32Array;
 
   constructor(opts: LocalPoolOptions) {
     if (opts.spareSlots.length === 0) throw new RangeError('LocalPool: needs at least one spare slot');
     this.opts = opts;
     this.threads = opts.threads;
     this.maxAttempts = opts.maxAttempts ?? 3;
+    const slotCount = opts.arena.layout.slots.length;
+    this.barrier = { buffer: new SharedArrayBuffer(barrierLayout(slotCount).bytes), slots: slotCount };
+    this.barrierWords = new Int32Array(this.barrier.buffer);
     this.pool = new Piscina<ThreadTask, ThreadReply>({
       filename: THREAD_ENTRY,
-      workerData: opts.init,
+      workerData: { ...opts.init, barrier: this.barrier } satisfies ThreadInit,
       minThreads: opts.threads,
       maxThreads: opts.threads,
       idleTimeout: Infinity,
@@ -62,7 +68,23 @@ export class LocalPool implements Executor {
     });
   }
 
-  run(step: number, shards: readonly ShardSpec[]): Promise<ShardOutcome[]> {
+  /** Whether run() can fuse the update into these shards' tasks (single-part shards only). */
+  canFuse(shards: readonly ShardSpec[]): boolean {
+    return this.opts.init.optimizer !== undefined && shards.every((s) => s.parts <= 1);
+  }
+
+  run(step: number, shards: readonly ShardSpec[], fuse?: FuseUpdate): Promise<ShardOutcome[]> {
+    if (fuse) {
+      if (!this.canFuse(shards)) throw new RangeError('LocalPool: an update can only be fused into single-part shards');
+      const slots = shards.map((s) => s.slot);
+      return Promise.all(shards.map((s, slice) => this.task(step, s.slot, s.lo, s.hi, { slots, slice, slices: shards.length, scale: fuse.scale })))
+        .catch((e: unknown) => {
+          // Tasks still waiting at the barrier for the shard that failed for good: let them go.
+          Atomics.store(this.barrierWords, barrierLayout(this.barrier.slots).abortIndex, step);
+          for (const slot of slots) Atomics.notify(this.barrierWords, slot);
+          throw e;
+        });
+    }
     return Promise.all(
       shards.map((s) => {
         if (s.parts <= 1) return this.task(step, s.slot, s.lo, s.hi);
@@ -100,11 +122,9 @@ export class LocalPool implements Executor {
     const { arena, spareSlots } = this.opts;
     const P = arena.layout.paramCount;
     const slices = Math.min(this.threads, spareSlots.length);
-    const size = Math.ceil(P / slices / 16) * 16;
     const replies = await Promise.all(
       Array.from({ length: slices }, (_, slice) => {
-        const lo = Math.min(P, slice * size);
-        const hi = Math.min(P, lo + size);
+        const { lo, hi } = updateSliceRange(P, slice, slices);
         return this.attempt<UpdateReply>(`update slice ${slice} of step ${step}`, (attempt) => ({
           kind: 'update', step, slice, slots, scale, lo, hi, from: arena.current, scratchSlot: spareSlots[slice], attempt,
         }));
@@ -113,10 +133,14 @@ export class LocalPool implements Executor {
     return Math.max(...replies.map((r) => r.computeMs));
   }
 
-  private async task(step: number, slot: number, lo: number, hi: number): Promise<ShardOutcome> {
+  private async task(step: number, slot: number, lo: number, hi: number, update?: FusedUpdate): Promise<ShardOutcome> {
     const copy = this.opts.arena.current;
-    const reply = await this.attempt<ShardReply>(`shard ${slot} of step ${step}`, (attempt) => ({ kind: 'shard', step, slot, lo, hi, copy, attempt }));
-    return { slot, lossSum: reply.lossSum, count: reply.count, computeMs: reply.computeMs, by: `${this.id}/${reply.backend}` };
+    const what = update ? `shard ${slot} of step ${step} (with update slice ${update.slice})` : `shard ${slot} of step ${step}`;
+    const reply = await this.attempt<ShardReply>(what, (attempt) => ({ kind: 'shard', step, slot, lo, hi, copy, attempt, update }));
+    return {
+      slot, lossSum: reply.lossSum, count: reply.count, computeMs: reply.computeMs, by: `${this.id}/${reply.backend}`,
+      waitMs: reply.waitMs, updateMs: reply.updateMs,
+    };
   }
 
   /** Runs a task until it succeeds, re-running it (up to maxAttempts) when it fails or its thread dies. */

@@ -5,7 +5,7 @@
 // the same as if it had finished them.
 
 import { DptrainError } from '../core/errors.js';
-import type { Executor, ShardOutcome, ShardSpec } from './executor.js';
+import type { Executor, FuseUpdate, ShardOutcome, ShardSpec } from './executor.js';
 import { partition, shardRanges } from './partition.js';
 
 export type Balance = 'static' | 'measured';
@@ -31,6 +31,8 @@ export interface StepOutcome {
   readonly outcomes: readonly ShardOutcome[];
   /** How many rows each member was given (the partition, for metrics and replay). */
   readonly plan: readonly StepPlanEntry[];
+  /** True when the update was fused into the shards' tasks (already in the other weights copy). */
+  readonly updated: boolean;
 }
 
 export interface SchedulerOptions {
@@ -82,7 +84,8 @@ export class Scheduler {
 
   private failures = 0;
 
-  async runStep(step: number, start: number, rows: number): Promise<StepOutcome> {
+  /** `fuse`: the update to fold into the shards' tasks where the only member can (see StepOutcome.updated). */
+  async runStep(step: number, start: number, rows: number, fuse?: FuseUpdate): Promise<StepOutcome> {
     this.failures = 0;
     await this.admit();
     this.next = step + 1;
@@ -105,8 +108,15 @@ export class Scheduler {
       shards.push(...nonEmpty);
     });
     const outcomes = new Map<number, ShardOutcome>();
+    // Fused only with one member: its tasks then wait for nothing outside it.
+    const only = members.length === 1 ? members[0] : null;
+    if (fuse && only && shards.length > 0 && only.executor.canFuse?.(shards)) {
+      const outs = await only.executor.run(step, shards, fuse);
+      for (const o of outs) outcomes.set(o.slot, o);
+      return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan, updated: true };
+    }
     await Promise.all(members.map((m, i) => this.runOn(m, step, byMember[i], outcomes)));
-    return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan };
+    return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan, updated: false };
   }
 
   private async runOn(m: Member, step: number, shards: readonly ShardSpec[], outcomes: Map<number, ShardOutcome>): Promise<void> {

@@ -116,8 +116,11 @@ export interface TrainOptions {
   readonly data?: DataSplit;
   /** Shard sizes: proportional to threads (`static`, the default) or to measured speed. */
   readonly balance?: Balance;
-  /** Where the reduce + update runs (default: the worker threads when there are two or more). */
-  readonly update?: 'threads' | 'coordinator';
+  /**
+   * Where the reduce + update runs: 'fused' into the shard tasks (the default from two threads),
+   * 'threads' (a second round of slice tasks) or 'coordinator' (this thread; the default for one).
+   */
+  readonly update?: 'fused' | 'threads' | 'coordinator';
   /** Landing slots reserved for remote nodes. */
   readonly maxNodes?: number;
   /** Node drops within one step before the run gives up. */
@@ -191,13 +194,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     })
     : null;
   if (local) scheduler.join(local, slots.local, true);
-  // Where the reduce + update runs: split over the pool's threads when there are two or more
-  // (measured faster: npm run bench:update), else on this thread.
-  const updateOn = opts.update ?? (local && threads >= 2 ? 'threads' : 'coordinator');
-  if (updateOn === 'threads' && !local) throw new DptrainError('CONFIG_INVALID', 'the update can only run on worker threads when there are some (--workers ≥ 1)');
+  // Where the reduce + update runs (npm run bench:update): with two or more threads fused into the
+  // shards' own tasks (DDP-style: each thread, once all shards are summed, updates its slice); a
+  // step that also has remote nodes slices it over the threads in a second round; with one
+  // thread it runs here.
+  const updateOn = opts.update ?? (local && threads >= 2 ? 'fused' : 'coordinator');
+  if (updateOn !== 'coordinator' && !local) throw new DptrainError('CONFIG_INVALID', 'the update can only run on worker threads when there are some (--workers ≥ 1)');
   const update: Updater = async (step, slotIds, rows) => {
     const t0 = performance.now();
-    if (updateOn === 'threads') {
+    if (updateOn !== 'coordinator') {
       // Out of place, so that a slice whose thread dies can be re-run: then the copies swap.
       await local!.update(step, slotIds, 1 / rows);
       arena.current = arena.current === 0 ? 1 : 0;
@@ -243,7 +248,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const rows = Math.min(batchSize, nTrain - start);
         let r: Awaited<ReturnType<typeof trainStep>>;
         try {
-          r = await trainStep(scheduler, update, step + 1, start, rows);
+          r = await trainStep(scheduler, update, updateOn === 'fused', arena, step + 1, start, rows);
         } catch (e) {
           // Interrupted while waiting for an executor: the step never ran; keep where we are.
           if (!(opts.stop?.requested && isDptrainError(e) && e.code === 'INTERRUPTED')) throw e;
@@ -292,14 +297,21 @@ type Updater = (step: number, slotIds: readonly number[], rows: number) => Promi
 
 /** One optimizer step over rows [start, start + rows) of the epoch order. */
 async function trainStep(
-  scheduler: Scheduler, update: Updater, step: number, start: number, rows: number,
+  scheduler: Scheduler, update: Updater, fuse: boolean, arena: ArenaViews, step: number, start: number, rows: number,
 ): Promise<{ lossSum: number; record: Omit<StepRecord, 'epoch' | 'batch' | 'batches' | 'loss' | 'nodes'> }> {
   const t0 = performance.now();
-  const { shards, outcomes, plan } = await scheduler.runStep(step, start, rows);
+  // The applied gradient is the mean over the batch: slot sums added in shard order, divided once.
+  const { shards, outcomes, plan, updated } = await scheduler.runStep(step, start, rows, fuse ? { scale: 1 / rows } : undefined);
   let lossSum = 0;
   for (const o of outcomes) lossSum += o.lossSum;
-  // The applied gradient is the mean over the batch: slot sums added in shard order, divided once.
-  const updateMs = await update(step, shards.map((s) => s.slot), rows);
+  let updateMs: number;
+  if (updated) {
+    // The threads wrote the new weights into the other copy.
+    arena.current = arena.current === 0 ? 1 : 0;
+    updateMs = Math.max(...outcomes.map((o) => o.updateMs ?? 0));
+  } else {
+    updateMs = await update(step, shards.map((s) => s.slot), rows);
+  }
   return {
     lossSum,
     record: {

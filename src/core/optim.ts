@@ -58,6 +58,13 @@ export function optimizerStep(
   }
 }
 
+/** Slice `slice` of `slices` equal parameter ranges (multiples of 16 floats, for the SIMD loops). */
+export function updateSliceRange(paramCount: number, slice: number, slices: number): { lo: number; hi: number } {
+  const size = Math.ceil(paramCount / slices / 16) * 16;
+  const lo = Math.min(paramCount, slice * size);
+  return { lo, hi: Math.min(paramCount, lo + size) };
+}
+
 /**
  * A step's whole update of [lo, hi): the mean gradient (the slots' sums added in slot order, times
  * `scale` = 1 / batch rows) into grad[lo, hi), then the optimizer from `from` into `to`. With

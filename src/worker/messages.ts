@@ -30,7 +30,36 @@ export interface ThreadInit {
   readonly order: Int32Array;
   /** The optimizer, for update tasks (a remote node's threads never update). */
   readonly optimizer?: OptimizerConfig;
+  readonly barrier?: StepBarrier;
   readonly fault?: FaultHook;
+}
+
+/**
+ * The step barrier of fused tasks, on a SharedArrayBuffer: per arena slot the last step whose
+ * shard sum is complete in it (Int32) and that shard's loss sum (Float64), then one Int32 holding
+ * a step the coordinator gave up on (waiters stop).
+ */
+export interface StepBarrier {
+  readonly buffer: SharedArrayBuffer;
+  readonly slots: number;
+}
+
+/** Int32 index of the abandoned-step word, and the byte offset of the loss sums. */
+export function barrierLayout(slots: number): { abortIndex: number; lossOffset: number; bytes: number } {
+  const lossOffset = Math.ceil(((slots + 1) * 4) / 8) * 8;
+  return { abortIndex: slots, lossOffset, bytes: lossOffset + slots * 8 };
+}
+
+/**
+ * The update fused into a step's shard tasks: when every slot of `slots` holds this step's sum,
+ * the task applies slice `slice` of `slices` (equal parameter ranges) of the update, from the
+ * weights it computed with to the other copy.
+ */
+export interface FusedUpdate {
+  readonly slots: readonly number[];
+  readonly slice: number;
+  readonly slices: number;
+  readonly scale: number;
 }
 
 /** Forward + backward of samples order[lo..hi) into gradient slot `slot`, with the weights of copy `copy`. */
@@ -42,6 +71,7 @@ export interface ShardTask {
   readonly hi: number;
   readonly copy: 0 | 1;
   readonly attempt: number;
+  readonly update?: FusedUpdate;
 }
 
 /**
@@ -65,7 +95,11 @@ export interface UpdateTask {
 export type ThreadTask = ShardTask | UpdateTask;
 
 export type ShardReply =
-  | { readonly ok: true; readonly lossSum: number; readonly count: number; readonly computeMs: number; readonly backend: string }
+  | {
+    readonly ok: true; readonly lossSum: number; readonly count: number; readonly computeMs: number; readonly backend: string;
+    /** With a fused update: waiting for the other shards, and the slice's update. */
+    readonly waitMs?: number; readonly updateMs?: number;
+  }
   | { readonly ok: false; readonly error: string };
 
 export type UpdateReply = { readonly ok: true; readonly computeMs: number } | { readonly ok: false; readonly error: string };

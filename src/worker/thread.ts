@@ -1,20 +1,30 @@
 // The Piscina thread entry: attaches once to the shared arena and the shared data set, then runs
-// tasks: a shard's gradients (shardGradients from the core) or a slice of a step's update
-// (updateSlice). Both are stateless and idempotent, so a lost task can be re-run on any thread.
-// Failures come back as data ({ ok: false }), not as a crash.
+// tasks: a shard's gradients (shardGradients from the core), a slice of a step's update
+// (updateSlice), or both fused: the shard, then a wait on the step barrier until every shard of
+// the step is summed, then the slice. All are idempotent (a re-run finds a finished shard on the
+// barrier and does not recompute it; a slice writes the other copy), so a lost task can be re-run
+// on any thread. Failures come back as data ({ ok: false }), not as a crash.
 
 import { workerData } from 'piscina';
 import { arenaViews } from '../core/arena.js';
 import { createKernels } from '../core/kernels/index.js';
 import { paramLayout } from '../core/layout.js';
 import { denseViews, shardGradients, type DenseViews, type Model } from '../core/model.js';
-import { updateSlice } from '../core/optim.js';
-import type { ShardReply, ShardTask, ThreadInit, ThreadReply, ThreadTask, UpdateReply, UpdateTask } from './messages.js';
+import { updateSlice, updateSliceRange } from '../core/optim.js';
+import { barrierLayout, type FusedUpdate, type ShardReply, type ShardTask, type ThreadInit, type ThreadReply, type ThreadTask, type UpdateReply, type UpdateTask } from './messages.js';
 
 const init = workerData as ThreadInit;
 const arena = arenaViews(init.memory, init.layout);
 const layout = paramLayout(init.spec);
 const weights = [denseViews(layout, arena.copies[0].params), denseViews(layout, arena.copies[1].params)] as const;
+const barrier = init.barrier
+  ? (() => {
+    const { abortIndex, lossOffset } = barrierLayout(init.barrier.slots);
+    return { done: new Int32Array(init.barrier.buffer), loss: new Float64Array(init.barrier.buffer, lossOffset, init.barrier.slots), abortIndex };
+  })()
+  : null;
+// How long one Atomics.wait sleeps before it looks at the abandoned-step word again.
+const WAIT_SLICE_MS = 200;
 
 interface SlotContext {
   readonly model: Model;
@@ -33,35 +43,71 @@ function slotContext(slot: number): SlotContext {
   return ctx;
 }
 
-/** Whether the test hook fires on this task; it may run `before` (part of the work) first. */
-function injectFault(task: ThreadTask, index: number, before: () => void): void {
+/** Whether the test hook fires here; it may run `before` (part of the work) first. */
+function injectFault(task: ThreadTask, phase: 'shard' | 'update', index: number, before: () => void): void {
   const fault = init.fault;
   if (!fault || task.attempt !== 0 || fault.step !== task.step || fault.slot !== index) return;
-  if ((fault.phase ?? 'shard') !== task.kind) return;
+  if ((fault.phase ?? 'shard') !== phase) return;
   before();
   if (fault.mode === 'exit') process.exit(3);
-  throw new Error(`injected fault at step ${task.step}, ${task.kind} ${index}`);
+  throw new Error(`injected fault at step ${task.step}, ${phase} ${index}`);
+}
+
+/** Slice `slice` of step `step`'s update from copy `from` into the other (a test fault may stop it halfway). */
+function applySlice(
+  task: ThreadTask, step: number, slots: readonly number[], scale: number, from: 0 | 1, slice: number, lo: number, hi: number, scratchSlot: number,
+): void {
+  const opt = init.optimizer;
+  if (!opt) throw new Error('this pool was started without an optimizer: it cannot update');
+  const { kernels } = slotContext(scratchSlot).model;
+  const [src, dst] = [arena.copies[from], arena.copies[1 - from]];
+  const sums = slots.map((s) => arena.slots[s]);
+  const mid = lo + Math.floor((hi - lo) / 2);
+  injectFault(task, 'update', slice, () => updateSlice(kernels, opt, dst, src, arena.grad, sums, scale, lo, mid, step));
+  updateSlice(kernels, opt, dst, src, arena.grad, sums, scale, lo, hi, step);
+}
+
+/** Blocks until every slot in `slots` holds step `step`'s sum (or the coordinator gave the step up). */
+function awaitShards(step: number, slots: readonly number[]): void {
+  const b = barrier!;
+  for (const s of slots)
+    for (let v = Atomics.load(b.done, s); v !== step; v = Atomics.load(b.done, s)) {
+      if (Atomics.load(b.done, b.abortIndex) === step) throw new Error(`step ${step} was given up while this task waited for its other shards`);
+      Atomics.wait(b.done, s, v, WAIT_SLICE_MS);
+    }
 }
 
 function runShard(task: ShardTask): ShardReply {
-  injectFault(task, task.slot, () => {});
+  injectFault(task, 'shard', task.slot, () => {});
   const t0 = performance.now();
   const { model, g } = slotContext(task.slot);
-  const r = shardGradients(model, weights[task.copy], g, arena.slots[task.slot], arena.workspaces[task.slot], init.layout.maxRows, init.train, init.order, task.lo, task.hi);
-  return { ok: true, lossSum: r.lossSum, count: r.count, computeMs: performance.now() - t0, backend: model.kernels.name };
+  const fused: FusedUpdate | undefined = task.update;
+  if (fused && !barrier) throw new Error('a fused update needs the step barrier in the thread init');
+  let lossSum: number;
+  if (fused && Atomics.load(barrier!.done, task.slot) === task.step) {
+    // An earlier attempt finished this shard and died in its update: other slices may be reading the slot.
+    lossSum = barrier!.loss[task.slot];
+  } else {
+    lossSum = shardGradients(model, weights[task.copy], g, arena.slots[task.slot], arena.workspaces[task.slot], init.layout.maxRows, init.train, init.order, task.lo, task.hi).lossSum;
+    if (fused) {
+      barrier!.loss[task.slot] = lossSum;
+      Atomics.store(barrier!.done, task.slot, task.step);
+      Atomics.notify(barrier!.done, task.slot);
+    }
+  }
+  const t1 = performance.now();
+  const reply = { ok: true, lossSum, count: task.hi - task.lo, computeMs: t1 - t0, backend: model.kernels.name } as const;
+  if (!fused) return reply;
+  awaitShards(task.step, fused.slots);
+  const t2 = performance.now();
+  const { lo, hi } = updateSliceRange(init.layout.paramCount, fused.slice, fused.slices);
+  applySlice(task, task.step, fused.slots, fused.scale, task.copy, fused.slice, lo, hi, task.slot);
+  return { ...reply, waitMs: t2 - t1, updateMs: performance.now() - t2 };
 }
 
 function runUpdate(task: UpdateTask): UpdateReply {
-  const opt = init.optimizer;
-  if (!opt) return { ok: false, error: 'this pool was started without an optimizer: it cannot run update tasks' };
   const t0 = performance.now();
-  const { kernels } = slotContext(task.scratchSlot).model;
-  const from = arena.copies[task.from];
-  const to = arena.copies[1 - task.from];
-  const sums = task.slots.map((s) => arena.slots[s]);
-  const mid = task.lo + Math.floor((task.hi - task.lo) / 2);
-  injectFault(task, task.slice, () => updateSlice(kernels, opt, to, from, arena.grad, sums, task.scale, task.lo, mid, task.step));
-  updateSlice(kernels, opt, to, from, arena.grad, sums, task.scale, task.lo, task.hi, task.step);
+  applySlice(task, task.step, task.slots, task.scale, task.from, task.slice, task.lo, task.hi, task.scratchSlot);
   return { ok: true, computeMs: performance.now() - t0 };
 }
 
