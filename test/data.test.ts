@@ -7,13 +7,14 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { loadMnist } from '../src/core/data/mnist.js';
+import { loadMnist, mnistDigitsFromJson, mnistPackPath, readMnistPack, writeMnistPack } from '../src/core/data/mnist.js';
 import { loadIdx } from '../src/core/data/idx.js';
 import { csvRecords, loadCsv } from '../src/core/data/csv.js';
 import { loadSynthetic } from '../src/core/data/synthetic.js';
 import { encodeTargets, loadData } from '../src/core/data/index.js';
 import { sharedF32 } from '../src/core/data/shared.js';
 import type { Dataset } from '../src/core/data/types.js';
+import { sameBits } from './helpers.js';
 
 const tmpDirs: string[] = [];
 const tmp = (): string => {
@@ -45,6 +46,26 @@ describe('shared buffers', () => {
 });
 
 describe('mnist (embedded digits)', () => {
+  it('the build packs the JSON digits bit for bit; a truncated or foreign file is not taken for a pack', () => {
+    const fromJson = mnistDigitsFromJson();
+    const dir = mkdtempSync(join(tmpdir(), 'dptrain-pack-'));
+    const file = join(dir, 'digits.bin');
+    writeMnistPack(file, fromJson);
+    const packed = readMnistPack(file)!;
+    expect(packed.n).toBe(10_000);
+    expect(Array.from(packed.y)).toEqual(Array.from(fromJson.y));
+    expect(sameBits(packed.x, fromJson.x)).toBe(true);
+    // The pack `npm run build` wrote is the one the loader finds.
+    const built = mnistPackPath();
+    expect(built).not.toBeNull();
+    expect(sameBits(readMnistPack(built!)!.x, fromJson.x)).toBe(true);
+    const bytes = readFileSync(file);
+    writeFileSync(file, bytes.subarray(0, bytes.length - 4));
+    expect(readMnistPack(file)).toBeNull();
+    writeFileSync(file, Buffer.concat([Buffer.from('NOTAPACK'), bytes.subarray(8)]));
+    expect(readMnistPack(file)).toBeNull();
+  });
+
   // Digits per class in the package's files (0.json … 9.json).
   const perDigit = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978];
 
