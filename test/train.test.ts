@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createArena } from '../src/core/arena.js';
+import { evaluate } from '../src/core/eval.js';
 import { initParams } from '../src/core/init.js';
+import { createKernels } from '../src/core/kernels/index.js';
 import { naiveKernels } from '../src/core/kernels/naive.js';
 import { paramLayout } from '../src/core/layout.js';
 import { denseViews, shardGradients } from '../src/core/model.js';
@@ -110,6 +112,25 @@ describe('the update spread over the threads', () => {
         for (const update of ['fused', 'threads'] as const)
           expect(sameBits((await go(update)).params, here.params), `${optimizer?.name ?? 'sgd'}, ${n} threads, ${update}`).toBe(true);
       }
+    }
+  });
+});
+
+describe('evaluation on the pool', () => {
+  it('2 and 3 threads evaluate as the coordinator does: same accuracy and confusion, loss to 1e-12', async () => {
+    const c = config({ epochs: 1 });
+    for (const workers of [2, 3]) {
+      const r = await train({ config: c, workers, kernels: 'ts', reporter: silent(), data });
+      const layout = paramLayout(c.model);
+      const arena = createArena(c.model, { shards: 1, maxRows: 16, stateVectors: 0 });
+      arena.params.set(r.params);
+      const model = { spec: c.model, layout, kernels: createKernels('ts', arena.memory, arena.workspaces[0].scratch) };
+      const here = evaluate(model, denseViews(layout, arena.params), arena.workspaces[0], 16, data.test);
+      expect(r.final).not.toBeNull();
+      expect(r.final!.n).toBe(data.test.n);
+      expect(r.final!.confusion).toEqual(here.confusion);
+      expect(r.final!.accuracy).toBe(here.accuracy);
+      expect(Math.abs(r.final!.loss - here.loss) / here.loss, `${workers} threads`).toBeLessThan(1e-12);
     }
   });
 });

@@ -12,7 +12,8 @@ import type { ArenaViews } from '../core/arena.js';
 import { DptrainError } from '../core/errors.js';
 import { updateSliceRange } from '../core/optim.js';
 import type { Kernels } from '../core/kernels/types.js';
-import { barrierLayout, type FusedUpdate, type ShardReply, type StepBarrier, type ThreadInit, type ThreadReply, type ThreadTask, type UpdateReply } from '../worker/messages.js';
+import { mergeEvalSums, type EvalResult } from '../core/eval.js';
+import { barrierLayout, type EvalReply, type FusedUpdate, type ShardReply, type StepBarrier, type ThreadInit, type ThreadReply, type ThreadTask, type UpdateReply } from '../worker/messages.js';
 import type { Executor, FuseUpdate, ShardOutcome, ShardSpec } from './executor.js';
 import { partition, shardRanges } from './partition.js';
 import { PACKAGE_ROOT } from './paths.js';
@@ -26,7 +27,7 @@ export interface LocalPoolOptions {
   readonly arena: ArenaViews;
   /** The kernels of this (the coordinating) thread, for folding sub-shard sums. */
   readonly kernels: Kernels;
-  /** Slots (with their workspaces) reserved for sub-shards of multi-part shards. */
+  /** Slots (with their workspaces) for sub-shards of multi-part shards, and evaluation between steps. */
   readonly spareSlots: readonly number[];
   /** Attempts per task before the step fails (a deterministic bug would fail forever). */
   readonly maxAttempts?: number;
@@ -131,6 +132,21 @@ export class LocalPool implements Executor {
       }),
     );
     return Math.max(...replies.map((r) => r.computeMs));
+  }
+
+  /**
+   * The test set evaluated with the current weights between steps, its rows cut into one range per
+   * thread (each in a spare slot's workspace), the sums merged in range order.
+   */
+  async evaluate(step: number, n: number): Promise<EvalResult> {
+    const copy = this.opts.arena.current;
+    const ranges = shardRanges(0, partition(n, new Array<number>(Math.max(1, Math.min(this.threads, this.opts.spareSlots.length, n))).fill(1)));
+    const sums = await Promise.all(
+      ranges.map((r, i) => this.attempt<EvalReply>(`evaluation of test rows ${r.lo}–${r.hi} after step ${step}`, (attempt) => ({
+        kind: 'eval', step, slot: this.opts.spareSlots[i], lo: r.lo, hi: r.hi, copy, attempt,
+      }))),
+    );
+    return mergeEvalSums(sums);
   }
 
   private async task(step: number, slot: number, lo: number, hi: number, update?: FusedUpdate): Promise<ShardOutcome> {

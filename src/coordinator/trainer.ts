@@ -189,7 +189,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const local = threads > 0
     ? new LocalPool({
       threads, arena, kernels, spareSlots: slots.spare,
-      init: { memory: arena.memory, layout: arena.layout, spec, kernels: opts.kernels, train: data.train, order, optimizer: config.optimizer, fault: opts.fault },
+      init: { memory: arena.memory, layout: arena.layout, spec, kernels: opts.kernels, train: data.train, test: data.test, order, optimizer: config.optimizer, fault: opts.fault },
       onRetry: (what, attempt, reason) => reporter.log(`warning: ${what} failed (${reason}); re-running it (attempt ${attempt + 1})`),
     })
     : null;
@@ -271,7 +271,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       const seconds = (performance.now() - t0) / 1000;
       const trainLoss = lossSum / count;
-      const test = opts.skipEval ? { loss: NaN, accuracy: null, confusion: null, n: 0 } : evaluate(model, denseViews(layout, arena.params), own, chunkRows, data.test);
+      // On the pool's threads from two up (the sums of their row ranges merged): same predictions, the
+      // loss summed in another grouping.
+      const test = opts.skipEval
+        ? { loss: NaN, accuracy: null, confusion: null, n: 0 }
+        : local && threads >= 2 && data.test.n > 0
+          ? await local.evaluate(step, data.test.n)
+          : evaluate(model, denseViews(layout, arena.params), own, chunkRows, data.test);
       final = opts.skipEval ? null : test;
       if (config.training.targetLoss !== undefined && trainLoss <= config.training.targetLoss) stoppedBy = 'target-loss';
       else if (config.training.targetAccuracy !== undefined && test.accuracy !== null && test.accuracy >= config.training.targetAccuracy) stoppedBy = 'target-accuracy';

@@ -1,5 +1,6 @@
 // Evaluation: mean loss and (for classification) accuracy and a confusion matrix over a data set, in
-// batches of at most the workspace's rows.
+// batches of at most the workspace's rows. A range of rows gives sums (evaluateRange), so threads
+// can each take a range and the sums add up (mergeEvalSums); evaluate is the whole set at once.
 
 import type { Workspace } from './arena.js';
 import type { Dataset } from './data/types.js';
@@ -17,14 +18,22 @@ export interface EvalResult {
   readonly n: number;
 }
 
-export function evaluate(m: Model, p: readonly DenseViews[], ws: Workspace, maxRows: number, data: Dataset): EvalResult {
+/** What rows [lo, hi) of a data set contribute: loss sum, correct predictions, confusion counts. */
+export interface EvalSums {
+  readonly lossSum: number;
+  readonly correct: number;
+  readonly confusion: number[][] | null;
+  readonly n: number;
+}
+
+export function evaluateRange(m: Model, p: readonly DenseViews[], ws: Workspace, maxRows: number, data: Dataset, lo: number, hi: number): EvalSums {
   const nOut = m.spec.layers[m.spec.layers.length - 1];
   const classes = data.classes;
   const confusion = classes > 0 ? Array.from({ length: classes }, () => new Array<number>(classes).fill(0)) : null;
   let lossSum = 0;
   let correct = 0;
-  for (let start = 0; start < data.n; start += maxRows) {
-    const rows = Math.min(maxRows, data.n - start);
+  for (let start = lo; start < hi; start += maxRows) {
+    const rows = Math.min(maxRows, hi - start);
     gatherRows(ws, data, null, start, rows);
     const h = forward(m, p, ws, rows);
     lossSum += losses[m.spec.loss].value(h, ws.y, rows, nOut);
@@ -36,7 +45,21 @@ export function evaluate(m: Model, p: readonly DenseViews[], ws: Workspace, maxR
       if (actual === predicted) correct++;
     }
   }
-  return { loss: lossSum / data.n, accuracy: confusion ? correct / data.n : null, confusion, n: data.n };
+  return { lossSum, correct, confusion, n: hi - lo };
+}
+
+/** The result of sums over disjoint ranges that together cover the data set (added in the order given). */
+export function mergeEvalSums(parts: readonly EvalSums[]): EvalResult {
+  const n = parts.reduce((a, s) => a + s.n, 0);
+  const lossSum = parts.reduce((a, s) => a + s.lossSum, 0);
+  const correct = parts.reduce((a, s) => a + s.correct, 0);
+  const first = parts[0]?.confusion ?? null;
+  const confusion = first ? first.map((row, i) => row.map((_, j) => parts.reduce((a, s) => a + s.confusion![i][j], 0))) : null;
+  return { loss: lossSum / n, accuracy: confusion ? correct / n : null, confusion, n };
+}
+
+export function evaluate(m: Model, p: readonly DenseViews[], ws: Workspace, maxRows: number, data: Dataset): EvalResult {
+  return mergeEvalSums([evaluateRange(m, p, ws, maxRows, data, 0, data.n)]);
 }
 
 function argmax(a: Float32Array, offset: number, len: number): number {

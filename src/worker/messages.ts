@@ -5,6 +5,7 @@ import type { ArenaLayout } from '../core/arena.js';
 import type { Dataset } from '../core/data/types.js';
 import type { KernelChoice } from '../core/kernels/index.js';
 import type { OptimizerConfig } from '../core/optim.js';
+import type { EvalSums } from '../core/eval.js';
 import type { ModelSpec } from '../core/spec.js';
 
 export interface FaultHook {
@@ -28,6 +29,8 @@ export interface ThreadInit {
   readonly train: Dataset;
   /** The epoch's sample order (SharedArrayBuffer), rewritten by the coordinator between epochs. */
   readonly order: Int32Array;
+  /** The held-out data (SharedArrayBuffers), for evaluation tasks. */
+  readonly test?: Dataset;
   /** The optimizer, for update tasks (a remote node's threads never update). */
   readonly optimizer?: OptimizerConfig;
   readonly barrier?: StepBarrier;
@@ -62,15 +65,19 @@ export interface FusedUpdate {
   readonly scale: number;
 }
 
-/** Forward + backward of samples order[lo..hi) into gradient slot `slot`, with the weights of copy `copy`. */
-export interface ShardTask {
-  readonly kind: 'shard';
+/** Rows [lo, hi) (of the epoch order, or of the test set) in slot `slot`, with the weights of copy `copy`. */
+interface RowsTask {
   readonly step: number;
   readonly slot: number;
   readonly lo: number;
   readonly hi: number;
   readonly copy: 0 | 1;
   readonly attempt: number;
+}
+
+/** Forward + backward of samples order[lo..hi) into gradient slot `slot`. */
+export interface ShardTask extends RowsTask {
+  readonly kind: 'shard';
   readonly update?: FusedUpdate;
 }
 
@@ -92,7 +99,12 @@ export interface UpdateTask {
   readonly attempt: number;
 }
 
-export type ThreadTask = ShardTask | UpdateTask;
+/** Evaluation of test rows [lo, hi), in slot `slot`'s workspace. */
+export interface EvalTask extends RowsTask {
+  readonly kind: 'eval';
+}
+
+export type ThreadTask = ShardTask | UpdateTask | EvalTask;
 
 export type ShardReply =
   | {
@@ -104,4 +116,6 @@ export type ShardReply =
 
 export type UpdateReply = { readonly ok: true; readonly computeMs: number } | { readonly ok: false; readonly error: string };
 
-export type ThreadReply = ShardReply | UpdateReply;
+export type EvalReply = ({ readonly ok: true } & EvalSums) | { readonly ok: false; readonly error: string };
+
+export type ThreadReply = ShardReply | UpdateReply | EvalReply;

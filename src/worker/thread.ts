@@ -11,7 +11,8 @@ import { createKernels } from '../core/kernels/index.js';
 import { paramLayout } from '../core/layout.js';
 import { denseViews, shardGradients, type DenseViews, type Model } from '../core/model.js';
 import { updateSlice, updateSliceRange } from '../core/optim.js';
-import { barrierLayout, type FusedUpdate, type ShardReply, type ShardTask, type ThreadInit, type ThreadReply, type ThreadTask, type UpdateReply, type UpdateTask } from './messages.js';
+import { evaluateRange } from '../core/eval.js';
+import { barrierLayout, type EvalReply, type EvalTask, type FusedUpdate, type ShardReply, type ShardTask, type ThreadInit, type ThreadReply, type ThreadTask, type UpdateReply, type UpdateTask } from './messages.js';
 
 const init = workerData as ThreadInit;
 const arena = arenaViews(init.memory, init.layout);
@@ -105,6 +106,12 @@ function runShard(task: ShardTask): ShardReply {
   return { ...reply, waitMs: t2 - t1, updateMs: performance.now() - t2 };
 }
 
+function runEval(task: EvalTask): EvalReply {
+  if (!init.test) throw new Error('this pool was started without the test data: it cannot evaluate');
+  const { model } = slotContext(task.slot);
+  return { ok: true, ...evaluateRange(model, weights[task.copy], arena.workspaces[task.slot], init.layout.maxRows, init.test, task.lo, task.hi) };
+}
+
 function runUpdate(task: UpdateTask): UpdateReply {
   const t0 = performance.now();
   applySlice(task, task.step, task.slots, task.scale, task.from, task.slice, task.lo, task.hi, task.scratchSlot);
@@ -113,7 +120,8 @@ function runUpdate(task: UpdateTask): UpdateReply {
 
 export default function runTask(task: ThreadTask): ThreadReply {
   try {
-    return task.kind === 'shard' ? runShard(task) : runUpdate(task);
+    if (task.kind === 'shard') return runShard(task);
+    return task.kind === 'update' ? runUpdate(task) : runEval(task);
   } catch (e) {
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
