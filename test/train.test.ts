@@ -103,6 +103,17 @@ describe('the update spread over the threads', () => {
       expect(sameBits(hurt.params, clean.params)).toBe(true);
     });
 
+  it('fused steps whose shard count changes (a last batch smaller than the threads) match the coordinator bit for bit', async () => {
+    // 27 rows, batch 6, 4 threads: every epoch ends with a 3-row batch cut into 3 shards.
+    const c = config({ batchSize: 6, epochs: 3 });
+    const d = { train: randomData(c.model, 27, 8), test: randomData(c.model, 5, 9) };
+    const go = (update: TrainOptions['update']) => train({ config: c, workers: 4, kernels: 'ts', reporter: silent(), data: d, update });
+    const [fused, here] = [await go('fused'), await go('coordinator')];
+    expect(fused.steps).toBe(15);
+    expect(sameBits(fused.params, here.params)).toBe(true);
+    expect(fused.final!.loss).toBeCloseTo(here.final!.loss, 12);
+  });
+
   it('fused, sliced on 1, 2 and 3 threads, or whole on the coordinator: the same bits, SGD and Adam', async () => {
     for (const optimizer of [undefined, { name: 'adam', lr: 0.01 }]) {
       const c = optimizer ? config({ optimizer }) : cfg;

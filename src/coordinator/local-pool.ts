@@ -3,7 +3,8 @@
 // in the same slot, so the step is the same as an undisturbed one. Shards of more than one part (a
 // node's shard, or a lost node's shard recomputed here) run as sub-tasks in spare slots, folded left
 // to right into the shard's slot. The pool can also run a step's update, one slice per thread:
-// slices read one copy of the weights and write the other, so a re-run slice is exact too.
+// slices read one copy of the weights and write the other, so a re-run slice is exact too; fused
+// with the shards, such steps run on per-thread loop tasks (step-loops.ts) instead of a task each.
 
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,9 @@ import { DptrainError } from '../core/errors.js';
 import { updateSliceRange } from '../core/optim.js';
 import type { Kernels } from '../core/kernels/types.js';
 import { mergeEvalSums, type EvalResult } from '../core/eval.js';
-import { barrierLayout, type EvalReply, type FusedUpdate, type ShardReply, type StepBarrier, type ThreadInit, type ThreadReply, type ThreadTask, type UpdateReply } from '../worker/messages.js';
+import type { EvalReply, ShardReply, ThreadInit, ThreadReply, ThreadTask, UpdateReply } from '../worker/messages.js';
+import { boardViews, createStepBoard } from '../worker/step-board.js';
+import { StepLoops } from './step-loops.js';
 import type { Executor, FuseUpdate, ShardOutcome, ShardSpec } from './executor.js';
 import { partition, shardRanges } from './partition.js';
 import { PACKAGE_ROOT } from './paths.js';
@@ -47,25 +50,26 @@ export class LocalPool implements Executor {
   private readonly maxAttempts: number;
   /** Multi-part shards share the spare slots: one at a time. */
   private partsQueue: Promise<unknown> = Promise.resolve();
-  private readonly barrier: StepBarrier;
-  private readonly barrierWords: Int32Array;
+  /** Fused steps: the threads' loop tasks over the step board. */
+  private readonly loops: StepLoops;
 
   constructor(opts: LocalPoolOptions) {
     if (opts.spareSlots.length === 0) throw new RangeError('LocalPool: needs at least one spare slot');
     this.opts = opts;
     this.threads = opts.threads;
     this.maxAttempts = opts.maxAttempts ?? 3;
-    const slotCount = opts.arena.layout.slots.length;
-    this.barrier = { buffer: new SharedArrayBuffer(barrierLayout(slotCount).bytes), slots: slotCount };
-    this.barrierWords = new Int32Array(this.barrier.buffer);
+    const board = createStepBoard(opts.arena.layout.slots.length);
     this.pool = new Piscina<ThreadTask, ThreadReply>({
       filename: THREAD_ENTRY,
-      workerData: { ...opts.init, barrier: this.barrier } satisfies ThreadInit,
+      workerData: { ...opts.init, board } satisfies ThreadInit,
       minThreads: opts.threads,
       maxThreads: opts.threads,
       idleTimeout: Infinity,
       atomics: 'sync',
       recordTiming: false,
+    });
+    this.loops = new StepLoops({
+      board: boardViews(board), run: (task) => this.pool.run(task), maxAttempts: this.maxAttempts, backend: opts.kernels.name, onRetry: opts.onRetry,
     });
   }
 
@@ -74,18 +78,12 @@ export class LocalPool implements Executor {
     return this.opts.init.optimizer !== undefined && shards.every((s) => s.parts <= 1);
   }
 
-  run(step: number, shards: readonly ShardSpec[], fuse?: FuseUpdate): Promise<ShardOutcome[]> {
+  async run(step: number, shards: readonly ShardSpec[], fuse?: FuseUpdate): Promise<ShardOutcome[]> {
     if (fuse) {
       if (!this.canFuse(shards)) throw new RangeError('LocalPool: an update can only be fused into single-part shards');
-      const slots = shards.map((s) => s.slot);
-      return Promise.all(shards.map((s, slice) => this.task(step, s.slot, s.lo, s.hi, { slots, slice, slices: shards.length, scale: fuse.scale })))
-        .catch((e: unknown) => {
-          // Tasks still waiting at the barrier for the shard that failed for good: let them go.
-          Atomics.store(this.barrierWords, barrierLayout(this.barrier.slots).abortIndex, step);
-          for (const slot of slots) Atomics.notify(this.barrierWords, slot);
-          throw e;
-        });
+      return this.loops.step(step, shards, fuse, this.opts.arena.current);
     }
+    await this.loops.stop();
     return Promise.all(
       shards.map((s) => {
         if (s.parts <= 1) return this.task(step, s.slot, s.lo, s.hi);
@@ -120,6 +118,7 @@ export class LocalPool implements Executor {
    * into the other. The caller flips arena.current afterwards. Returns the slowest slice's ms.
    */
   async update(step: number, slots: readonly number[], scale: number): Promise<number> {
+    await this.loops.stop();
     const { arena, spareSlots } = this.opts;
     const P = arena.layout.paramCount;
     const slices = Math.min(this.threads, spareSlots.length);
@@ -139,6 +138,7 @@ export class LocalPool implements Executor {
    * thread (each in a spare slot's workspace), the sums merged in range order.
    */
   async evaluate(step: number, n: number): Promise<EvalResult> {
+    await this.loops.stop();
     const copy = this.opts.arena.current;
     const ranges = shardRanges(0, partition(n, new Array<number>(Math.max(1, Math.min(this.threads, this.opts.spareSlots.length, n))).fill(1)));
     const sums = await Promise.all(
@@ -149,14 +149,10 @@ export class LocalPool implements Executor {
     return mergeEvalSums(sums);
   }
 
-  private async task(step: number, slot: number, lo: number, hi: number, update?: FusedUpdate): Promise<ShardOutcome> {
+  private async task(step: number, slot: number, lo: number, hi: number): Promise<ShardOutcome> {
     const copy = this.opts.arena.current;
-    const what = update ? `shard ${slot} of step ${step} (with update slice ${update.slice})` : `shard ${slot} of step ${step}`;
-    const reply = await this.attempt<ShardReply>(what, (attempt) => ({ kind: 'shard', step, slot, lo, hi, copy, attempt, update }));
-    return {
-      slot, lossSum: reply.lossSum, count: reply.count, computeMs: reply.computeMs, by: `${this.id}/${reply.backend}`,
-      waitMs: reply.waitMs, updateMs: reply.updateMs,
-    };
+    const reply = await this.attempt<ShardReply>(`shard ${slot} of step ${step}`, (attempt) => ({ kind: 'shard', step, slot, lo, hi, copy, attempt }));
+    return { slot, lossSum: reply.lossSum, count: reply.count, computeMs: reply.computeMs, by: `${this.id}/${reply.backend}` };
   }
 
   /** Runs a task until it succeeds, re-running it (up to maxAttempts) when it fails or its thread dies. */
@@ -179,6 +175,7 @@ export class LocalPool implements Executor {
   }
 
   async close(): Promise<void> {
+    await this.loops.stop();
     await this.pool.destroy();
   }
 }

@@ -6,6 +6,7 @@ import type { Dataset } from '../core/data/types.js';
 import type { KernelChoice } from '../core/kernels/index.js';
 import type { OptimizerConfig } from '../core/optim.js';
 import type { EvalSums } from '../core/eval.js';
+import type { StepBoard } from './step-board.js';
 import type { ModelSpec } from '../core/spec.js';
 
 export interface FaultHook {
@@ -33,24 +34,9 @@ export interface ThreadInit {
   readonly test?: Dataset;
   /** The optimizer, for update tasks (a remote node's threads never update). */
   readonly optimizer?: OptimizerConfig;
-  readonly barrier?: StepBarrier;
+  /** The step board (step-board.ts) of fused steps. */
+  readonly board?: StepBoard;
   readonly fault?: FaultHook;
-}
-
-/**
- * The step barrier of fused tasks, on a SharedArrayBuffer: per arena slot the last step whose
- * shard sum is complete in it (Int32) and that shard's loss sum (Float64), then one Int32 holding
- * a step the coordinator gave up on (waiters stop).
- */
-export interface StepBarrier {
-  readonly buffer: SharedArrayBuffer;
-  readonly slots: number;
-}
-
-/** Int32 index of the abandoned-step word, and the byte offset of the loss sums. */
-export function barrierLayout(slots: number): { abortIndex: number; lossOffset: number; bytes: number } {
-  const lossOffset = Math.ceil(((slots + 1) * 4) / 8) * 8;
-  return { abortIndex: slots, lossOffset, bytes: lossOffset + slots * 8 };
 }
 
 /**
@@ -104,7 +90,21 @@ export interface EvalTask extends RowsTask {
   readonly kind: 'eval';
 }
 
-export type ThreadTask = ShardTask | UpdateTask | EvalTask;
+/**
+ * A thread's loop over fused steps, from step `from`: it waits on the step board for each posted
+ * step, runs its slot's shard and update slice, marks the slot finished, and returns once the
+ * board's generation is no longer `generation`.
+ */
+export interface LoopTask {
+  readonly kind: 'loop';
+  readonly step: number;
+  readonly slot: number;
+  readonly from: number;
+  readonly generation: number;
+  readonly attempt: number;
+}
+
+export type ThreadTask = ShardTask | UpdateTask | EvalTask | LoopTask;
 
 export type ShardReply =
   | {
@@ -118,4 +118,6 @@ export type UpdateReply = { readonly ok: true; readonly computeMs: number } | { 
 
 export type EvalReply = ({ readonly ok: true } & EvalSums) | { readonly ok: false; readonly error: string };
 
-export type ThreadReply = ShardReply | UpdateReply | EvalReply;
+export type LoopReply = { readonly ok: true; readonly exitedAt: number } | { readonly ok: false; readonly error: string };
+
+export type ThreadReply = ShardReply | UpdateReply | EvalReply | LoopReply;

@@ -1,9 +1,10 @@
 // The Piscina thread entry: attaches once to the shared arena and the shared data set, then runs
 // tasks: a shard's gradients (shardGradients from the core), a slice of a step's update
-// (updateSlice), or both fused: the shard, then a wait on the step barrier until every shard of
-// the step is summed, then the slice. All are idempotent (a re-run finds a finished shard on the
-// barrier and does not recompute it; a slice writes the other copy), so a lost task can be re-run
-// on any thread. Failures come back as data ({ ok: false }), not as a crash.
+// (updateSlice), an evaluation range, or a loop over fused steps: for each step the coordinator
+// posts on the step board, the slot's shard, a wait until every shard of the step is summed, then
+// the slot's update slice. All are idempotent (a re-run finds a finished shard on the board and
+// does not recompute it; a slice writes the other copy), so a lost task can be re-run on any
+// thread. Failures come back as data ({ ok: false }), not as a crash.
 
 import { workerData } from 'piscina';
 import { arenaViews } from '../core/arena.js';
@@ -12,19 +13,15 @@ import { paramLayout } from '../core/layout.js';
 import { denseViews, shardGradients, type DenseViews, type Model } from '../core/model.js';
 import { updateSlice, updateSliceRange } from '../core/optim.js';
 import { evaluateRange } from '../core/eval.js';
-import { barrierLayout, type EvalReply, type EvalTask, type FusedUpdate, type ShardReply, type ShardTask, type ThreadInit, type ThreadReply, type ThreadTask, type UpdateReply, type UpdateTask } from './messages.js';
+import type { EvalReply, EvalTask, FusedUpdate, LoopReply, LoopTask, ShardReply, ShardTask, ThreadInit, ThreadReply, ThreadTask, UpdateReply, UpdateTask } from './messages.js';
+import { boardViews } from './step-board.js';
 
 const init = workerData as ThreadInit;
 const arena = arenaViews(init.memory, init.layout);
 const layout = paramLayout(init.spec);
 const weights = [denseViews(layout, arena.copies[0].params), denseViews(layout, arena.copies[1].params)] as const;
-const barrier = init.barrier
-  ? (() => {
-    const { abortIndex, lossOffset } = barrierLayout(init.barrier.slots);
-    return { done: new Int32Array(init.barrier.buffer), loss: new Float64Array(init.barrier.buffer, lossOffset, init.barrier.slots), abortIndex };
-  })()
-  : null;
-// How long one Atomics.wait sleeps before it looks at the abandoned-step word again.
+const board = init.board ? boardViews(init.board) : null;
+// How long one Atomics.wait sleeps before it looks at the abandoned-step or generation word again.
 const WAIT_SLICE_MS = 200;
 
 interface SlotContext {
@@ -70,30 +67,30 @@ function applySlice(
 
 /** Blocks until every slot in `slots` holds step `step`'s sum (or the coordinator gave the step up). */
 function awaitShards(step: number, slots: readonly number[]): void {
-  const b = barrier!;
+  const b = board!;
   for (const s of slots)
-    for (let v = Atomics.load(b.done, s); v !== step; v = Atomics.load(b.done, s)) {
-      if (Atomics.load(b.done, b.abortIndex) === step) throw new Error(`step ${step} was given up while this task waited for its other shards`);
-      Atomics.wait(b.done, s, v, WAIT_SLICE_MS);
+    for (let v = Atomics.load(b.i32, b.done(s)); v !== step; v = Atomics.load(b.i32, b.done(s))) {
+      if (Atomics.load(b.i32, b.abort) === step) throw new Error(`step ${step} was given up while this task waited for its other shards`);
+      Atomics.wait(b.i32, b.done(s), v, WAIT_SLICE_MS);
     }
 }
 
-function runShard(task: ShardTask): ShardReply {
+function runShard(task: ShardTask): Extract<ShardReply, { ok: true }> {
   injectFault(task, 'shard', task.slot, () => {});
   const t0 = performance.now();
   const { model, g } = slotContext(task.slot);
   const fused: FusedUpdate | undefined = task.update;
-  if (fused && !barrier) throw new Error('a fused update needs the step barrier in the thread init');
+  if (fused && !board) throw new Error('a fused update needs the step board in the thread init');
   let lossSum: number;
-  if (fused && Atomics.load(barrier!.done, task.slot) === task.step) {
+  if (fused && Atomics.load(board!.i32, board!.done(task.slot)) === task.step) {
     // An earlier attempt finished this shard and died in its update: other slices may be reading the slot.
-    lossSum = barrier!.loss[task.slot];
+    lossSum = board!.f64[board!.lossSum(task.slot)];
   } else {
     lossSum = shardGradients(model, weights[task.copy], g, arena.slots[task.slot], arena.workspaces[task.slot], init.layout.maxRows, init.train, init.order, task.lo, task.hi).lossSum;
     if (fused) {
-      barrier!.loss[task.slot] = lossSum;
-      Atomics.store(barrier!.done, task.slot, task.step);
-      Atomics.notify(barrier!.done, task.slot);
+      board!.f64[board!.lossSum(task.slot)] = lossSum;
+      Atomics.store(board!.i32, board!.done(task.slot), task.step);
+      Atomics.notify(board!.i32, board!.done(task.slot));
     }
   }
   const t1 = performance.now();
@@ -112,6 +109,35 @@ function runEval(task: EvalTask): EvalReply {
   return { ok: true, ...evaluateRange(model, weights[task.copy], arena.workspaces[task.slot], init.layout.maxRows, init.test, task.lo, task.hi) };
 }
 
+function runLoop(task: LoopTask): LoopReply {
+  const b = board;
+  if (!b) throw new Error('a loop over fused steps needs the step board in the thread init');
+  const { slot } = task;
+  for (let step = task.from; ; step++) {
+    // Sleep until the coordinator posts this step, or retires this loop (a newer generation).
+    for (;;) {
+      if (Atomics.load(b.i32, b.generation) !== task.generation) return { ok: true, exitedAt: step };
+      const posted = Atomics.load(b.i32, b.go);
+      if (posted >= step) break;
+      Atomics.wait(b.i32, b.go, posted, WAIT_SLICE_MS);
+    }
+    const lo = b.i32[b.lo(slot)];
+    if (lo >= 0) {
+      const slices = b.i32[b.slices];
+      const update: FusedUpdate = {
+        slots: Array.from({ length: slices }, (_, i) => b.i32[b.member(i)]), slice: b.i32[b.slice(slot)], slices, scale: b.f64[b.scale],
+      };
+      const copy = b.i32[b.copy] === 0 ? 0 : 1;
+      const r = runShard({ kind: 'shard', step, slot, lo, hi: b.i32[b.hi(slot)], copy, attempt: task.attempt, update });
+      b.f64[b.computeMs(slot)] = r.computeMs;
+      b.f64[b.waitMs(slot)] = r.waitMs ?? 0;
+      b.f64[b.updateMs(slot)] = r.updateMs ?? 0;
+    }
+    Atomics.store(b.i32, b.finished(slot), step);
+    Atomics.notify(b.i32, b.finished(slot));
+  }
+}
+
 function runUpdate(task: UpdateTask): UpdateReply {
   const t0 = performance.now();
   applySlice(task, task.step, task.slots, task.scale, task.from, task.slice, task.lo, task.hi, task.scratchSlot);
@@ -120,8 +146,16 @@ function runUpdate(task: UpdateTask): UpdateReply {
 
 export default function runTask(task: ThreadTask): ThreadReply {
   try {
-    if (task.kind === 'shard') return runShard(task);
-    return task.kind === 'update' ? runUpdate(task) : runEval(task);
+    switch (task.kind) {
+      case 'shard':
+        return runShard(task);
+      case 'update':
+        return runUpdate(task);
+      case 'eval':
+        return runEval(task);
+      case 'loop':
+        return runLoop(task);
+    }
   } catch (e) {
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }

@@ -1,0 +1,125 @@
+// Fused steps without a Piscina message per step: one long task per slot loops over the steps the
+// coordinator posts on the step board (src/worker/step-board.ts): Atomics.notify wakes the threads,
+// Atomics.waitAsync tells this thread when each slot has finished its shard and update slice. A
+// loop that dies or throws is started again at the step in hand (its finished shard is not
+// recomputed, its slice is written again into the other copy), so the step's result is unchanged.
+// The loops hold every thread of the pool: stop() them before the pool runs anything else.
+
+import { DptrainError } from '../core/errors.js';
+import type { LoopTask, ThreadReply } from '../worker/messages.js';
+import type { BoardViews } from '../worker/step-board.js';
+import type { FuseUpdate, ShardOutcome, ShardSpec } from './executor.js';
+
+interface Loop {
+  readonly attempt: number;
+  /** Resolves with why the loop task ended ('exited' after stop()). */
+  readonly ended: Promise<string>;
+  /** Set (with the reason) once `ended` has resolved. */
+  over: boolean;
+  reason: string;
+}
+
+type WaitAsync = (a: Int32Array, index: number, value: number, timeoutMs?: number) => { async: boolean; value: Promise<string> | string };
+// ES2024's Atomics.waitAsync (in Node 20), not yet in this project's ES2022 lib typings.
+const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+// A waiter that nothing wakes still resolves after this long, and the slot is looked at again.
+const WAIT_SLICE_MS = 1000;
+
+export interface StepLoopsOptions {
+  readonly board: BoardViews;
+  readonly run: (task: LoopTask) => Promise<ThreadReply>;
+  readonly maxAttempts: number;
+  /** The backend name the threads compute with, for the outcomes. */
+  readonly backend: string;
+  readonly onRetry?: (what: string, attempt: number, reason: string) => void;
+}
+
+export class StepLoops {
+  private readonly loops = new Map<number, Loop>();
+
+  constructor(private readonly o: StepLoopsOptions) {}
+
+  /** Runs step `step` (its shards and the update fused), reading weights copy `copy`. */
+  async step(step: number, shards: readonly ShardSpec[], fuse: FuseUpdate, copy: 0 | 1): Promise<ShardOutcome[]> {
+    const b = this.o.board;
+    const slots = shards.map((s) => s.slot);
+    // One loop per shard slot: a step with another set of slots (a short last batch) starts anew.
+    if (slots.length !== this.loops.size || slots.some((s) => !this.loops.has(s))) await this.stop();
+    for (const s of slots) {
+      const loop = this.loops.get(s);
+      if (!loop || loop.over) this.start(s, step, loop ? loop.attempt + 1 : 0);
+    }
+    shards.forEach((sh, i) => {
+      b.i32[b.lo(sh.slot)] = sh.lo;
+      b.i32[b.hi(sh.slot)] = sh.hi;
+      b.i32[b.slice(sh.slot)] = i;
+      b.i32[b.member(i)] = sh.slot;
+    });
+    b.i32[b.slices] = shards.length;
+    b.i32[b.copy] = copy;
+    b.f64[b.scale] = fuse.scale;
+    // The plain writes above are visible to a thread once it sees this store.
+    Atomics.store(b.i32, b.go, step);
+    Atomics.notify(b.i32, b.go);
+
+    // Until every slot has finished the step. A dead loop anywhere must be seen at once: the live
+    // ones may be waiting for its shard on the barrier.
+    const failures = new Map<number, number>();
+    for (;;) {
+      const pending = slots.filter((s) => Atomics.load(b.i32, b.finished(s)) !== step);
+      if (pending.length === 0) break;
+      for (const s of pending) {
+        const loop = this.loops.get(s)!;
+        if (!loop.over) continue;
+        // The loop died or threw before finishing this step: start it again here.
+        const what = `shard ${s} of step ${step} (with update slice ${slots.indexOf(s)})`;
+        const n = (failures.get(s) ?? 0) + 1;
+        failures.set(s, n);
+        if (n >= this.o.maxAttempts) {
+          Atomics.store(b.i32, b.abort, step);
+          await this.stop();
+          throw new DptrainError('WORKER_FAILED', `${what} failed ${this.o.maxAttempts} times: ${loop.reason}`);
+        }
+        this.o.onRetry?.(what, n, loop.reason);
+        this.start(s, step, loop.attempt + 1);
+      }
+      const first = pending[0];
+      const w = waitAsync(b.i32, b.finished(first), Atomics.load(b.i32, b.finished(first)), WAIT_SLICE_MS);
+      const woke = w.async ? (w.value as Promise<string>).then(() => undefined) : Promise.resolve(undefined);
+      await Promise.race([woke, ...pending.map((s) => this.loops.get(s)!.ended.then(() => undefined))]);
+    }
+    return shards.map((sh) => ({
+      slot: sh.slot, lossSum: b.f64[b.lossSum(sh.slot)], count: sh.hi - sh.lo, computeMs: b.f64[b.computeMs(sh.slot)],
+      by: `local/${this.o.backend}`, waitMs: b.f64[b.waitMs(sh.slot)], updateMs: b.f64[b.updateMs(sh.slot)],
+    }));
+  }
+
+  /** Ends every loop (a newer generation) and waits for their tasks to return. */
+  async stop(): Promise<void> {
+    if (this.loops.size === 0) return;
+    const b = this.o.board;
+    const ending = [...this.loops.values()].map((l) => l.ended);
+    this.loops.clear();
+    Atomics.add(b.i32, b.generation, 1);
+    Atomics.notify(b.i32, b.go);
+    // A loop still waiting for the other shards of the posted step (a step that threw) lets go too;
+    // after a finished step nobody waits there.
+    Atomics.store(b.i32, b.abort, Atomics.load(b.i32, b.go));
+    for (let s = 0; s < this.o.board.i32.length; s++) Atomics.notify(b.i32, s);
+    await Promise.all(ending);
+  }
+
+  private start(slot: number, from: number, attempt: number): void {
+    const generation = Atomics.load(this.o.board.i32, this.o.board.generation);
+    const ended = this.o.run({ kind: 'loop', step: from, slot, from, generation, attempt }).then(
+      (r) => (r.ok ? 'exited' : r.error),
+      (e: unknown) => (e instanceof Error ? e.message : String(e)),
+    );
+    const loop: Loop = { attempt, ended, over: false, reason: '' };
+    void ended.then((why) => {
+      loop.over = true;
+      loop.reason = why;
+    });
+    this.loops.set(slot, loop);
+  }
+}
