@@ -84,7 +84,11 @@ export class StepLoops {
         this.start(s, step, loop.attempt + 1);
       }
       const first = pending[0];
-      const w = waitAsync(b.i32, b.finished(first), Atomics.load(b.i32, b.finished(first)), WAIT_SLICE_MS);
+      // Read again: had it finished since `pending` was taken, waiting on that value would sleep
+      // through the notify that already came (the whole WAIT_SLICE_MS).
+      const seen = Atomics.load(b.i32, b.finished(first));
+      if (seen === step) continue;
+      const w = waitAsync(b.i32, b.finished(first), seen, WAIT_SLICE_MS);
       const woke = w.async ? (w.value as Promise<string>).then(() => undefined) : Promise.resolve(undefined);
       await Promise.race([woke, ...pending.map((s) => this.loops.get(s)!.ended.then(() => undefined))]);
     }
