@@ -73,9 +73,12 @@ export class LocalPool implements Executor {
     });
   }
 
-  /** Whether run() can fuse the update into these shards' tasks (single-part shards only). */
+  /**
+   * Whether run() can fuse the update into these shards: single-part shards, at most one per thread
+   * (every shard's loop must be running at once, or the others would wait for it at the barrier).
+   */
   canFuse(shards: readonly ShardSpec[]): boolean {
-    return this.opts.init.optimizer !== undefined && shards.every((s) => s.parts <= 1);
+    return this.opts.init.optimizer !== undefined && shards.length <= this.threads && shards.every((s) => s.parts <= 1);
   }
 
   async run(step: number, shards: readonly ShardSpec[], fuse?: FuseUpdate): Promise<ShardOutcome[]> {
