@@ -4,11 +4,10 @@
 // dist/data/mnist-digits.bin (npm run build), which loads in milliseconds; without it (or if it
 // does not check out) the JSON is read.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../atomic-file.js';
+import { builtFile } from '../built-files.js';
 import { readText } from '../files.js';
 import { configError, dataError } from '../errors.js';
 import { Rng } from '../rng.js';
@@ -39,17 +38,9 @@ export function mnistDigits(): Dataset {
 const PACK_MAGIC = 'DPMNIST1';
 const PACK_HEADER = 8 + 10 * 4;
 
-/** Where the build puts the pack: dist/data/ beside the compiled module, or of the package root. */
+/** Where the build puts the pack (dist/data/), or null before a build. */
 export function mnistPackPath(): string | null {
-  const beside = fileURLToPath(new URL('../../../data/mnist-digits.bin', import.meta.url));
-  if (existsSync(beside)) return beside;
-  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) {
-      const p = join(dir, 'dist', 'data', 'mnist-digits.bin');
-      return existsSync(p) ? p : null;
-    }
-    if (dirname(dir) === dir) return null;
-  }
+  return builtFile('data/mnist-digits.bin');
 }
 
 /** Writes the digits as a pack (atomically). */

@@ -2,10 +2,9 @@
 // `npm run build:wasm`), instantiates it over the arena's shared memory and passes every view as a
 // byte offset, so the kernels work in place. Only the mae and bce loss gradients stay in TypeScript.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { LEAKY_SLOPE } from '../activations.js';
+import { builtFile } from '../built-files.js';
 import { losses } from '../losses.js';
 import type { Activation, LossName } from '../spec.js';
 import type { AdamParams, F32, Kernels, SgdParams } from './types.js';
@@ -79,22 +78,9 @@ export function wasmSimdSupported(): boolean {
   }
 }
 
-/**
- * Where the compiled module lives: beside the compiled JS (dist/src/core/kernels/wasm.js →
- * dist/wasm/), else in dist/wasm/ of the nearest folder holding a package.json (running the
- * TypeScript sources under vitest or tsx).
- */
+/** Where the compiled module lives (dist/wasm/), or null before a build. */
 export function wasmModulePath(): string | null {
-  const here = fileURLToPath(import.meta.url);
-  const besideDist = fileURLToPath(new URL('../../../wasm/kernels.wasm', import.meta.url));
-  if (existsSync(besideDist)) return besideDist;
-  for (let dir = dirname(here); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) {
-      const p = join(dir, 'dist', 'wasm', 'kernels.wasm');
-      return existsSync(p) ? p : null;
-    }
-    if (dirname(dir) === dir) return null;
-  }
+  return builtFile('wasm/kernels.wasm');
 }
 
 let cachedModule: WebAssembly.Module | null | undefined;
