@@ -76,7 +76,7 @@ export class StepLoops {
         const n = (failures.get(s) ?? 0) + 1;
         failures.set(s, n);
         if (n >= this.o.maxAttempts) {
-          Atomics.store(b.i32, b.abort, step);
+          // stop() also lets go the loops waiting at the barrier for this shard.
           await this.stop();
           throw new DptrainError('WORKER_FAILED', `${what} failed ${this.o.maxAttempts} times: ${loop.reason}`);
         }
@@ -109,7 +109,7 @@ export class StepLoops {
     // A loop still waiting for the other shards of the posted step (a step that threw) lets go too;
     // after a finished step nobody waits there.
     Atomics.store(b.i32, b.abort, Atomics.load(b.i32, b.go));
-    for (let s = 0; s < this.o.board.i32.length; s++) Atomics.notify(b.i32, s);
+    for (let s = 0; s < b.slots; s++) Atomics.notify(b.i32, b.done(s));
     await Promise.all(ending);
   }
 

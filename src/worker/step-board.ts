@@ -12,6 +12,7 @@ export interface StepBoard {
 }
 
 export interface BoardViews {
+  readonly slots: number;
   readonly i32: Int32Array;
   readonly f64: Float64Array;
   /** Int32 indices. */
@@ -49,6 +50,7 @@ export function boardViews(board: StepBoard): BoardViews {
   const n = board.slots;
   const { i32Words, f64Offset } = layout(n);
   return {
+    slots: n,
     i32: new Int32Array(board.buffer, 0, i32Words),
     f64: new Float64Array(board.buffer, f64Offset, 4 * n + 1),
     done: (s) => s,

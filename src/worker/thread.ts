@@ -51,10 +51,11 @@ function injectFault(task: ThreadTask, phase: 'shard' | 'update', index: number,
   throw new Error(`injected fault at step ${task.step}, ${phase} ${index}`);
 }
 
-/** Slice `slice` of step `step`'s update from copy `from` into the other (a test fault may stop it halfway). */
+/** Slice `slice` of task.step's update from copy `from` into the other (a test fault may stop it halfway). */
 function applySlice(
-  task: ThreadTask, step: number, slots: readonly number[], scale: number, from: 0 | 1, slice: number, lo: number, hi: number, scratchSlot: number,
+  task: ThreadTask, slots: readonly number[], scale: number, from: 0 | 1, slice: number, lo: number, hi: number, scratchSlot: number,
 ): void {
+  const { step } = task;
   const opt = init.optimizer;
   if (!opt) throw new Error('this pool was started without an optimizer: it cannot update');
   const { kernels } = slotContext(scratchSlot).model;
@@ -99,7 +100,7 @@ function runShard(task: ShardTask): Extract<ShardReply, { ok: true }> {
   awaitShards(task.step, fused.slots);
   const t2 = performance.now();
   const { lo, hi } = updateSliceRange(init.layout.paramCount, fused.slice, fused.slices);
-  applySlice(task, task.step, fused.slots, fused.scale, task.copy, fused.slice, lo, hi, task.slot);
+  applySlice(task, fused.slots, fused.scale, task.copy, fused.slice, lo, hi, task.slot);
   return { ...reply, waitMs: t2 - t1, updateMs: performance.now() - t2 };
 }
 
@@ -140,7 +141,7 @@ function runLoop(task: LoopTask): LoopReply {
 
 function runUpdate(task: UpdateTask): UpdateReply {
   const t0 = performance.now();
-  applySlice(task, task.step, task.slots, task.scale, task.from, task.slice, task.lo, task.hi, task.scratchSlot);
+  applySlice(task, task.slots, task.scale, task.from, task.slice, task.lo, task.hi, task.scratchSlot);
   return { ok: true, computeMs: performance.now() - t0 };
 }
 
