@@ -18,7 +18,7 @@ import type { EvalReply, ShardReply, ThreadInit, ThreadReply, ThreadTask, Update
 import { boardViews, createStepBoard } from '../worker/step-board.js';
 import { StepLoops } from './step-loops.js';
 import type { Executor, FuseUpdate, ShardOutcome, ShardSpec } from './executor.js';
-import { partition, shardRanges } from './partition.js';
+import { equalRanges } from './partition.js';
 import { PACKAGE_ROOT } from './paths.js';
 
 // Always the compiled entry, also when the coordinator itself runs from TypeScript (tests).
@@ -102,7 +102,7 @@ export class LocalPool implements Executor {
     const { arena, kernels, spareSlots } = this.opts;
     const P = arena.layout.paramCount;
     const target = arena.slots[s.slot];
-    const ranges = shardRanges(s.lo, partition(s.hi - s.lo, new Array<number>(s.parts).fill(1)));
+    const ranges = equalRanges(s.lo, s.hi - s.lo, s.parts);
     let lossSum = 0;
     for (let w = 0; w < ranges.length; w += spareSlots.length) {
       const wave = ranges.slice(w, w + spareSlots.length);
@@ -143,7 +143,7 @@ export class LocalPool implements Executor {
   async evaluate(step: number, n: number): Promise<EvalResult> {
     await this.loops.stop();
     const copy = this.opts.arena.current;
-    const ranges = shardRanges(0, partition(n, new Array<number>(Math.max(1, Math.min(this.threads, this.opts.spareSlots.length, n))).fill(1)));
+    const ranges = equalRanges(0, n, Math.max(1, Math.min(this.threads, this.opts.spareSlots.length, n)));
     const sums = await Promise.all(
       ranges.map((r, i) => this.attempt<EvalReply>(`evaluation of test rows ${r.lo}–${r.hi} after step ${step}`, (attempt) => ({
         kind: 'eval', step, slot: this.opts.spareSlots[i], lo: r.lo, hi: r.hi, copy, attempt,

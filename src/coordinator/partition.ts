@@ -13,6 +13,11 @@ export function partition(rows: number, weights: readonly number[]): number[] {
   return sizes;
 }
 
+/** `rows` positions from `start` cut into `parts` contiguous ranges of equal size (± 1, the first ones larger). */
+export function equalRanges(start: number, rows: number, parts: number): { lo: number; hi: number }[] {
+  return shardRanges(start, partition(rows, new Array<number>(parts).fill(1)));
+}
+
 /** Shard ranges [lo, hi) over positions start..start+rows of the epoch order. */
 export function shardRanges(start: number, sizes: readonly number[]): { lo: number; hi: number }[] {
   const out: { lo: number; hi: number }[] = [];

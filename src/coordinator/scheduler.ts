@@ -6,7 +6,7 @@
 
 import { DptrainError } from '../core/errors.js';
 import type { Executor, FuseUpdate, ShardOutcome, ShardSpec } from './executor.js';
-import { partition, shardRanges } from './partition.js';
+import { equalRanges, partition } from './partition.js';
 
 export type Balance = 'static' | 'measured';
 
@@ -100,7 +100,7 @@ export class Scheduler {
       // The local pool cuts its rows into one single-part shard per thread; a node gets one shard
       // whose recipe has as many parts as it has threads.
       const own = m.local
-        ? shardRanges(lo, partition(sizes[i], m.slots.map(() => 1))).map((r, j) => ({ slot: m.slots[j], ...r, parts: 1 }))
+        ? equalRanges(lo, sizes[i], m.slots.length).map((r, j) => ({ slot: m.slots[j], ...r, parts: 1 }))
         : [{ slot: m.slots[0], lo, hi: lo + sizes[i], parts: m.executor.threads }];
       lo += sizes[i];
       const nonEmpty = own.filter((s) => s.hi > s.lo);
