@@ -108,6 +108,9 @@ const JOIN_TIMEOUT_MS = 60_000;
 const STEP_DEADLINE_MS = 120_000;
 const HEARTBEAT_MS = 2_000;
 const EXIT_GRACE_MS = 3_000;
+// A node killed mid-row is seen twice: its socket closes (the step fails) and its process exits.
+// The socket often comes first; the exit names the cause, so the step's failure waits this long for it.
+const EXIT_NOTICE_MS = 1_000;
 
 interface Combo {
   readonly batch: number;
@@ -292,8 +295,16 @@ async function nodeRow(state: RunState, c: Combo): Promise<Measured> {
         return { close: closeServer, status: () => server.status() };
       },
     });
-    training.catch(() => {});
-    await Promise.race([training, failure.promise, state.interrupted]);
+    const trained = training.then(
+      () => null,
+      (error: unknown) => ({ error }),
+    );
+    const lost = await Promise.race([trained, failure.promise, state.interrupted]);
+    if (lost) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([failure.promise, state.interrupted, new Promise<void>((r) => (timer = setTimeout(r, EXIT_NOTICE_MS)))]).finally(() => clearTimeout(timer));
+      throw lost.error;
+    }
   } finally {
     clearTimeout(joinTimer);
     // Only reached with the run over (or abandoned): the server says bye, the nodes leave or are killed.
