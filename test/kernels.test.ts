@@ -515,6 +515,41 @@ describe('optimizers equal the TypeScript ones over several steps', () => {
         k.sgd(params, p.momentum !== 0 ? buf : grad, params, p.momentum !== 0 ? buf : grad, grad, lo, hi, { ...p, firstStep: step === 1 }));
     });
 
+  // The step's update: reduce + SGD in one call. On wasm plain momentum runs as one fused pass
+  // that never stores the mean gradient; it must give the bits of the two calls, in and out of place.
+  for (const k of [wasm, tsKernels])
+    it(`sumSgd (${k.name}) = sumSlots then sgd, bit for bit, in and out of place`, () => {
+      const rng = new Rng(43);
+      for (const [name, p] of sgdCases)
+        for (const firstStep of [false, true])
+          for (const count of [1, 2, 3])
+            for (const [lo, hi] of [[0, 64], [3, 1001], [17, 18]])
+              scoped(() => {
+                const len = hi + 3;
+                const sp = { ...p, firstStep };
+                const scale = 1 / 96;
+                const slots = Array.from({ length: count }, (_, i) => fillRandom(alloc(len, (i + lo) % 4), rng, -2, 2));
+                const [params, buf] = [fillRandom(alloc(len, 1), rng), fillRandom(alloc(len, 2), rng, -0.1, 0.1)];
+                const before = [params.slice(), buf.slice()];
+                // The two calls, in place on copies.
+                const [wantP, wantB, wantG] = [alloc(len, 2), alloc(len, 3), alloc(len, 1)];
+                wantP.set(params);
+                wantB.set(buf);
+                k.sumSlots(wantG, slots, lo, hi, scale);
+                k.sgd(wantP, wantB, wantP, wantB, wantG, lo, hi, sp);
+                const [outP, outB, grad] = [alloc(len, 3), alloc(len, 1), alloc(len, 2)];
+                k.sumSgd(outP, outB, params, buf, grad, slots, scale, lo, hi, sp);
+                const what = `${name}${firstStep ? ', first step' : ''}, ${count} slot(s), [${lo}, ${hi})`;
+                expect(sameBits(outP.subarray(lo, hi), wantP.subarray(lo, hi)), `params out of place: ${what}`).toBe(true);
+                if (p.momentum !== 0) expect(sameBits(outB.subarray(lo, hi), wantB.subarray(lo, hi)), `buffer out of place: ${what}`).toBe(true);
+                expect(sameBits(params, before[0]) && sameBits(buf, before[1]), `inputs untouched: ${what}`).toBe(true);
+                k.sumSgd(params, buf, params, buf, grad, slots, scale, lo, hi, sp);
+                expect(sameBits(params.subarray(lo, hi), wantP.subarray(lo, hi)), `params in place: ${what}`).toBe(true);
+                // Outside [lo, hi) nothing moves.
+                for (const i of [0, lo - 1, hi, len - 1].filter((i) => i >= 0 && (i < lo || i >= hi))) expect(params[i]).toBe(before[0][i]);
+              });
+    });
+
   const adamCases: [string, Omit<AdamParams, 'step'>][] = [
     ['defaults', { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }],
     ['weight decay, other betas', { lr: 1e-2, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.01 }],

@@ -3,7 +3,7 @@
 // step count (for SGD's first momentum step and Adam's bias correction) is passed in by the owner.
 
 import type { ParamCopy } from './arena.js';
-import type { F32, Kernels } from './kernels/types.js';
+import type { F32, Kernels, SgdParams } from './kernels/types.js';
 
 export interface SgdConfig {
   readonly name: 'sgd';
@@ -38,24 +38,25 @@ export function optimizerStep(
 ): void {
   if (opt.name === 'sgd') {
     // Without momentum there is no state: the gradient stands in for the untouched buffer.
-    k.sgd(to.params, to.state[0] ?? grad, from.params, from.state[0] ?? grad, grad, lo, hi, {
-      lr: opt.lr,
-      momentum: opt.momentum,
-      dampening: opt.dampening,
-      nesterov: opt.nesterov,
-      weightDecay: opt.weightDecay,
-      firstStep: step === 1,
-    });
+    k.sgd(to.params, to.state[0] ?? grad, from.params, from.state[0] ?? grad, grad, lo, hi, sgdParams(opt, step));
   } else {
-    k.adam(to.params, to.state[0], to.state[1], from.params, from.state[0], from.state[1], grad, lo, hi, {
-      lr: opt.lr,
-      beta1: opt.betas[0],
-      beta2: opt.betas[1],
-      eps: opt.eps,
-      weightDecay: opt.weightDecay,
-      step,
-    });
+    adamStep(k, opt, to, from, grad, lo, hi, step);
   }
+}
+
+function sgdParams(opt: SgdConfig, step: number): SgdParams {
+  return { lr: opt.lr, momentum: opt.momentum, dampening: opt.dampening, nesterov: opt.nesterov, weightDecay: opt.weightDecay, firstStep: step === 1 };
+}
+
+function adamStep(k: Kernels, opt: AdamConfig, to: ParamCopy, from: ParamCopy, grad: F32, lo: number, hi: number, step: number): void {
+  k.adam(to.params, to.state[0], to.state[1], from.params, from.state[0], from.state[1], grad, lo, hi, {
+    lr: opt.lr,
+    beta1: opt.betas[0],
+    beta2: opt.betas[1],
+    eps: opt.eps,
+    weightDecay: opt.weightDecay,
+    step,
+  });
 }
 
 /** Slice `slice` of `slices` equal parameter ranges (multiples of 16 floats, for the SIMD loops). */
@@ -67,14 +68,19 @@ export function updateSliceRange(paramCount: number, slice: number, slices: numb
 
 /**
  * A step's whole update of [lo, hi): the mean gradient (the slots' sums added in slot order, times
- * `scale` = 1 / batch rows) into grad[lo, hi), then the optimizer from `from` into `to`. With
- * to ≠ from it reads only `from` and the slots, so running it twice gives the same bits; disjoint
- * slices can run on different threads.
+ * `scale` = 1 / batch rows), then the optimizer from `from` into `to`. grad[lo, hi) is scratch for
+ * the mean gradient (SGD on the wasm kernels fuses the two and never stores it). With to ≠ from
+ * it reads only `from` and the slots, so running it twice gives the same bits; disjoint slices can
+ * run on different threads.
  */
 export function updateSlice(
   k: Kernels, opt: OptimizerConfig, to: ParamCopy, from: ParamCopy, grad: F32, slots: readonly F32[], scale: number,
   lo: number, hi: number, step: number,
 ): void {
-  k.sumSlots(grad, slots, lo, hi, scale);
-  optimizerStep(k, opt, to, from, grad, lo, hi, step);
+  if (opt.name === 'sgd') {
+    k.sumSgd(to.params, to.state[0] ?? grad, from.params, from.state[0] ?? grad, grad, slots, scale, lo, hi, sgdParams(opt, step));
+  } else {
+    k.sumSlots(grad, slots, lo, hi, scale);
+    adamStep(k, opt, to, from, grad, lo, hi, step);
+  }
 }

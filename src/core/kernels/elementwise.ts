@@ -66,6 +66,11 @@ export const tsElementwise: Elementwise = {
     }
   },
 
+  sumSgd(paramsOut, bufOut, params, buf, grad, slots, scale, lo, hi, p) {
+    this.sumSlots(grad, slots, lo, hi, scale);
+    this.sgd(paramsOut, bufOut, params, buf, grad, lo, hi, p);
+  },
+
   adam(paramsOut, mOut, vOut, params, m, v, grad, lo, hi, p) {
     const { lr, beta1, beta2, eps, weightDecay, step } = p;
     const bc1 = 1 - Math.pow(beta1, step);

@@ -57,6 +57,12 @@ export interface Kernels {
    * (the same arrays update in place; other arrays leave the inputs untouched, so a re-run is exact).
    */
   sgd(paramsOut: F32, momentumBufOut: F32, params: F32, momentumBuf: F32, grad: F32, lo: number, hi: number, p: SgdParams): void;
+  /**
+   * A step's reduce and SGD in one call: grad[lo, hi) = scale · Σ slots (as sumSlots), then sgd
+   * with it; the same bits as the two calls. A backend may fuse them into one pass and leave grad
+   * unwritten (wasm does for plain momentum: the mean gradient is then never stored).
+   */
+  sumSgd(paramsOut: F32, momentumBufOut: F32, params: F32, momentumBuf: F32, grad: F32, slots: readonly F32[], scale: number, lo: number, hi: number, p: SgdParams): void;
   /** torch.optim.Adam on [lo, hi), out of place as sgd. */
   adam(paramsOut: F32, mOut: F32, vOut: F32, params: F32, m: F32, v: F32, grad: F32, lo: number, hi: number, p: AdamParams): void;
 }

@@ -48,6 +48,10 @@ interface KernelExports {
     paramsOut: number, bufOut: number, params: number, buf: number, grad: number, len: number,
     lr: number, momentum: number, oneMinusDampening: number, nesterov: number, weightDecay: number, firstStep: number,
   ): void;
+  sumSgdMomentum(
+    paramsOut: number, bufOut: number, params: number, buf: number, slotTable: number, count: number, len: number,
+    scale: number, lr: number, momentum: number, oneMinusDampening: number,
+  ): void;
   adam(
     paramsOut: number, mOut: number, vOut: number, params: number, m: number, v: number, grad: number, len: number,
     beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number,
@@ -61,7 +65,7 @@ const EPILOGUE: Partial<Record<Activation, number>> & { identity: number } = { i
 const EXPORT_NAMES: readonly (keyof KernelExports)[] = [
   'gemmNT', 'gemmTN', 'gemmNN', 'linearForward', 'scratchFloats', 'addBias', 'colSum', 'relu', 'reluBackward', 'leakyRelu',
   'leakyReluBackward', 'sigmoid', 'sigmoidBackward', 'tanh', 'tanhBackward', 'crossEntropyGrad', 'squaredErrorGrad',
-  'copy', 'sumSlots', 'sgd', 'adam',
+  'copy', 'sumSlots', 'sgd', 'sumSgdMomentum', 'adam',
 ];
 
 // A minimal module whose one function uses v128 (i8x16.splat, i8x16.popcnt): it validates only
@@ -139,6 +143,15 @@ export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Ker
   const scratchAt = at(scratch, 0, 'scratch');
   // The slot table of sumSlots: u32 byte offsets written into the scratch (free between calls).
   const slotTable = new Uint32Array(buffer, scratchAt, scratch.length);
+
+  /** Writes the slots' byte offsets at `lo` into the slot table; returns the table's offset. */
+  const fillSlotTable = (slots: readonly F32[], lo: number, hi: number): number => {
+    const count = slots.length;
+    if (count === 0) throw new RangeError('wasm kernels: summing slots needs at least one slot');
+    if (count > slotTable.length) throw new RangeError(`wasm kernels: ${count} slots do not fit the scratch's slot table`);
+    for (let s = 0; s < count; s++) slotTable[s] = at(slots[s], hi, `slots[${s}]`) + lo * 4;
+    return scratchAt;
+  };
 
   const needScratch = (m: number, n: number): number => {
     const need = wasmScratchFloats(m, n);
@@ -228,12 +241,8 @@ export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Ker
     },
 
     sumSlots(out, slots, lo, hi, scale) {
-      const count = slots.length;
-      if (count === 0) throw new RangeError('wasm kernels: sumSlots needs at least one slot');
-      if (count > slotTable.length) throw new RangeError(`wasm kernels: ${count} slots do not fit the scratch's slot table`);
       if (hi <= lo) return;
-      for (let s = 0; s < count; s++) slotTable[s] = at(slots[s], hi, `slots[${s}]`) + lo * 4;
-      wasm.sumSlots(at(out, hi, 'out') + lo * 4, scratchAt, count, hi - lo, scale);
+      wasm.sumSlots(at(out, hi, 'out') + lo * 4, fillSlotTable(slots, lo, hi), slots.length, hi - lo, scale);
     },
 
     sgd(paramsOut, bufOut, params, buf, grad, lo, hi, p: SgdParams) {
@@ -244,6 +253,22 @@ export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Ker
         at(paramsOut, hi, 'paramsOut') + off, at(bufOut, hi, 'momentum buffer out') + off,
         at(params, hi, 'params') + off, at(buf, hi, 'momentum buffer') + off, at(grad, hi, 'grad') + off, hi - lo,
         p.lr, p.momentum, 1 - p.dampening, p.nesterov ? 1 : 0, p.weightDecay, p.firstStep ? 1 : 0,
+      );
+    },
+
+    sumSgd(paramsOut, bufOut, params, buf, grad, slots, scale, lo, hi, p: SgdParams) {
+      // One pass for plain momentum, the default optimizer's case; the rest as two calls.
+      if (p.momentum === 0 || p.nesterov || p.weightDecay !== 0 || p.firstStep) {
+        this.sumSlots(grad, slots, lo, hi, scale);
+        this.sgd(paramsOut, bufOut, params, buf, grad, lo, hi, p);
+        return;
+      }
+      if (hi <= lo) return;
+      const off = lo * 4;
+      wasm.sumSgdMomentum(
+        at(paramsOut, hi, 'paramsOut') + off, at(bufOut, hi, 'momentum buffer out') + off,
+        at(params, hi, 'params') + off, at(buf, hi, 'momentum buffer') + off, fillSlotTable(slots, lo, hi), slots.length, hi - lo,
+        scale, p.lr, p.momentum, 1 - p.dampening,
       );
     },
 

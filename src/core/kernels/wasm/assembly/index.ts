@@ -8,5 +8,5 @@ export {
 } from './elementwise';
 export { crossEntropyGrad, squaredErrorGrad } from './loss';
 export { exp } from './exp';
-export { sgd, adam } from './optim';
+export { sgd, adam, sumSgdMomentum } from './optim';
 export { peakMulAdd } from './peak';

@@ -89,3 +89,36 @@ export function adam(
     store<f32>(paramsOut + i, p - (stepSize * mi) / (Mathf.sqrt(vi) / bc2Sqrt + eps));
   }
 }
+
+/**
+ * The step's whole SGD-momentum update of len floats fused with the reduction: g = the slots' sum
+ * (in table order) × scale, buf = momentum·buf + (1 − dampening)·g, params −= lr·buf, from
+ * (params, buf) into (paramsOut, bufOut) (the same pointers: in place). The mean gradient is never stored.
+ */
+export function sumSgdMomentum(
+  paramsOut: usize, bufOut: usize, params: usize, buf: usize, slots: usize, count: i32, len: i32,
+  scale: f32, lr: f32, momentum: f32, oneMinusDampening: f32,
+): void {
+  const bytes = <usize>len << 2;
+  const vecEnd = bytes & ~(<usize>15);
+  const tableEnd = slots + (<usize>count << 2);
+  const first = <usize>load<u32>(slots);
+  const vScale = f32x4.splat(scale), vLr = f32x4.splat(lr), vMom = f32x4.splat(momentum), vDamp = f32x4.splat(oneMinusDampening);
+  let i: usize = 0;
+  for (; i < vecEnd; i += 16) {
+    let g = v128.load(first + i);
+    for (let t = slots + 4; t < tableEnd; t += 4) g = f32x4.add(g, v128.load(<usize>load<u32>(t) + i));
+    g = f32x4.mul(g, vScale);
+    const b = f32x4.add(f32x4.mul(vMom, v128.load(buf + i)), f32x4.mul(vDamp, g));
+    v128.store(bufOut + i, b);
+    v128.store(paramsOut + i, f32x4.sub(v128.load(params + i), f32x4.mul(vLr, b)));
+  }
+  for (; i < bytes; i += 4) {
+    let g: f32 = load<f32>(first + i);
+    for (let t = slots + 4; t < tableEnd; t += 4) g += load<f32>(<usize>load<u32>(t) + i);
+    g *= scale;
+    const b = momentum * load<f32>(buf + i) + oneMinusDampening * g;
+    store<f32>(bufOut + i, b);
+    store<f32>(paramsOut + i, load<f32>(params + i) - lr * b);
+  }
+}
