@@ -5,14 +5,16 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { isDptrainError, type DptrainError } from './core/errors.js';
-import { runTrain, type TrainFlags } from './coordinator/run-train.js';
-import { runEval } from './coordinator/run-eval.js';
-import { runWorker, type WorkerFlags } from './worker/run-worker.js';
+import type { TrainFlags } from './coordinator/run-train.js';
+import type { WorkerFlags } from './worker/run-worker.js';
 import { KERNEL_CHOICES, type KernelChoice } from './core/kernels/index.js';
 import { DEFAULT_CONFIG } from './coordinator/paths.js';
 import type { BenchScalingFlags } from './coordinator/run-bench.js';
 
 const USAGE_ERROR = 2;
+
+// Each command's module is imported when that command runs: start-up pays only for what it uses
+// (the whole graph took 0.5-0.7 s to load here; a node process needs no config schema or pool).
 
 // Runtime failures (every node lost, a worker thread failing for good) exit 1; bad input exits 2.
 const RUNTIME_ERRORS = new Set(['NO_EXECUTORS', 'WORKER_FAILED']);
@@ -68,8 +70,7 @@ async function main(): Promise<void> {
           .option('balance', { choices: ['static', 'measured'] as const, requiresArg: true, describe: 'shard sizes by thread count or by measured speed (default: measured with --listen)' })
           .option('fault', { type: 'string', requiresArg: true, hidden: true, describe: 'test hook STEP:SLOT:throw|exit' }),
       async (argv) => {
-        const code = await runTrain(argv as unknown as TrainFlags);
-        process.exitCode = code;
+        process.exitCode = await (await import('./coordinator/run-train.js')).runTrain(argv as unknown as TrainFlags);
       },
     )
     .command(
@@ -80,8 +81,8 @@ async function main(): Promise<void> {
           .option('weights', { type: 'string', requiresArg: true, demandOption: true, describe: 'weights file (safetensors)' })
           .option('config', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG })
           .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice }),
-      (argv) => {
-        runEval({ weights: argv.weights, config: argv.config, kernels: argv.kernels });
+      async (argv) => {
+        (await import('./coordinator/run-eval.js')).runEval({ weights: argv.weights, config: argv.config, kernels: argv.kernels });
       },
     )
     .command(
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
           .option('exit-at-step', { type: 'number', hidden: true })
           .option('leave-after-step', { type: 'number', hidden: true }),
       async (argv) => {
-        process.exitCode = await runWorker(argv as unknown as WorkerFlags);
+        process.exitCode = await (await import('./worker/run-worker.js')).runWorker(argv as unknown as WorkerFlags);
       },
     )
     .command('bench', 'benchmarks: scaling over threads, worker nodes and emulated networks', (y) =>

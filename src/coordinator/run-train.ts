@@ -9,7 +9,6 @@ import { loadConfig, parseSetFlag, type Override } from './config.js';
 import { defaultThreads } from './local-pool.js';
 import { createReporter } from './report.js';
 import { train } from './trainer.js';
-import { parseListen, startRemoteServer } from './remote-server.js';
 import { readToken } from '../worker/auth.js';
 import type { Balance } from './scheduler.js';
 
@@ -93,7 +92,9 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const checkpointEvery = nonNegativeInt('--checkpoint-every', f.checkpointEvery) ?? 0;
   const maxSteps = nonNegativeInt('--max-steps', f.maxSteps);
   const metricsEvery = nonNegativeInt('--metrics-every', f.metricsEvery) || 10;
-  const listen = f.listen ? parseListen(f.listen.includes(':') ? f.listen : `127.0.0.1:${f.listen}`) : null;
+  // The WebSocket server (ws, msgpackr) is loaded only for runs that accept nodes.
+  const remote = f.listen ? await import('./remote-server.js') : null;
+  const listen = f.listen && remote ? remote.parseListen(f.listen.includes(':') ? f.listen : `127.0.0.1:${f.listen}`) : null;
   const token = f.tokenFile ? readToken(f.tokenFile) : undefined;
   const maxNodes = nonNegativeInt('--max-nodes', f.maxNodes) ?? 8;
   const deadlineMs = positive('--step-deadline', f.stepDeadline);
@@ -118,8 +119,8 @@ export async function runTrain(f: TrainFlags): Promise<number> {
       initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(f.checkpointDir), fault: parseFault(f.fault),
       balance: f.balance ?? (listen ? 'measured' : 'static'), maxNodes: listen ? maxNodes : 0, maxNodeFailures,
       minExecutors: (workers > 0 ? 1 : 0) + (nonNegativeInt('--min-nodes', f.minNodes) ?? 0),
-      attachRemote: listen
-        ? (run) => startRemoteServer(run, { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, deadlineMs, heartbeatMs, log: (l) => reporter.log(l) })
+      attachRemote: listen && remote
+        ? (run) => remote.startRemoteServer(run, { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, deadlineMs, heartbeatMs, log: (l) => reporter.log(l) })
         : undefined,
     });
     const seconds = (performance.now() - t0) / 1000;
