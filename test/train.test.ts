@@ -127,6 +127,28 @@ describe('the update spread over the threads', () => {
   });
 });
 
+describe('fused steps posted with the next one', () => {
+  it('a stop asked for during a step lets the step posted with it finish; the run resumes bit-identical', async () => {
+    const whole = await run(2);
+    // 13 steps an epoch: step 7 runs with step 8 already posted to the threads (not so on the
+    // coordinator, which posts nothing ahead), and the checkpoint is written after the last step run.
+    const stopAt = async (update: TrainOptions['update'], dir: string) => {
+      const stop = { requested: false };
+      const reporter = { ...silent(), step: (r: { step: number }) => void (r.step === 7 && (stop.requested = true)) };
+      return run(2, { update, stop, reporter, checkpointDir: dir });
+    };
+    const dir = mkdtempSync(join(tmpdir(), 'dptrain-ahead-'));
+    const fused = await stopAt('fused', dir);
+    expect([fused.stoppedBy, fused.steps]).toEqual(['interrupted', 8]);
+    expect(basename(listCheckpoints(dir).at(-1)!)).toBe('ckpt-000000008.safetensors');
+    const here = await stopAt('coordinator', mkdtempSync(join(tmpdir(), 'dptrain-ahead-')));
+    expect([here.stoppedBy, here.steps]).toEqual(['interrupted', 7]);
+    const resumed = await run(2, { checkpointDir: dir, resume: true });
+    expect(resumed.steps).toBe(whole.steps);
+    expect(sameBits(resumed.params, whole.params)).toBe(true);
+  });
+});
+
 describe('evaluation on the pool', () => {
   it('2 and 3 threads evaluate as the coordinator does: same accuracy and confusion, loss to 1e-12', async () => {
     const c = config({ epochs: 1 });

@@ -32,6 +32,11 @@ export interface ShardOutcome {
 export interface FuseUpdate {
   /** 1 / the batch's rows. */
   readonly scale: number;
+  /**
+   * The step after this one, certain to run next with these shards: the executor may hand it to
+   * its threads now, so that they go on to it without waiting for the coordinator between steps.
+   */
+  readonly next?: { readonly shards: readonly ShardSpec[]; readonly scale: number };
 }
 
 export interface Executor {

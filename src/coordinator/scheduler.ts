@@ -84,12 +84,33 @@ export class Scheduler {
 
   private failures = 0;
 
-  /** `fuse`: the update to fold into the shards' tasks where the only member can (see StepOutcome.updated). */
-  async runStep(step: number, start: number, rows: number, fuse?: FuseUpdate): Promise<StepOutcome> {
+  /**
+   * `fuse`: the update to fold into the shards' tasks where the only member can (see
+   * StepOutcome.updated). `ahead`: the rows of the step after this one, certain to run next (same
+   * epoch, nothing between the two): a fused step's executor may start on it without waiting.
+   */
+  async runStep(step: number, start: number, rows: number, fuse?: FuseUpdate, ahead?: { start: number; rows: number }): Promise<StepOutcome> {
     this.failures = 0;
     await this.admit();
     this.next = step + 1;
     const members = [...this.members];
+    const { shards, byMember, plan } = this.cut(members, start, rows);
+    const outcomes = new Map<number, ShardOutcome>();
+    // Fused only with one member: its tasks then wait for nothing outside it.
+    const only = members.length === 1 ? members[0] : null;
+    if (fuse && only && shards.length > 0 && only.executor.canFuse?.(shards)) {
+      // The next step's shards are known now if nobody can join or leave before it: one local member.
+      const next = ahead && only.local && this.pending.length === 0 ? { shards: this.cut(members, ahead.start, ahead.rows).shards, scale: 1 / ahead.rows } : undefined;
+      const outs = await only.executor.run(step, shards, next ? { ...fuse, next } : fuse);
+      for (const o of outs) outcomes.set(o.slot, o);
+      return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan, updated: true };
+    }
+    await Promise.all(members.map((m, i) => this.runOn(m, step, byMember[i], outcomes)));
+    return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan, updated: false };
+  }
+
+  /** Rows [start, start + rows) cut over the members: by threads, or by measured speed. */
+  private cut(members: readonly Member[], start: number, rows: number): { shards: ShardSpec[]; byMember: ShardSpec[][]; plan: StepPlanEntry[] } {
     const weights = members.map((m) => (this.opts.balance === 'measured' && m.rate > 0 ? m.rate : m.executor.threads));
     const sizes = partition(rows, weights);
     const plan: StepPlanEntry[] = members.map((m, i) => ({ member: m.executor.id, rows: sizes[i] }));
@@ -107,16 +128,7 @@ export class Scheduler {
       byMember.push(nonEmpty);
       shards.push(...nonEmpty);
     });
-    const outcomes = new Map<number, ShardOutcome>();
-    // Fused only with one member: its tasks then wait for nothing outside it.
-    const only = members.length === 1 ? members[0] : null;
-    if (fuse && only && shards.length > 0 && only.executor.canFuse?.(shards)) {
-      const outs = await only.executor.run(step, shards, fuse);
-      for (const o of outs) outcomes.set(o.slot, o);
-      return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan, updated: true };
-    }
-    await Promise.all(members.map((m, i) => this.runOn(m, step, byMember[i], outcomes)));
-    return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan, updated: false };
+    return { shards, byMember, plan };
   }
 
   private async runOn(m: Member, step: number, shards: readonly ShardSpec[], outcomes: Map<number, ShardOutcome>): Promise<void> {

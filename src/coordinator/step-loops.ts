@@ -1,6 +1,8 @@
 // Fused steps without a Piscina message per step: one long task per slot loops over the steps the
 // coordinator posts on the step board (src/worker/step-board.ts): Atomics.notify wakes the threads,
-// Atomics.waitAsync tells this thread when each slot has finished its shard and update slice. A
+// Atomics.waitAsync tells this thread when each slot has finished its shard and update slice.
+// Within an epoch the coordinator posts each step together with the next, so the threads go from
+// one step to the next among themselves and the coordinator's wake-up is off the critical path. A
 // loop that dies or throws is started again at the step in hand (its finished shard is not
 // recomputed, its slice is written again into the other copy), so the step's result is unchanged.
 // The loops hold every thread of the pool: stop() them before the pool runs anything else.
@@ -36,37 +38,41 @@ export interface StepLoopsOptions {
 
 export class StepLoops {
   private readonly loops = new Map<number, Loop>();
+  /** The last step posted on the board (posted ahead: one more than the step in hand). */
+  private posted = 0;
 
   constructor(private readonly o: StepLoopsOptions) {}
 
-  /** Runs step `step` (its shards and the update fused), reading weights copy `copy`. */
+  /**
+   * Runs step `step` (its shards and the update fused), reading weights copy `copy`. With
+   * `fuse.next` (same slots) the following step is posted at once too: the threads go on to it as
+   * soon as every slice of this one is written. The caller must then run that step next.
+   */
   async step(step: number, shards: readonly ShardSpec[], fuse: FuseUpdate, copy: 0 | 1): Promise<ShardOutcome[]> {
     const b = this.o.board;
     const slots = shards.map((s) => s.slot);
-    // One loop per shard slot: a step with another set of slots (a short last batch) starts anew.
-    if (slots.length !== this.loops.size || slots.some((s) => !this.loops.has(s))) await this.stop();
-    for (const s of slots) {
-      const loop = this.loops.get(s);
-      if (!loop || loop.over) this.start(s, step, loop ? loop.attempt + 1 : 0);
+    if (this.posted >= step) {
+      // Posted ahead with the step before: it must be this very step, on the same loops.
+      const why = this.loops.size !== slots.length ? 'loops (stopped since)' : this.differs(step, shards, fuse.scale, copy);
+      if (why) throw new Error(`step ${step} was posted ahead with other ${why} than it runs with`);
+    } else {
+      // One loop per shard slot: a step with another set of slots (a short last batch) starts anew.
+      if (slots.length !== this.loops.size || slots.some((s) => !this.loops.has(s))) await this.stop();
+      for (const s of slots) {
+        const loop = this.loops.get(s);
+        if (!loop || loop.over) this.start(s, step, loop ? loop.attempt + 1 : 0);
+      }
+      this.post(step, shards, fuse.scale, copy);
     }
-    shards.forEach((sh, i) => {
-      b.i32[b.lo(sh.slot)] = sh.lo;
-      b.i32[b.hi(sh.slot)] = sh.hi;
-      b.i32[b.slice(sh.slot)] = i;
-      b.i32[b.member(i)] = sh.slot;
-    });
-    b.i32[b.slices] = shards.length;
-    b.i32[b.copy] = copy;
-    b.f64[b.scale] = fuse.scale;
-    // The plain writes above are visible to a thread once it sees this store.
-    Atomics.store(b.i32, b.go, step);
-    Atomics.notify(b.i32, b.go);
+    const next = fuse.next;
+    if (next && next.shards.length === slots.length && next.shards.every((sh, i) => sh.slot === slots[i]))
+      this.post(step + 1, next.shards, next.scale, copy === 0 ? 1 : 0);
 
     // Until every slot has finished the step. A dead loop anywhere must be seen at once: the live
     // ones may be waiting for its shard on the barrier.
     const failures = new Map<number, number>();
     for (;;) {
-      const pending = slots.filter((s) => Atomics.load(b.i32, b.finished(s)) !== step);
+      const pending = slots.filter((s) => Atomics.load(b.i32, b.finished(s)) < step);
       if (pending.length === 0) break;
       for (const s of pending) {
         const loop = this.loops.get(s)!;
@@ -87,14 +93,15 @@ export class StepLoops {
       // Read again: had it finished since `pending` was taken, waiting on that value would sleep
       // through the notify that already came (the whole WAIT_SLICE_MS).
       const seen = Atomics.load(b.i32, b.finished(first));
-      if (seen === step) continue;
+      if (seen >= step) continue;
       const w = waitAsync(b.i32, b.finished(first), seen, WAIT_SLICE_MS);
       const woke = w.async ? (w.value as Promise<string>).then(() => undefined) : Promise.resolve(undefined);
       await Promise.race([woke, ...pending.map((s) => this.loops.get(s)!.ended.then(() => undefined))]);
     }
+    const p = step & 1;
     return shards.map((sh) => ({
-      slot: sh.slot, lossSum: b.f64[b.lossSum(sh.slot)], count: sh.hi - sh.lo, computeMs: b.f64[b.computeMs(sh.slot)],
-      by: `local/${this.o.backend}`, waitMs: b.f64[b.waitMs(sh.slot)], updateMs: b.f64[b.updateMs(sh.slot)],
+      slot: sh.slot, lossSum: b.f64[b.lossSum(p, sh.slot)], count: sh.hi - sh.lo, computeMs: b.f64[b.computeMs(p, sh.slot)],
+      by: `local/${this.o.backend}`, waitMs: b.f64[b.waitMs(p, sh.slot)], updateMs: b.f64[b.updateMs(p, sh.slot)],
     }));
   }
 
@@ -106,11 +113,44 @@ export class StepLoops {
     this.loops.clear();
     Atomics.add(b.i32, b.generation, 1);
     Atomics.notify(b.i32, b.go);
-    // A loop still waiting for the other shards of the posted step (a step that threw) lets go too;
+    // Loops still waiting for the other shards of a posted step (a step that threw) let go too;
     // after a finished step nobody waits there.
-    Atomics.store(b.i32, b.abort, Atomics.load(b.i32, b.go));
-    for (let s = 0; s < b.slots; s++) Atomics.notify(b.i32, b.done(s));
+    Atomics.store(b.i32, b.abort, this.posted);
+    for (let s = 0; s < b.slots; s++) {
+      Atomics.notify(b.i32, b.done(s));
+      Atomics.notify(b.i32, b.finished(s));
+    }
     await Promise.all(ending);
+  }
+
+  /** Writes step `step`'s description at its parity, then makes it visible (go). */
+  private post(step: number, shards: readonly ShardSpec[], scale: number, copy: 0 | 1): void {
+    const b = this.o.board;
+    const p = step & 1;
+    shards.forEach((sh, i) => {
+      b.i32[b.lo(p, sh.slot)] = sh.lo;
+      b.i32[b.hi(p, sh.slot)] = sh.hi;
+      b.i32[b.slice(p, sh.slot)] = i;
+      b.i32[b.member(p, i)] = sh.slot;
+    });
+    b.i32[b.sliceCount(p)] = shards.length;
+    b.i32[b.copy(p)] = copy;
+    b.f64[b.scale(p)] = scale;
+    // The plain writes above are visible to a thread once it sees this store.
+    Atomics.store(b.i32, b.go, step);
+    Atomics.notify(b.i32, b.go);
+    this.posted = step;
+  }
+
+  /** What of step `step`'s posted description differs from these shards, or null. */
+  private differs(step: number, shards: readonly ShardSpec[], scale: number, copy: 0 | 1): string | null {
+    const b = this.o.board;
+    const p = step & 1;
+    if (b.i32[b.sliceCount(p)] !== shards.length || shards.some((sh, i) => b.i32[b.member(p, i)] !== sh.slot)) return 'slots';
+    if (shards.some((sh) => b.i32[b.lo(p, sh.slot)] !== sh.lo || b.i32[b.hi(p, sh.slot)] !== sh.hi)) return 'rows';
+    if (b.i32[b.copy(p)] !== copy) return 'weights copy';
+    if (b.f64[b.scale(p)] !== scale) return 'scale';
+    return null;
   }
 
   private start(slot: number, from: number, attempt: number): void {

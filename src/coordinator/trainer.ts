@@ -243,12 +243,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       let count = resumingHere ? position.epochCount : 0;
       const t0 = performance.now();
       let samples = 0;
+      // The step after this one is posted with it when it is certain to follow: the same epoch, no
+      // stop due, and nobody able to join (no remote nodes). The threads then go on to it among
+      // themselves; a stop asked for meanwhile lets that step finish too.
+      let postedNext = false;
       for (let b = resumingHere ? position.batch : 0; b < batches; b++) {
         const start = b * batchSize;
         const rows = Math.min(batchSize, nTrain - start);
+        const next = b + 1 < batches && updateOn === 'fused' && !opts.attachRemote && !opts.stop?.requested && (opts.maxSteps === undefined || step + 2 <= opts.maxSteps)
+          ? { start: start + rows, rows: Math.min(batchSize, nTrain - start - rows) }
+          : undefined;
         let r: Awaited<ReturnType<typeof trainStep>>;
         try {
-          r = await trainStep(scheduler, update, updateOn === 'fused', arena, step + 1, start, rows);
+          r = await trainStep(scheduler, update, updateOn === 'fused', arena, step + 1, start, rows, next);
+          postedNext = next !== undefined;
         } catch (e) {
           // Interrupted while waiting for an executor: the step never ran; keep where we are.
           if (!(opts.stop?.requested && isDptrainError(e) && e.code === 'INTERRUPTED')) throw e;
@@ -263,7 +271,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         reporter.step({ ...r.record, epoch, batch: b, batches, loss: lossSum / count, nodes: remote?.status() ?? [] });
         const here: LoopPosition = { step, epoch, batch: b + 1, epochRng, epochLossSum: lossSum, epochCount: count };
         if (opts.checkpointEvery && step % opts.checkpointEvery === 0) saveCheckpoint(here);
-        if (opts.stop?.requested || (opts.maxSteps !== undefined && step >= opts.maxSteps)) {
+        if ((opts.stop?.requested && !postedNext) || (opts.maxSteps !== undefined && step >= opts.maxSteps)) {
           stoppedBy = opts.stop?.requested ? 'interrupted' : 'max-steps';
           saveCheckpoint(here);
           break epochs;
@@ -301,13 +309,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 /** Applies step `step`'s mean gradient (the sums in slotIds over `rows` rows); returns its ms. */
 type Updater = (step: number, slotIds: readonly number[], rows: number) => Promise<number>;
 
-/** One optimizer step over rows [start, start + rows) of the epoch order. */
+/** One optimizer step over rows [start, start + rows) of the epoch order (`next`: the step to post with it). */
 async function trainStep(
   scheduler: Scheduler, update: Updater, fuse: boolean, arena: ArenaViews, step: number, start: number, rows: number,
+  next?: { start: number; rows: number },
 ): Promise<{ lossSum: number; record: Omit<StepRecord, 'epoch' | 'batch' | 'batches' | 'loss' | 'nodes'> }> {
   const t0 = performance.now();
   // The applied gradient is the mean over the batch: slot sums added in shard order, divided once.
-  const { shards, outcomes, plan, updated } = await scheduler.runStep(step, start, rows, fuse ? { scale: 1 / rows } : undefined);
+  const { shards, outcomes, plan, updated } = await scheduler.runStep(step, start, rows, fuse ? { scale: 1 / rows } : undefined, fuse ? next : undefined);
   let lossSum = 0;
   for (const o of outcomes) lossSum += o.lossSum;
   let updateMs: number;

@@ -1,10 +1,11 @@
 // The Piscina thread entry: attaches once to the shared arena and the shared data set, then runs
 // tasks: a shard's gradients (shardGradients from the core), a slice of a step's update
 // (updateSlice), an evaluation range, or a loop over fused steps: for each step the coordinator
-// posts on the step board, the slot's shard, a wait until every shard of the step is summed, then
-// the slot's update slice. All are idempotent (a re-run finds a finished shard on the board and
-// does not recompute it; a slice writes the other copy), so a lost task can be re-run on any
-// thread. Failures come back as data ({ ok: false }), not as a crash.
+// posts on the step board, the slot's shard, a wait until every shard of the step is summed, the
+// slot's update slice, then a wait until every slice of the step is written (the next step may be
+// posted already). All are idempotent (a re-run finds a finished shard on the board and does not
+// recompute it; a slice writes the other copy), so a lost task can be re-run on any thread.
+// Failures come back as data ({ ok: false }), not as a crash.
 
 import { workerData } from 'piscina';
 import { arenaViews } from '../core/arena.js';
@@ -71,7 +72,7 @@ function awaitShards(step: number, slots: readonly number[]): void {
   const b = board!;
   for (const s of slots)
     for (let v = Atomics.load(b.i32, b.done(s)); v !== step; v = Atomics.load(b.i32, b.done(s))) {
-      if (Atomics.load(b.i32, b.abort) === step) throw new Error(`step ${step} was given up while this task waited for its other shards`);
+      if (Atomics.load(b.i32, b.abort) >= step) throw new Error(`step ${step} was given up while this task waited for its other shards`);
       Atomics.wait(b.i32, b.done(s), v, WAIT_SLICE_MS);
     }
 }
@@ -83,13 +84,14 @@ function runShard(task: ShardTask): Extract<ShardReply, { ok: true }> {
   const fused: FusedUpdate | undefined = task.update;
   if (fused && !board) throw new Error('a fused update needs the step board in the thread init');
   let lossSum: number;
+  const parity = task.step & 1;
   if (fused && Atomics.load(board!.i32, board!.done(task.slot)) === task.step) {
     // An earlier attempt finished this shard and died in its update: other slices may be reading the slot.
-    lossSum = board!.f64[board!.lossSum(task.slot)];
+    lossSum = board!.f64[board!.lossSum(parity, task.slot)];
   } else {
     lossSum = shardGradients(model, weights[task.copy], g, arena.slots[task.slot], arena.workspaces[task.slot], init.layout.maxRows, init.train, init.order, task.lo, task.hi).lossSum;
     if (fused) {
-      board!.f64[board!.lossSum(task.slot)] = lossSum;
+      board!.f64[board!.lossSum(parity, task.slot)] = lossSum;
       Atomics.store(board!.i32, board!.done(task.slot), task.step);
       Atomics.notify(board!.i32, board!.done(task.slot));
     }
@@ -114,28 +116,36 @@ function runLoop(task: LoopTask): LoopReply {
   const b = board;
   if (!b) throw new Error('a loop over fused steps needs the step board in the thread init');
   const { slot } = task;
+  const retired = (): boolean => Atomics.load(b.i32, b.generation) !== task.generation;
   for (let step = task.from; ; step++) {
-    // Sleep until the coordinator posts this step, or retires this loop (a newer generation).
+    // Sleep until the coordinator posts this step (it may have already, with the one before), or
+    // retires this loop (a newer generation).
     for (;;) {
-      if (Atomics.load(b.i32, b.generation) !== task.generation) return { ok: true, exitedAt: step };
+      if (retired()) return { ok: true, exitedAt: step };
       const posted = Atomics.load(b.i32, b.go);
       if (posted >= step) break;
       Atomics.wait(b.i32, b.go, posted, WAIT_SLICE_MS);
     }
-    const lo = b.i32[b.lo(slot)];
+    const p = step & 1;
+    const slices = b.i32[b.sliceCount(p)];
+    const members = Array.from({ length: slices }, (_, i) => b.i32[b.member(p, i)]);
+    const lo = b.i32[b.lo(p, slot)];
     if (lo >= 0) {
-      const slices = b.i32[b.slices];
-      const update: FusedUpdate = {
-        slots: Array.from({ length: slices }, (_, i) => b.i32[b.member(i)]), slice: b.i32[b.slice(slot)], slices, scale: b.f64[b.scale],
-      };
-      const copy = b.i32[b.copy] === 0 ? 0 : 1;
-      const r = runShard({ kind: 'shard', step, slot, lo, hi: b.i32[b.hi(slot)], copy, attempt: task.attempt, update });
-      b.f64[b.computeMs(slot)] = r.computeMs;
-      b.f64[b.waitMs(slot)] = r.waitMs ?? 0;
-      b.f64[b.updateMs(slot)] = r.updateMs ?? 0;
+      const update: FusedUpdate = { slots: members, slice: b.i32[b.slice(p, slot)], slices, scale: b.f64[b.scale(p)] };
+      const copy = b.i32[b.copy(p)] === 0 ? 0 : 1;
+      const r = runShard({ kind: 'shard', step, slot, lo, hi: b.i32[b.hi(p, slot)], copy, attempt: task.attempt, update });
+      b.f64[b.computeMs(p, slot)] = r.computeMs;
+      b.f64[b.waitMs(p, slot)] = r.waitMs ?? 0;
+      b.f64[b.updateMs(p, slot)] = r.updateMs ?? 0;
     }
     Atomics.store(b.i32, b.finished(slot), step);
     Atomics.notify(b.i32, b.finished(slot));
+    // The next step's forward reads every slice of this one: wait until the other loops wrote theirs.
+    for (const s of members)
+      for (let v = Atomics.load(b.i32, b.finished(s)); v < step; v = Atomics.load(b.i32, b.finished(s))) {
+        if (retired()) return { ok: true, exitedAt: step + 1 };
+        Atomics.wait(b.i32, b.finished(s), v, WAIT_SLICE_MS);
+      }
   }
 }
 
