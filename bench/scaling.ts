@@ -17,6 +17,7 @@ import type { KernelChoice } from '../src/core/kernels/index.js';
 import { fmt, median, table } from '../src/coordinator/stats.js';
 import { tfjsTrainingRow, type TfjsRow } from './tfjs.js';
 import { parallelCeiling } from './ceiling.js';
+import { periodReporter } from './step-periods.js';
 
 interface Args {
   threads: number[];
@@ -73,12 +74,9 @@ async function measureSteps(threads: number, batch: number, a: Args): Promise<St
     { path: 'training.epochs', value: 1000, flag: '--epochs' },
   ]);
   const steps: StepRecord[] = [];
-  await train({
-    config, workers: threads, kernels: a.kernels, maxSteps: a.warmup + a.steps, skipEval: true,
-    reporter: { start() {}, epoch() {}, log() {}, step: (r) => void steps.push(r) },
-  });
+  await train({ config, workers: threads, kernels: a.kernels, maxSteps: a.warmup + a.steps, skipEval: true, reporter: periodReporter(steps) });
   // Full batches only: the short last batch of an epoch would skew the medians.
-  return steps.slice(a.warmup).filter((s) => s.rows === batch);
+  return steps.slice(Math.max(1, a.warmup)).filter((s) => s.rows === batch);
 }
 
 function summarize(threads: number, batch: number, measured: readonly StepRecord[]): Omit<ScalingRow, 'speedup' | 'efficiency'> {

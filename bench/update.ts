@@ -9,6 +9,7 @@ import { parseConfig, readConfigFile } from '../src/coordinator/config.js';
 import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/coordinator/paths.js';
 import { fmt, median, table } from '../src/coordinator/stats.js';
 import { train, type StepRecord } from '../src/coordinator/trainer.js';
+import { periodReporter } from './step-periods.js';
 
 const STEPS = 40;
 const WARMUP = 8;
@@ -24,7 +25,7 @@ async function measure(batch: number, workers: number, update: (typeof WHERE)[nu
   const steps: StepRecord[] = [];
   await train({
     config, workers, kernels: 'wasm', update, maxSteps: WARMUP + STEPS, skipEval: true,
-    reporter: { start() {}, epoch() {}, log() {}, step: (r) => void steps.push(r) },
+    reporter: periodReporter(steps),
   });
   const kept = steps.slice(WARMUP);
   return { stepMs: median(kept.map((r) => r.stepMs)), updateMs: median(kept.map((r) => r.updateMs)) };
