@@ -1,6 +1,7 @@
 // `dptrain train`: flags → validated config → training run → summary line and exit code
 // (0 done, 2 bad input, 130 interrupted by Ctrl-C after writing a checkpoint).
 
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { configError, DptrainError } from '../core/errors.js';
 import type { KernelChoice } from '../core/kernels/index.js';
@@ -138,7 +139,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
       const acc = r.final?.accuracy;
       const accText = acc === null || acc === undefined ? '' : `, test accuracy ${(100 * acc).toFixed(2)}%`;
       const lossText = r.final ? `, test loss ${r.final.loss.toFixed(4)}` : '';
-      const peakMb = Math.round(process.resourceUsage().maxRSS / 1024);
+      const peakMb = Math.round(peakRssKb() / 1024);
       process.stdout.write(`done: ${r.steps} steps in ${seconds.toFixed(1)} s (stopped by ${r.stoppedBy})${lossText}${accText}, peak memory ${peakMb} MB\n`);
       if (r.checkpoint) process.stdout.write(`checkpoint: ${r.checkpoint}\n`);
       if (f.saveWeights) process.stdout.write(`weights: ${resolve(f.saveWeights)}\n`);
@@ -148,4 +149,19 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/**
+ * This process's peak resident memory in KiB. On Linux from /proc (VmHWM, this program's own):
+ * getrusage's maxRSS starts at the parent's peak after fork + exec, so a child of a big process
+ * (the scaling benchmark with TensorFlow.js loaded) reported the parent's 400 MB.
+ */
+function peakRssKb(): number {
+  try {
+    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return Number(hwm[1]);
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS;
 }
