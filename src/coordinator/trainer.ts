@@ -117,8 +117,8 @@ export interface TrainOptions {
   /** Shard sizes: proportional to threads (`static`, the default) or to measured speed. */
   readonly balance?: Balance;
   /**
-   * Where the reduce + update runs: 'fused' into the shard tasks (the default from two threads),
-   * 'threads' (a second round of slice tasks) or 'coordinator' (this thread; the default for one).
+   * Where the reduce + update runs: 'fused' into the shard tasks (the default with threads),
+   * 'threads' (a second round of slice tasks) or 'coordinator' (this thread; the default without).
    */
   readonly update?: 'fused' | 'threads' | 'coordinator';
   /** Landing slots reserved for remote nodes. */
@@ -194,11 +194,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     })
     : null;
   if (local) scheduler.join(local, slots.local, true);
-  // Where the reduce + update runs (npm run bench:update): with two or more threads fused into the
-  // shards' own tasks (DDP-style: each thread, once all shards are summed, updates its slice); a
-  // step that also has remote nodes slices it over the threads in a second round; with one
-  // thread it runs here.
-  const updateOn = opts.update ?? (local && threads >= 2 ? 'fused' : 'coordinator');
+  // Where the reduce + update runs (npm run bench:update): on the threads, fused into the shards'
+  // own tasks (DDP-style: each thread, once all shards are summed, updates its slice), one thread
+  // or many alike; a step that also has remote nodes slices it over the threads in a second round;
+  // with no threads it runs here.
+  const updateOn = opts.update ?? (local ? 'fused' : 'coordinator');
   if (updateOn !== 'coordinator' && !local) throw new DptrainError('CONFIG_INVALID', 'the update can only run on worker threads when there are some (--workers ≥ 1)');
   const update: Updater = async (step, slotIds, rows) => {
     const t0 = performance.now();
