@@ -1,6 +1,7 @@
 // The step time the benchmarks report: the time from the end of one step to the end of the next,
-// what a run gets per step. (The trainer's own StepRecord.stepMs starts when it asks for the step,
-// which the threads may have begun already: fused steps are posted together with the next one.)
+// what a run gets per step, the coordinator's own time between steps (reporting, planning) included.
+// (StepRecord.stepMs starts when the step began: for a step not posted ahead, when the trainer asked
+// for it.)
 
 import type { Reporter, StepRecord } from '../src/coordinator/trainer.js';
 

@@ -39,6 +39,7 @@ export interface StepRecord {
   readonly batches: number;
   readonly rows: number;
   readonly loss: number;
+  /** From when the step began (for a step posted with the one before: when that one ended) to its end. */
   readonly stepMs: number;
   /** Per shard, in shard order: who computed it and how long its forward + backward took. */
   readonly shards: readonly { readonly by: string; readonly rows: number; readonly computeMs: number }[];
@@ -247,6 +248,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       // stop due, and nobody able to join (no remote nodes). The threads then go on to it among
       // themselves; a stop asked for meanwhile lets that step finish too.
       let postedNext = false;
+      let lastEnd = NaN;
       for (let b = resumingHere ? position.batch : 0; b < batches; b++) {
         const start = b * batchSize;
         const rows = Math.min(batchSize, nTrain - start);
@@ -255,7 +257,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           : undefined;
         let r: Awaited<ReturnType<typeof trainStep>>;
         try {
-          r = await trainStep(scheduler, update, updateOn === 'fused', arena, step + 1, start, rows, next);
+          // A step posted with the one before began when that one ended.
+          r = await trainStep(scheduler, update, updateOn === 'fused', arena, step + 1, start, rows, next, postedNext ? lastEnd : undefined);
+          lastEnd = performance.now();
           postedNext = next !== undefined;
         } catch (e) {
           // Interrupted while waiting for an executor: the step never ran; keep where we are.
@@ -309,12 +313,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 /** Applies step `step`'s mean gradient (the sums in slotIds over `rows` rows); returns its ms. */
 type Updater = (step: number, slotIds: readonly number[], rows: number) => Promise<number>;
 
-/** One optimizer step over rows [start, start + rows) of the epoch order (`next`: the step to post with it). */
+/**
+ * One optimizer step over rows [start, start + rows) of the epoch order. `next`: the step to post
+ * with it; `begunAt`: when the threads began it, if it was posted with the step before.
+ */
 async function trainStep(
   scheduler: Scheduler, update: Updater, fuse: boolean, arena: ArenaViews, step: number, start: number, rows: number,
-  next?: { start: number; rows: number },
+  next?: { start: number; rows: number }, begunAt?: number,
 ): Promise<{ lossSum: number; record: Omit<StepRecord, 'epoch' | 'batch' | 'batches' | 'loss' | 'nodes'> }> {
-  const t0 = performance.now();
+  const t0 = begunAt ?? performance.now();
   // The applied gradient is the mean over the batch: slot sums added in shard order, divided once.
   const { shards, outcomes, plan, updated } = await scheduler.runStep(step, start, rows, fuse ? { scale: 1 / rows } : undefined, fuse ? next : undefined);
   let lossSum = 0;
