@@ -13,9 +13,6 @@ import type { BenchScalingFlags } from './coordinator/run-bench.js';
 
 const USAGE_ERROR = 2;
 
-// Each command's module is imported when that command runs: start-up pays only for what it uses
-// (the whole graph took 0.5-0.7 s to load here; a node process needs no config schema or pool).
-
 // Runtime failures (every node lost, a worker thread failing for good) exit 1; bad input exits 2.
 const RUNTIME_ERRORS = new Set(['NO_EXECUTORS', 'WORKER_FAILED']);
 const RUNTIME_ERROR = 1;
@@ -29,6 +26,8 @@ function failWith(e: DptrainError): never {
   fail(e.message, RUNTIME_ERRORS.has(e.code) ? RUNTIME_ERROR : USAGE_ERROR);
 }
 
+// Each command's module is imported when that command runs: start-up pays only for what it uses
+// (importing them all took 0.50-0.54 s here, against 0.27-0.29 s for the CLI alone).
 async function main(): Promise<void> {
   await yargs(hideBin(process.argv))
     .scriptName('dptrain')
