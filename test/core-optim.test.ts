@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { naiveKernels } from '../src/core/kernels/naive.js';
-import { optimizerStep, stateVectors, type OptimizerConfig } from '../src/core/optim.js';
+import { stateVectors, updateSlice, type OptimizerConfig } from '../src/core/optim.js';
 
 // Expected parameter values after each of four steps from p = 1 with gradients 0.5, -0.25, 1, 0.125,
 // worked out by hand from torch.optim's update rules (SGD: d = g + wd·p; buf = d on the first step,
@@ -24,11 +24,13 @@ describe('optimizers reproduce torch.optim', () => {
     it(c.name, () => {
       // Three parameters; only the middle one is in [lo, hi) and must move.
       const params = Float32Array.from([5, 1, 7]);
+      // The step's gradient as the one slot's sum, scale 1: updateSlice's mean is the gradient itself.
+      const slot = new Float32Array(3);
       const grad = new Float32Array(3);
       const state = Array.from({ length: stateVectors(c.opt) }, () => new Float32Array(3));
       GRADS.forEach((g, t) => {
-        grad.fill(g);
-        optimizerStep(naiveKernels, c.opt, { params, state }, { params, state }, grad, 1, 2, t + 1);
+        slot.fill(g);
+        updateSlice(naiveKernels, c.opt, { params, state }, { params, state }, grad, [slot], 1, 1, 2, t + 1);
         expect(params[1]).toBeCloseTo(c.expected[t], 6);
       });
       expect(params[0]).toBe(5);

@@ -3,7 +3,7 @@
 // step count (for SGD's first momentum step and Adam's bias correction) is passed in by the owner.
 
 import type { ParamCopy } from './arena.js';
-import type { F32, Kernels, SgdParams } from './kernels/types.js';
+import type { F32, Kernels } from './kernels/types.js';
 
 export interface SgdConfig {
   readonly name: 'sgd';
@@ -29,36 +29,6 @@ export function stateVectors(opt: OptimizerConfig): number {
   return opt.momentum !== 0 ? 1 : 0;
 }
 
-/**
- * One optimizer step on [lo, hi) from the mean gradient: reads the weights and state of `from`,
- * writes those of `to` (the same copy updates in place). `step` counts from 1.
- */
-export function optimizerStep(
-  k: Kernels, opt: OptimizerConfig, to: ParamCopy, from: ParamCopy, grad: F32, lo: number, hi: number, step: number,
-): void {
-  if (opt.name === 'sgd') {
-    // Without momentum there is no state: the gradient stands in for the untouched buffer.
-    k.sgd(to.params, to.state[0] ?? grad, from.params, from.state[0] ?? grad, grad, lo, hi, sgdParams(opt, step));
-  } else {
-    adamStep(k, opt, to, from, grad, lo, hi, step);
-  }
-}
-
-function sgdParams(opt: SgdConfig, step: number): SgdParams {
-  return { lr: opt.lr, momentum: opt.momentum, dampening: opt.dampening, nesterov: opt.nesterov, weightDecay: opt.weightDecay, firstStep: step === 1 };
-}
-
-function adamStep(k: Kernels, opt: AdamConfig, to: ParamCopy, from: ParamCopy, grad: F32, lo: number, hi: number, step: number): void {
-  k.adam(to.params, to.state[0], to.state[1], from.params, from.state[0], from.state[1], grad, lo, hi, {
-    lr: opt.lr,
-    beta1: opt.betas[0],
-    beta2: opt.betas[1],
-    eps: opt.eps,
-    weightDecay: opt.weightDecay,
-    step,
-  });
-}
-
 /** Slice `slice` of `slices` equal parameter ranges (multiples of 16 floats, for the SIMD loops). */
 export function updateSliceRange(paramCount: number, slice: number, slices: number): { lo: number; hi: number } {
   const size = Math.ceil(paramCount / slices / 16) * 16;
@@ -78,9 +48,24 @@ export function updateSlice(
   lo: number, hi: number, step: number,
 ): void {
   if (opt.name === 'sgd') {
-    k.sumSgd(to.params, to.state[0] ?? grad, from.params, from.state[0] ?? grad, grad, slots, scale, lo, hi, sgdParams(opt, step));
+    // Without momentum there is no state: the gradient stands in for the untouched buffer.
+    k.sumSgd(to.params, to.state[0] ?? grad, from.params, from.state[0] ?? grad, grad, slots, scale, lo, hi, {
+      lr: opt.lr,
+      momentum: opt.momentum,
+      dampening: opt.dampening,
+      nesterov: opt.nesterov,
+      weightDecay: opt.weightDecay,
+      firstStep: step === 1,
+    });
   } else {
     k.sumSlots(grad, slots, lo, hi, scale);
-    adamStep(k, opt, to, from, grad, lo, hi, step);
+    k.adam(to.params, to.state[0], to.state[1], from.params, from.state[0], from.state[1], grad, lo, hi, {
+      lr: opt.lr,
+      beta1: opt.betas[0],
+      beta2: opt.betas[1],
+      eps: opt.eps,
+      weightDecay: opt.weightDecay,
+      step,
+    });
   }
 }
