@@ -129,15 +129,14 @@ function runLoop(task: LoopTask): LoopReply {
     const p = step & 1;
     const slices = b.i32[b.sliceCount(p)];
     const members = Array.from({ length: slices }, (_, i) => b.i32[b.member(p, i)]);
-    const lo = b.i32[b.lo(p, slot)];
-    if (lo >= 0) {
-      const update: FusedUpdate = { slots: members, slice: b.i32[b.slice(p, slot)], slices, scale: b.f64[b.scale(p)] };
-      const copy = b.i32[b.copy(p)] === 0 ? 0 : 1;
-      const r = runShard({ kind: 'shard', step, slot, lo, hi: b.i32[b.hi(p, slot)], copy, attempt: task.attempt, update });
-      b.f64[b.computeMs(p, slot)] = r.computeMs;
-      b.f64[b.waitMs(p, slot)] = r.waitMs ?? 0;
-      b.f64[b.updateMs(p, slot)] = r.updateMs ?? 0;
-    }
+    // Every loop's slot is a member of each step it runs (the coordinator starts the loops anew
+    // when the slots change).
+    const update: FusedUpdate = { slots: members, slice: b.i32[b.slice(p, slot)], slices, scale: b.f64[b.scale(p)] };
+    const copy = b.i32[b.copy(p)] === 0 ? 0 : 1;
+    const r = runShard({ kind: 'shard', step, slot, lo: b.i32[b.lo(p, slot)], hi: b.i32[b.hi(p, slot)], copy, attempt: task.attempt, update });
+    b.f64[b.computeMs(p, slot)] = r.computeMs;
+    b.f64[b.waitMs(p, slot)] = r.waitMs ?? 0;
+    b.f64[b.updateMs(p, slot)] = r.updateMs ?? 0;
     Atomics.store(b.i32, b.finished(slot), step);
     Atomics.notify(b.i32, b.finished(slot));
     // The next step's forward reads every slice of this one: wait until the other loops wrote theirs.
