@@ -5,11 +5,11 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { isDptrainError, type DptrainError } from './core/errors.js';
-import type { TrainFlags } from './coordinator/run-train.js';
-import type { WorkerFlags } from './worker/run-worker.js';
+import type { TrainFlags } from './coordinator/commands/train.js';
+import type { WorkerFlags } from './coordinator/commands/worker.js';
 import { KERNEL_CHOICES, type KernelChoice } from './core/kernels/index.js';
-import { DEFAULT_CONFIG } from './coordinator/paths.js';
-import type { BenchScalingFlags } from './coordinator/run-bench.js';
+import { DEFAULT_CONFIG } from './core/io/package-files.js';
+import type { BenchScalingFlags } from './coordinator/commands/bench.js';
 
 const USAGE_ERROR = 2;
 
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
           .option('balance', { choices: ['static', 'measured'] as const, requiresArg: true, describe: 'shard sizes by thread count or by measured speed (default: measured with --listen)' })
           .option('fault', { type: 'string', requiresArg: true, hidden: true, describe: 'test hook STEP:SLOT:throw|exit' }),
       async (argv) => {
-        process.exitCode = await (await import('./coordinator/run-train.js')).runTrain(argv as unknown as TrainFlags);
+        process.exitCode = await (await import('./coordinator/commands/train.js')).runTrain(argv as unknown as TrainFlags);
       },
     )
     .command(
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
           .option('config', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG })
           .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice }),
       async (argv) => {
-        (await import('./coordinator/run-eval.js')).runEval({ weights: argv.weights, config: argv.config, kernels: argv.kernels });
+        (await import('./coordinator/commands/eval.js')).runEval({ weights: argv.weights, config: argv.config, kernels: argv.kernels });
       },
     )
     .command(
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
           .option('exit-at-step', { type: 'number', hidden: true })
           .option('leave-after-step', { type: 'number', hidden: true }),
       async (argv) => {
-        process.exitCode = await (await import('./worker/run-worker.js')).runWorker(argv as unknown as WorkerFlags);
+        process.exitCode = await (await import('./coordinator/commands/worker.js')).runWorker(argv as unknown as WorkerFlags);
       },
     )
     .command('bench', 'benchmarks: scaling over threads, worker nodes and emulated networks', (y) =>
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
               .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' })
               .option('net-namespaces', { type: 'boolean', default: false, describe: 'a network namespace per node, tc tbf for bandwidth (root and iproute2)' }),
           async (argv) => {
-            process.exitCode = await (await import('./coordinator/run-bench.js')).runBenchScaling(argv as unknown as BenchScalingFlags);
+            process.exitCode = await (await import('./coordinator/commands/bench.js')).runBenchScaling(argv as unknown as BenchScalingFlags);
           },
         )
         .demandCommand(1, 'name a benchmark: scaling'),

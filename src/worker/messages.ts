@@ -6,7 +6,7 @@ import type { Dataset } from '../core/data/types.js';
 import type { KernelChoice } from '../core/kernels/index.js';
 import type { OptimizerConfig } from '../core/optim.js';
 import type { EvalSums } from '../core/eval.js';
-import type { StepBoard } from './step-board.js';
+import type { StepBoard } from '../core/protocol/step-board.js';
 import type { ModelSpec } from '../core/spec.js';
 
 export interface FaultHook {

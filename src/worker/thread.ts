@@ -15,7 +15,7 @@ import { denseViews, shardGradients, type DenseViews, type Model } from '../core
 import { updateSlice, updateSliceRange } from '../core/optim.js';
 import { evaluateRange } from '../core/eval.js';
 import type { EvalReply, EvalTask, FusedUpdate, LoopReply, LoopTask, ShardReply, ShardTask, ThreadInit, ThreadReply, ThreadTask, UpdateReply, UpdateTask } from './messages.js';
-import { boardViews } from './step-board.js';
+import { boardViews } from '../core/protocol/step-board.js';
 
 const init = workerData as ThreadInit;
 const arena = arenaViews(init.memory, init.layout);

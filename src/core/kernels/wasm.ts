@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { LEAKY_SLOPE } from '../activations.js';
-import { builtFile } from '../built-files.js';
+import { builtFile } from '../io/package-files.js';
 import { losses } from '../losses.js';
 import type { Activation, LossName } from '../spec.js';
 import type { AdamParams, F32, Kernels, SgdParams } from './types.js';

@@ -5,10 +5,10 @@
 // the scheduler recomputes the shard elsewhere.
 
 import type { WebSocket } from 'ws';
-import type { ArenaViews } from '../core/arena.js';
-import { DptrainError } from '../core/errors.js';
-import { decodeNodeFrame, encodeFrame, WireError, type ResultHeader } from '../worker/wire.js';
-import type { Executor, ShardOutcome, ShardSpec } from './executor.js';
+import type { ArenaViews } from '../../core/arena.js';
+import { DptrainError } from '../../core/errors.js';
+import { decodeNodeFrame, encodeFrame, WireError, type ResultHeader } from '../../core/protocol/wire.js';
+import type { Executor, ShardOutcome, ShardSpec } from '../../worker/pool/executor.js';
 
 export interface RemoteNodeOptions {
   readonly id: string;

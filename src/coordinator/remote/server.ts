@@ -4,16 +4,17 @@
 // and membership: a node joins the scheduler at the next step boundary and leaves, with the reason
 // logged, when it is dropped.
 
-import { readBytes } from '../core/files.js';
+import { readBytes } from '../../core/io/files.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { DptrainError } from '../core/errors.js';
-import { CHALLENGE_PATH, Challenges, PROOF_HEADER } from '../worker/auth.js';
-import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, PROTOCOL_VERSION, type Welcome } from '../worker/wire.js';
-import { RemoteNode } from './remote-node.js';
-import type { RemoteAttachment, RunContext } from './trainer.js';
+import { DptrainError } from '../../core/errors.js';
+import { CHALLENGE_PATH, PROOF_HEADER } from '../../core/protocol/auth.js';
+import { Challenges } from './challenges.js';
+import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, PROTOCOL_VERSION, type Welcome } from '../../core/protocol/wire.js';
+import { RemoteNode } from './node-handle.js';
+import type { RemoteAttachment, RunContext } from '../train/trainer.js';
 
 export interface ListenOptions {
   readonly host: string;

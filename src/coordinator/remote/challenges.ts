@@ -1,28 +1,13 @@
-// Node authentication by challenge and response, done in the HTTP upgrade before any frame is
-// decoded: the node fetches a one-time nonce, then upgrades with HMAC-SHA256(token, nonce). The token
-// never crosses the wire, a proof is good for one connection only (the nonce is consumed), and the
-// comparison is constant-time.
+// The coordinator's side of the node handshake: one-time nonces issued before the upgrade and the
+// proofs checked against them (constant-time; a nonce is consumed by its first use).
 
-import { readText } from '../core/files.js';
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { DptrainError } from '../core/errors.js';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { proofFor } from '../../core/protocol/auth.js';
 
-export const CHALLENGE_PATH = '/dptrain/challenge';
-export const PROOF_HEADER = 'x-dptrain-proof';
 const NONCE_TTL_MS = 30_000;
 const MAX_OUTSTANDING = 1024;
 
-export function readToken(file: string): string {
-  const token = readText(file).trim();
-  if (token.length < 16) throw new DptrainError('CONFIG_INVALID', `${file}: the token must be at least 16 characters (it has ${token.length})`);
-  return token;
-}
-
-export function proofFor(token: string, nonce: string): string {
-  return `${nonce}.${createHmac('sha256', token).update(`dptrain-v1:${nonce}`).digest('hex')}`;
-}
-
-/** The coordinator's side: issues nonces and checks proofs. */
+/** Issues nonces and checks proofs. */
 export class Challenges {
   private readonly outstanding = new Map<string, number>();
   constructor(private readonly token: string) {}

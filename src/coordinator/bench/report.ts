@@ -5,10 +5,10 @@
 import { cpus } from 'node:os';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../core/atomic-file.js';
+import { writeFileAtomic } from '../../core/io/atomic-file.js';
 import { fmt, table } from './stats.js';
-import { speedupSvg, stepSplitSvg, writeSvgAtomic, type SpeedupRow, type StepSplitRow } from './charts.js';
-import type { ScalingReport, ScalingRow } from './bench-scaling.js';
+import { speedupSvg, stepSplitSvg, writeSvgAtomic, type SpeedupRow, type StepSplitRow } from '../output/charts.js';
+import type { ScalingReport, ScalingRow } from './scaling.js';
 
 // The bar for the model on the emulated networks.
 const MODEL_TOLERANCE_PCT = 15;

@@ -6,11 +6,11 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../core/atomic-file.js';
-import { DptrainError } from '../core/errors.js';
-import type { ParamLayout } from '../core/layout.js';
-import type { RngState } from '../core/rng.js';
-import { decodeSafetensors, encodeSafetensors, loadTensorsInto, namedTensors, type TensorRecord } from '../core/safetensors.js';
+import { writeFileAtomic } from '../../core/io/atomic-file.js';
+import { DptrainError } from '../../core/errors.js';
+import type { ParamLayout } from '../../core/layout.js';
+import type { RngState } from '../../core/rng.js';
+import { decodeSafetensors, encodeSafetensors, loadTensorsInto, namedTensors, type TensorRecord } from '../../core/io/safetensors.js';
 
 export interface LoopPosition {
   /** Optimizer steps taken so far. */

@@ -4,7 +4,7 @@
 
 import { parse, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { writeFileAtomic } from '../core/atomic-file.js';
+import { writeFileAtomic } from '../../core/io/atomic-file.js';
 
 export interface EpochPoint {
   readonly epoch: number;

@@ -7,9 +7,9 @@
 // recomputed, its slice is written again into the other copy), so the step's result is unchanged.
 // The loops hold every thread of the pool: stop() them before the pool runs anything else.
 
-import { DptrainError } from '../core/errors.js';
-import type { LoopTask, ThreadReply } from '../worker/messages.js';
-import type { BoardViews } from '../worker/step-board.js';
+import { DptrainError } from '../../core/errors.js';
+import type { LoopTask, ThreadReply } from '../messages.js';
+import type { BoardViews } from '../../core/protocol/step-board.js';
 import type { FuseUpdate, ShardOutcome, ShardSpec } from './executor.js';
 
 interface Loop {

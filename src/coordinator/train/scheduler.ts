@@ -4,9 +4,9 @@
 // has its shards, with the same recipe and slots, recomputed by the others, so the step's result is
 // the same as if it had finished them.
 
-import { DptrainError } from '../core/errors.js';
-import type { Executor, FuseUpdate, ShardOutcome, ShardSpec } from './executor.js';
-import { equalRanges, partition } from './partition.js';
+import { DptrainError } from '../../core/errors.js';
+import type { Executor, FuseUpdate, ShardOutcome, ShardSpec } from '../../worker/pool/executor.js';
+import { equalRanges, partition } from '../../core/partition.js';
 
 export type Balance = 'static' | 'measured';
 

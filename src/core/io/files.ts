@@ -2,7 +2,7 @@
 // error naming the file (writing lives in atomic-file.ts).
 
 import { readFileSync } from 'node:fs';
-import { unreadable } from './errors.js';
+import { unreadable } from '../errors.js';
 
 export function readBytes(file: string): Buffer {
   try {

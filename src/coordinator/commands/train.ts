@@ -3,15 +3,15 @@
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { configError, DptrainError } from '../core/errors.js';
-import type { KernelChoice } from '../core/kernels/index.js';
-import type { FaultHook } from '../worker/messages.js';
-import { loadConfig, parseSetFlag, type Override } from './config.js';
-import { defaultThreads } from './local-pool.js';
-import { createReporter } from './report.js';
-import { train } from './trainer.js';
-import { readToken } from '../worker/auth.js';
-import type { Balance } from './scheduler.js';
+import { configError, DptrainError } from '../../core/errors.js';
+import type { KernelChoice } from '../../core/kernels/index.js';
+import type { FaultHook } from '../../worker/messages.js';
+import { loadConfig, parseSetFlag, type Override } from '../../core/config.js';
+import { defaultThreads } from '../../worker/pool/local-pool.js';
+import { createReporter } from '../output/report.js';
+import { train } from '../train/trainer.js';
+import { readToken } from '../../core/protocol/auth.js';
+import type { Balance } from '../train/scheduler.js';
 
 export interface TrainFlags {
   config: string;
@@ -94,7 +94,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const maxSteps = nonNegativeInt('--max-steps', f.maxSteps);
   const metricsEvery = nonNegativeInt('--metrics-every', f.metricsEvery) || 10;
   // The WebSocket server (ws, msgpackr) is loaded only for runs that accept nodes.
-  const remote = f.listen ? await import('./remote-server.js') : null;
+  const remote = f.listen ? await import('../remote/server.js') : null;
   const listen = f.listen && remote ? remote.parseListen(f.listen.includes(':') ? f.listen : `127.0.0.1:${f.listen}`) : null;
   const token = f.tokenFile ? readToken(f.tokenFile) : undefined;
   const maxNodes = nonNegativeInt('--max-nodes', f.maxNodes) ?? 8;
@@ -128,7 +128,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
     if (f.plot && r.history.length > 0) {
       const points = r.history.map((h) => ({ epoch: h.epoch + 1, trainLoss: h.trainLoss, testLoss: h.test.loss, testAccuracy: h.test.accuracy }));
       // Loaded only when asked for: Vega takes about a second to import.
-      const { trainingCurvesSvg, writeSvgAtomic } = await import('./charts.js');
+      const { trainingCurvesSvg, writeSvgAtomic } = await import('../output/charts.js');
       writeSvgAtomic(resolve(f.plot), await trainingCurvesSvg(points));
     }
     if (r.stoppedBy === 'interrupted') {

@@ -2,13 +2,13 @@
 // JSON file with relative paths resolved against it, CLI overrides, and the frozen, fully typed
 // result everything downstream trusts. Every failure is one line naming the file and the field.
 
-import { readText } from '../core/files.js';
+import { readText } from './io/files.js';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { configError, DptrainError } from '../core/errors.js';
-import { ACTIVATIONS, INITS, LOSSES, OUTPUTS, normalizeOutput, type ModelSpec } from '../core/spec.js';
-import type { OptimizerConfig } from '../core/optim.js';
-import { loadData, type DataConfig, type DataSplit } from '../core/data/index.js';
+import { configError, DptrainError } from './errors.js';
+import { ACTIVATIONS, INITS, LOSSES, OUTPUTS, normalizeOutput, type ModelSpec } from './spec.js';
+import type { OptimizerConfig } from './optim.js';
+import { loadData, type DataConfig, type DataSplit } from './data/index.js';
 
 const positiveInt = z.int().positive();
 const fraction = z.number().gt(0).lt(1);

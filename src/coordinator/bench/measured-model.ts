@@ -4,9 +4,9 @@
 
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
-import { decodeNodeFrame, encodeFrame } from '../worker/wire.js';
-import { predictStep, ringAllreduceSec, treeAllreduceSec, type ScaleoutInputs } from './scaleout.js';
-import type { NetProfile } from './netem.js';
+import { decodeNodeFrame, encodeFrame } from '../../core/protocol/wire.js';
+import { predictStep, ringAllreduceSec, treeAllreduceSec, type ScaleoutInputs } from './scaleout-model.js';
+import type { NetProfile } from './net/netem.js';
 import { median } from './stats.js';
 
 /** What one measured row contributes to the model (medians over its measured steps). */

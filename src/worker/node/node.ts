@@ -3,18 +3,18 @@
 // step request with ONE summed gradient, computed by the shard's recipe so that any executor would
 // get the same bits. When the coordinator goes away it reconnects with backoff.
 
-import { readBytes } from '../core/files.js';
+import { readBytes } from '../../core/io/files.js';
 import { WebSocket } from 'ws';
-import { createArena, type ArenaViews } from '../core/arena.js';
-import { sharedF32 } from '../core/data/shared.js';
-import type { Dataset } from '../core/data/types.js';
-import { DptrainError } from '../core/errors.js';
-import { createKernels, type KernelChoice } from '../core/kernels/index.js';
-import { checkDataFits } from '../core/model.js';
-import { loadConfigData, parseConfig } from '../coordinator/config.js';
-import { LocalPool } from '../coordinator/local-pool.js';
-import { CHALLENGE_PATH, PROOF_HEADER, proofFor } from './auth.js';
-import { decodeCoordinatorFrame, encodeFrame, payloadFloats, PROTOCOL_VERSION, type StepRequest, type Welcome } from './wire.js';
+import { createArena, type ArenaViews } from '../../core/arena.js';
+import { sharedF32 } from '../../core/data/shared.js';
+import type { Dataset } from '../../core/data/types.js';
+import { DptrainError } from '../../core/errors.js';
+import { createKernels, type KernelChoice } from '../../core/kernels/index.js';
+import { checkDataFits } from '../../core/model.js';
+import { loadConfigData, parseConfig } from '../../core/config.js';
+import { LocalPool } from '../pool/local-pool.js';
+import { CHALLENGE_PATH, PROOF_HEADER, proofFor } from '../../core/protocol/auth.js';
+import { decodeCoordinatorFrame, encodeFrame, payloadFloats, PROTOCOL_VERSION, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
 
 export interface NodeOptions {
   readonly connect: string;

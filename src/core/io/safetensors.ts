@@ -3,9 +3,9 @@
 // those of the equivalent torch.nn.Sequential, so PyTorch loads our weights and we load its.
 
 import { readBytes } from './files.js';
-import { DptrainError } from './errors.js';
-import type { ParamLayout } from './layout.js';
-import type { F32 } from './kernels/types.js';
+import { DptrainError } from '../errors.js';
+import type { ParamLayout } from '../layout.js';
+import type { F32 } from '../kernels/types.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 export interface TensorRecord {

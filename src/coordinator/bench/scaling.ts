@@ -4,17 +4,17 @@
 // stops, also on failure and on Ctrl-C (SIGINT and SIGTERM are handled for the run's duration).
 
 import { cpus } from 'node:os';
-import { configError, DptrainError } from '../core/errors.js';
-import type { KernelChoice } from '../core/kernels/index.js';
+import { configError, DptrainError } from '../../core/errors.js';
+import type { KernelChoice } from '../../core/kernels/index.js';
 import { median } from './stats.js';
-import { fitBatchInputs, linkOf, measureFrameCosts, measureTransportCosts, predictionCurve, scaleoutInputs, type BatchInputs, type CurvePoint, type FrameCosts, type RowTimes } from './bench-model.js';
-import { Fleet, type LinkMode } from './bench-fleet.js';
-import { netnsUnavailable } from './bench-netns.js';
-import { loadConfig, type Config } from './config.js';
-import type { NetProfile } from './netem.js';
-import { startRemoteServer, type RemoteServer } from './remote-server.js';
-import { predictStep } from './scaleout.js';
-import { train, type NodeStatus, type Reporter, type StepRecord } from './trainer.js';
+import { fitBatchInputs, linkOf, measureFrameCosts, measureTransportCosts, predictionCurve, scaleoutInputs, type BatchInputs, type CurvePoint, type FrameCosts, type RowTimes } from './measured-model.js';
+import { Fleet, type LinkMode } from './net/fleet.js';
+import { netnsUnavailable } from './net/netns.js';
+import { loadConfig, type Config } from '../../core/config.js';
+import type { NetProfile } from './net/netem.js';
+import { startRemoteServer, type RemoteServer } from '../remote/server.js';
+import { predictStep } from './scaleout-model.js';
+import { train, type NodeStatus, type Reporter, type StepRecord } from '../train/trainer.js';
 
 export interface ScalingBenchOptions {
   readonly config: string;

@@ -3,7 +3,7 @@
 // It shapes only what passes through it; it never connects anywhere but the given target.
 
 import { createConnection, createServer, type Socket } from 'node:net';
-import { configError } from '../core/errors.js';
+import { configError } from '../../../core/errors.js';
 
 export interface NetProfile {
   readonly name: string;

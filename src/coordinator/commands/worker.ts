@@ -1,9 +1,9 @@
 // `dptrain worker`: flags → a node that joins the coordinator's runs.
 
 import { availableParallelism } from 'node:os';
-import { configError } from '../core/errors.js';
-import { readToken } from './auth.js';
-import { runNode } from './node.js';
+import { configError } from '../../core/errors.js';
+import { readToken } from '../../core/protocol/auth.js';
+import { runNode } from '../../worker/node/node.js';
 
 export interface WorkerFlags {
   connect: string;

@@ -1,5 +1,6 @@
-// Where the package's own files are, found from this module's location (dist/src/coordinator or
-// src/coordinator alike), so the CLI works from any working directory.
+// Where the package's own files are: its root (found from this module's location, in src/ or in
+// dist/src/ alike, so the CLI works from any working directory) and the files the build writes
+// under dist/ (the wasm kernels, the packed digits).
 
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -17,3 +18,9 @@ function packageRoot(): string {
 
 export const PACKAGE_ROOT = packageRoot();
 export const DEFAULT_CONFIG = join(PACKAGE_ROOT, 'config', 'mnist-mlp.json');
+
+/** dist/`rel` if the build wrote it, else null. */
+export function builtFile(rel: string): string | null {
+  const p = join(PACKAGE_ROOT, 'dist', rel);
+  return existsSync(p) ? p : null;
+}

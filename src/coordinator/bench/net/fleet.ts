@@ -5,10 +5,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DptrainError } from '../core/errors.js';
-import { createNetnsLink, type NetnsLink } from './bench-netns.js';
+import { DptrainError } from '../../../core/errors.js';
+import { createNetnsLink, type NetnsLink } from './netns.js';
 import { startNetem, type Netem, type NetProfile } from './netem.js';
-import { PACKAGE_ROOT } from './paths.js';
+import { PACKAGE_ROOT } from '../../../core/io/package-files.js';
 
 /** How a node reaches the coordinator. */
 export type LinkMode = 'loopback' | 'proxy' | 'namespace';

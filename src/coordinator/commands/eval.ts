@@ -1,13 +1,13 @@
 // `dptrain eval`: loss and accuracy (with a confusion matrix for classification) of a weights file
 // on the config's test split, single-threaded.
 
-import { createArena } from '../core/arena.js';
-import { evaluate } from '../core/eval.js';
-import { createKernels, type KernelChoice } from '../core/kernels/index.js';
-import { paramLayout } from '../core/layout.js';
-import { checkDataFits, denseViews } from '../core/model.js';
-import { loadWeights } from '../core/safetensors.js';
-import { loadConfig, loadConfigData } from './config.js';
+import { createArena } from '../../core/arena.js';
+import { evaluate } from '../../core/eval.js';
+import { createKernels, type KernelChoice } from '../../core/kernels/index.js';
+import { paramLayout } from '../../core/layout.js';
+import { checkDataFits, denseViews } from '../../core/model.js';
+import { loadWeights } from '../../core/io/safetensors.js';
+import { loadConfig, loadConfigData } from '../../core/config.js';
 
 export interface EvalFlags {
   readonly weights: string;

@@ -3,23 +3,23 @@
 // evaluation, stop criteria, checkpoints and weights files. It owns the arena; the executor only
 // fills gradient slots.
 
-import { createArena, type ArenaViews } from '../core/arena.js';
-import type { DataSplit } from '../core/data/types.js';
-import { evaluate, type EvalResult } from '../core/eval.js';
-import { initParams } from '../core/init.js';
-import { createKernels, type KernelChoice } from '../core/kernels/index.js';
-import { paramLayout } from '../core/layout.js';
-import { checkDataFits, denseViews, type Model } from '../core/model.js';
-import { stateVectors, updateSlice } from '../core/optim.js';
-import { Rng, type RngState } from '../core/rng.js';
-import { loadWeights, saveWeights } from '../core/safetensors.js';
-import { DptrainError, isDptrainError } from '../core/errors.js';
-import type { FaultHook } from '../worker/messages.js';
-import { loadConfigData, type Config } from './config.js';
+import { createArena, type ArenaViews } from '../../core/arena.js';
+import type { DataSplit } from '../../core/data/types.js';
+import { evaluate, type EvalResult } from '../../core/eval.js';
+import { initParams } from '../../core/init.js';
+import { createKernels, type KernelChoice } from '../../core/kernels/index.js';
+import { paramLayout } from '../../core/layout.js';
+import { checkDataFits, denseViews, type Model } from '../../core/model.js';
+import { stateVectors, updateSlice } from '../../core/optim.js';
+import { Rng, type RngState } from '../../core/rng.js';
+import { loadWeights, saveWeights } from '../../core/io/safetensors.js';
+import { DptrainError, isDptrainError } from '../../core/errors.js';
+import type { FaultHook } from '../../worker/messages.js';
+import { loadConfigData, type Config } from '../../core/config.js';
 import { newestCheckpoint, restoreCheckpoint, writeCheckpoint, type LoopPosition } from './checkpoint.js';
-import { LocalPool } from './local-pool.js';
+import { LocalPool } from '../../worker/pool/local-pool.js';
 import { Scheduler, type Balance, type StepPlanEntry } from './scheduler.js';
-import type { ModelSpec } from '../core/spec.js';
+import type { ModelSpec } from '../../core/spec.js';
 
 export interface EpochRecord {
   readonly epoch: number;

@@ -9,17 +9,17 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
-import type { ArenaViews } from '../core/arena.js';
-import { DptrainError } from '../core/errors.js';
-import { updateSliceRange } from '../core/optim.js';
-import type { Kernels } from '../core/kernels/types.js';
-import { mergeEvalSums, type EvalResult } from '../core/eval.js';
-import type { EvalReply, ShardReply, ThreadInit, ThreadReply, ThreadTask, UpdateReply } from '../worker/messages.js';
-import { boardViews, createStepBoard } from '../worker/step-board.js';
+import type { ArenaViews } from '../../core/arena.js';
+import { DptrainError } from '../../core/errors.js';
+import { updateSliceRange } from '../../core/optim.js';
+import type { Kernels } from '../../core/kernels/types.js';
+import { mergeEvalSums, type EvalResult } from '../../core/eval.js';
+import type { EvalReply, ShardReply, ThreadInit, ThreadReply, ThreadTask, UpdateReply } from '../messages.js';
+import { boardViews, createStepBoard } from '../../core/protocol/step-board.js';
 import { StepLoops } from './step-loops.js';
 import type { Executor, FuseUpdate, ShardOutcome, ShardSpec } from './executor.js';
-import { equalRanges } from './partition.js';
-import { PACKAGE_ROOT } from './paths.js';
+import { equalRanges } from '../../core/partition.js';
+import { PACKAGE_ROOT } from '../../core/io/package-files.js';
 
 // Always the compiled entry, also when the coordinator itself runs from TypeScript (tests).
 const THREAD_ENTRY = join(PACKAGE_ROOT, 'dist', 'src', 'worker', 'thread.js');

@@ -6,7 +6,7 @@
 // depth and counts) before msgpackr sees them, and every failure has a stable code.
 
 import { Packr, Unpackr } from 'msgpackr';
-import { DptrainError, type ErrorCode } from '../core/errors.js';
+import { DptrainError, type ErrorCode } from '../errors.js';
 
 export const PROTOCOL_VERSION = 1;
 /** The largest header any message has (the welcome carries the config JSON). */

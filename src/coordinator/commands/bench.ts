@@ -2,12 +2,12 @@
 // results.json + charts in --out. Exit 0, 2 for bad flags, 130/143 when interrupted.
 
 import { resolve } from 'node:path';
-import { configError } from '../core/errors.js';
-import type { KernelChoice } from '../core/kernels/index.js';
-import { BenchInterrupted, runScalingBench, type ScalingBenchOptions } from './bench-scaling.js';
-import { formatReport, writeReport } from './bench-report.js';
-import { loadConfig } from './config.js';
-import { parseNet } from './netem.js';
+import { configError } from '../../core/errors.js';
+import type { KernelChoice } from '../../core/kernels/index.js';
+import { BenchInterrupted, runScalingBench, type ScalingBenchOptions } from '../bench/scaling.js';
+import { formatReport, writeReport } from '../bench/report.js';
+import { loadConfig } from '../../core/config.js';
+import { parseNet } from '../bench/net/netem.js';
 
 export interface BenchScalingFlags {
   config: string;
