@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { CHALLENGE_PATH, PROOF_HEADER, proofFor } from '../src/core/protocol/auth.js';
+import { CHALLENGE_PATH, freshNonce, NODE_NONCE_HEADER, nodeProof, PROOF_HEADER } from '../src/core/protocol/auth.js';
 import { decodeCoordinatorFrame, encodeFrame, PROTOCOL_VERSION, type StepRequest } from '../src/core/protocol/wire.js';
 import { startRemoteServer } from '../src/coordinator/remote/server.js';
 export { relDiff, sameBits } from './helpers.js';
@@ -106,7 +106,9 @@ export async function rogue(url: string, o: RogueOptions = {}): Promise<{ ws: We
   if (o.proofToken !== undefined) {
     const res = await fetch(new URL(CHALLENGE_PATH, url.replace(/^ws/, 'http')));
     const { nonce } = (await res.json()) as { nonce: string };
-    headers[PROOF_HEADER] = proofFor(o.proofToken, nonce);
+    const mine = freshNonce();
+    headers[PROOF_HEADER] = nodeProof(o.proofToken, nonce, mine);
+    headers[NODE_NONCE_HEADER] = mine;
   }
   const ws = new WebSocket(url, { headers });
   const status = new Promise<number | 'open'>((resolve) => {

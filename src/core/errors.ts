@@ -1,24 +1,13 @@
 // Every error dptrain raises on purpose: a stable `code` for tests and callers, and a one-line
 // message that names what is wrong and where (field, file, line, peer).
 
-export type ErrorCode =
-  | 'CONFIG_INVALID'
-  | 'FILE_UNREADABLE'
-  | 'DATA_MALFORMED'
-  | 'WEIGHTS_MISMATCH'
-  | 'CHECKPOINT_CORRUPT'
-  | 'SHAPE_MISMATCH'
-  | 'LABEL_OUT_OF_RANGE'
-  | 'WIRE_MALFORMED'
-  | 'WIRE_LENGTH_MISMATCH'
-  | 'WIRE_NOT_FINITE'
-  | 'WIRE_STALE'
-  | 'WIRE_UNEXPECTED'
-  | 'WIRE_OVERSIZED'
-  | 'AUTH_FAILED'
-  | 'WORKER_FAILED'
-  | 'NO_EXECUTORS'
-  | 'INTERRUPTED';
+export const ERROR_CODES = [
+  'CONFIG_INVALID', 'FILE_UNREADABLE', 'DATA_MALFORMED', 'WEIGHTS_MISMATCH', 'CHECKPOINT_CORRUPT', 'SHAPE_MISMATCH',
+  'LABEL_OUT_OF_RANGE', 'WIRE_MALFORMED', 'WIRE_LENGTH_MISMATCH', 'WIRE_NOT_FINITE', 'WIRE_STALE', 'WIRE_UNEXPECTED',
+  'WIRE_OVERSIZED', 'WIRE_FORBIDDEN', 'GRADIENT_OUTLIER', 'AUTH_FAILED', 'WORKER_FAILED', 'NO_EXECUTORS', 'INTERRUPTED',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class DptrainError extends Error {
   readonly code: ErrorCode;
@@ -37,6 +26,15 @@ export const configError = (where: string, what: string): DptrainError =>
 
 export const unreadable = (file: string, cause: unknown): DptrainError =>
   new DptrainError('FILE_UNREADABLE', `${file}: cannot read: ${cause instanceof Error ? cause.message : String(cause)}`);
+
+/**
+ * What a process tells a peer about its own failure: the code and a fixed sentence, never the
+ * message, which may quote a local file or path. The message goes to the local log only.
+ */
+export function peerSafe(e: unknown): { code: ErrorCode | 'INTERNAL'; message: string } {
+  const code = isDptrainError(e) ? e.code : 'INTERNAL';
+  return { code, message: `the node failed (${code}); details are in its own log` };
+}
 
 export function isDptrainError(e: unknown): e is DptrainError {
   return e instanceof DptrainError;

@@ -44,6 +44,7 @@ export interface TrainFlags {
   stepDeadline: number;
   heartbeat: number;
   maxNodeFailures: number;
+  maxGradRatio: number;
   minNodes: number;
   balance?: Balance;
 }
@@ -118,7 +119,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
     const r = await train({
       config, workers, kernels: f.kernels, reporter, stop, stopWaiting, maxSteps, checkpointEvery, resume: f.resume,
       initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(f.checkpointDir), fault: parseFault(f.fault),
-      balance: f.balance ?? (listen ? 'measured' : 'static'), maxNodes: listen ? maxNodes : 0, maxNodeFailures,
+      balance: f.balance ?? (listen ? 'measured' : 'static'), maxNodes: listen ? maxNodes : 0, maxNodeFailures, maxGradRatio: f.maxGradRatio,
       minExecutors: (workers > 0 ? 1 : 0) + (nonNegativeInt('--min-nodes', f.minNodes) ?? 0),
       attachRemote: listen && remote
         ? (run) => remote.startRemoteServer(run, { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, deadlineMs, heartbeatMs, log: (l) => reporter.log(l) })

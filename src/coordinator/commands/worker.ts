@@ -11,6 +11,7 @@ export interface WorkerFlags {
   threads?: number;
   tlsCa?: string;
   maxReconnects: number;
+  maxAuthFailures: number;
   exitAtStep?: number;
   leaveAfterStep?: number;
 }
@@ -20,9 +21,10 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   const threads = f.threads ?? availableParallelism();
   if (!(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) throw configError('--threads', `expected a whole number from 1 to 1024, got ${f.threads}`);
   if (!(Number.isInteger(f.maxReconnects) && f.maxReconnects >= 0)) throw configError('--max-reconnects', `expected a whole number ≥ 0, got ${f.maxReconnects}`);
+  if (!(Number.isInteger(f.maxAuthFailures) && f.maxAuthFailures >= 1)) throw configError('--max-auth-failures', `expected a whole number ≥ 1, got ${f.maxAuthFailures}`);
   return runNode({
     connect: f.connect, token: f.tokenFile ? readToken(f.tokenFile) : undefined, threads, tlsCa: f.tlsCa,
-    maxReconnects: f.maxReconnects, exitAtStep: f.exitAtStep, leaveAfterStep: f.leaveAfterStep,
+    maxReconnects: f.maxReconnects, maxAuthFailures: f.maxAuthFailures, exitAtStep: f.exitAtStep, leaveAfterStep: f.leaveAfterStep,
     log: (l) => process.stderr.write(`dptrain worker: ${l}\n`),
   });
 }
