@@ -8,7 +8,7 @@ import { parseConfig } from '../src/core/config.js';
 import { train } from '../src/coordinator/train/trainer.js';
 import { paramLayout } from '../src/core/layout.js';
 import { encodeFrame, PROTOCOL_VERSION } from '../src/core/protocol/wire.js';
-import { killAll, relDiff, remoteRun, resultFrame, rogue, sameBits, spawnNode, waitForLine } from './remote-helpers.js';
+import { killAll, relDiff, remoteRun, resultFrame, rogue, sameBits, spawnNode, tokenFile, waitForLine } from './remote-helpers.js';
 
 afterAll(killAll);
 
@@ -187,11 +187,3 @@ describe('hostile and broken peers (invariant 6)', () => {
     expect(process.memoryUsage().rss - rss0).toBeLessThan(200 * 1024 * 1024);
   });
 });
-
-async function tokenFile(token: string): Promise<string> {
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { join } = await import('node:path');
-  const f = join(mkdtempSync(join(tmpdir(), 'dptrain-token-')), 'token');
-  writeFileSync(f, `${token}\n`);
-  return f;
-}

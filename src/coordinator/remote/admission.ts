@@ -41,6 +41,7 @@ export class RefusalLog {
   private inFull = 0;
   private counted = 0;
   private readonly addresses = new Set<string>();
+  private since = Date.now();
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly log: (line: string) => void) {
@@ -61,10 +62,13 @@ export class RefusalLog {
 
   /** Writes the interval's summary (if anything was counted) and starts a new interval. */
   flush(): void {
+    const now = Date.now();
     if (this.counted > 0) {
       const m = this.addresses.size;
-      this.log(`refused ${this.counted} more unauthenticated connection${this.counted > 1 ? 's' : ''} from ${m} address${m > 1 ? 'es' : ''} in the last ${INTERVAL_MS / 1000} s`);
+      const seconds = Math.max(1, Math.round((now - this.since) / 1000));
+      this.log(`refused ${this.counted} more unauthenticated request${this.counted > 1 ? 's' : ''} from ${m} address${m > 1 ? 'es' : ''} in the last ${seconds} s`);
     }
+    this.since = now;
     this.inFull = 0;
     this.counted = 0;
     this.addresses.clear();
