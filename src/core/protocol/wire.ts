@@ -8,7 +8,8 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { DptrainError, ERROR_CODES, type ErrorCode } from '../errors.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: mutual authentication in the upgrade; welcomes name no file. */
+export const PROTOCOL_VERSION = 2;
 /** The largest header any message has (the welcome carries the config JSON). */
 export const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_DEPTH = 3;
