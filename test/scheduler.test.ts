@@ -3,11 +3,11 @@
 
 import { describe, expect, it } from 'vitest';
 import { Scheduler, type SchedulerOptions } from '../src/coordinator/train/scheduler.js';
-import type { Executor, FuseUpdate, ShardOutcome, ShardSpec } from '../src/worker/pool/executor.js';
+import type { Executor, StepUpdate, ShardOutcome, ShardSpec } from '../src/worker/pool/executor.js';
 
 /** An executor that answers at once (or fails, or waits) and records every call. */
 class FakeExecutor implements Executor {
-  readonly calls: { step: number; shards: readonly ShardSpec[]; fuse?: FuseUpdate }[] = [];
+  readonly calls: { step: number; shards: readonly ShardSpec[]; fuse?: StepUpdate }[] = [];
   retired = false;
   closed = false;
   failAt = 0;
@@ -16,7 +16,7 @@ class FakeExecutor implements Executor {
 
   constructor(readonly id: string, readonly threads: number) {}
 
-  async run(step: number, shards: readonly ShardSpec[], fuse?: FuseUpdate): Promise<ShardOutcome[]> {
+  async run(step: number, shards: readonly ShardSpec[], fuse?: StepUpdate): Promise<ShardOutcome[]> {
     this.calls.push({ step, shards, fuse });
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     if (step === this.failAt) throw new Error('disconnected');
