@@ -1,9 +1,5 @@
-// npm run bench:dispatch — what a Piscina task costs the step. For each of Piscina's `atomics`
-// modes ('sync', the pool's choice; 'async'; 'disabled'), rounds of one task per thread (2
-// threads), either empty or a real 64-row MNIST shard, with a 1.2 ms pause between rounds as the
-// coordinator's update makes. Reported per round (medians): the latency until the later task
-// starts, from the later end to the coordinator seeing both, and the round's wall time minus the
-// longer task (the dispatch overhead a step pays).
+// npm run bench:dispatch — what a Piscina task costs a step, for each `atomics` mode: rounds of one
+// task per thread (empty or a 64-row MNIST shard), task start and finish latencies, round overhead.
 
 import { join } from 'node:path';
 import { Piscina } from 'piscina';

@@ -1,7 +1,5 @@
-// npm run bench:pool — is the Piscina pool what limits two threads, or the machine? Interleaved in
-// one process, rounds of: the trainer with 1 and 2 pool threads (batch 128), and bare worker_threads
-// running the same shardGradients on the same shared arena and data (1 × 128 rows, 2 × 64 rows),
-// each step dispatched by postMessage. Medians of samples/s per configuration.
+// npm run bench:pool — is the Piscina pool what limits two threads, or the machine? The trainer's
+// pool against bare worker_threads running the same shardGradients, interleaved in one process.
 
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';

@@ -1,9 +1,5 @@
-// npm run bench:scaling — samples/s of the reference workload (784-512-512-10, ReLU, cross-entropy,
-// SGD with momentum) on the embedded MNIST digits for 1..N worker threads at batch 128 and 512, with
-// speedup, parallel efficiency and the split of a step, measured as `dptrain bench scaling`
-// measures a local row (src/coordinator/bench/rows.ts), thread counts alternating over rounds;
-// whole `dptrain train` runs (start-up included) with their peak memory; and TensorFlow.js (cpu and
-// wasm backends) in the same run. Writes bench/results/scaling.json.
+// npm run bench:scaling — local rows of the reference workload for 1..N threads, measured as `dptrain
+// bench scaling` measures them (rows.ts), whole CLI runs and TensorFlow.js in the same run.
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';

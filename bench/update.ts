@@ -1,9 +1,5 @@
-// npm run bench:update — where should a step's reduce + optimizer update run? Interleaved in one
-// process, rounds of the trainer (MNIST MLP, SGD with momentum) with the update on the coordinator
-// thread (whole vector, in place), on the pool's threads in a second Piscina round (one slice per
-// thread), and fused into the shard tasks (each thread updates its slice once all shards are
-// summed), at 1 and 2 threads, batch 128 and 512. Medians of step time, update time, samples/s,
-// over the steps `dptrain bench scaling` counts (src/coordinator/bench/rows.ts).
+// npm run bench:update — where should a step's reduce + optimizer update run: on the coordinator
+// thread, in a second round of slices on the pool, or fused into the shard tasks? Interleaved rounds.
 
 import { join } from 'node:path';
 import { parseConfig, readConfigFile } from '../src/core/config.js';

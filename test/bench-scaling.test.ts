@@ -1,7 +1,5 @@
-// `dptrain bench scaling` as a user runs it (the compiled CLI, real worker processes, real sockets
-// on 127.0.0.1): rows, results.json, charts, the emulated link's latency, --net-namespaces (the
-// namespace path where root and iproute2 allow it, the one-line fallback where not), Ctrl-C, and
-// nothing left running afterwards.
+// `dptrain bench scaling` as a user runs it (compiled CLI, real worker processes and sockets): rows,
+// results.json, charts, emulated links, --net-namespaces and its fallback, Ctrl-C, nothing left running.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';

@@ -1,6 +1,5 @@
-// Test helpers: a model + arena in one call, seeded random data, checkGrad (the one
-// finite-difference gradient check every gradient test goes through), and the compiled CLI's path,
-// scratch folders and a silent reporter for the tests that run training.
+// Test helpers: a model + arena in one call, seeded random data, checkGrad (the one gradient check),
+// and the compiled CLI's path, scratch folders and a silent reporter for tests that train.
 
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

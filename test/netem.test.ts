@@ -1,6 +1,5 @@
-// The network emulator holds its latency and bandwidth, measured through it on 127.0.0.1, in both
-// directions, keeps bytes intact and in order, pushes back on a sender that outruns the receiver,
-// and leaves nothing open after close().
+// The network emulator, measured through it on 127.0.0.1: latency and bandwidth both ways, bytes
+// intact and in order, backpressure on a sender that outruns the receiver, nothing left open.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';

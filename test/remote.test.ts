@@ -197,7 +197,7 @@ describe('hostile and broken peers (invariant 6)', () => {
   });
 
   it('the coordinator\'s memory stays bounded beside a peer that stops reading, with 2.6 MB frames every step', async () => {
-    // 644,802 parameters (the reference MNIST model's frame size): each step sends a 2.6 MB frame to
+    // 644,802 parameters (close to the reference MNIST model's): each step sends a 2.6 MB frame to
     // the honest node, 50 steps 129 MB, so a coordinator that kept its frames (or queued them for
     // the silent peer) breaks the bound. Measured after a full collection, so garbage not yet
     // collected does not count.

@@ -1,6 +1,5 @@
-// The scale-out model (scaleout.ts) fed with what `dptrain bench scaling` measured: compute per
-// sample and thread efficiency from the local rows, frame costs timed here, reduce and update
-// costs fitted to the measured updateMs; and the predictions it makes from them.
+// The scale-out model (scaleout-model.ts) fed with what `dptrain bench scaling` measured: compute,
+// thread efficiency, frame, reduce and update costs; and the predictions it makes from them.
 
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';

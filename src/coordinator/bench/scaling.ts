@@ -1,6 +1,5 @@
-// `dptrain bench scaling`: every (batch, threads, nodes) row in turn (rows.ts measures, row-runs.ts
-// runs one, scaling-report.ts builds the report). Whatever it starts it stops, also on failure and
-// on Ctrl-C (SIGINT and SIGTERM are handled for the run's duration).
+// `dptrain bench scaling`: every (batch, threads, nodes) row in turn, and whatever it starts stopped
+// again, also on failure and on SIGINT/SIGTERM. rows.ts measures, row-runs.ts runs a row.
 
 import type { KernelChoice } from '../../core/kernels/index.js';
 import { measureTransportCosts } from './measured-model.js';
