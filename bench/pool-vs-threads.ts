@@ -2,10 +2,9 @@
 // pool against bare worker_threads running the same shardGradients, interleaved in one process.
 
 import { Worker } from 'node:worker_threads';
-import { join } from 'node:path';
 import { arenaLayout, createArenaMemory } from '../src/core/arena.js';
-import { loadConfigData, parseConfig, readConfigFile } from '../src/core/config.js';
-import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/core/io/package-files.js';
+import { loadConfig, loadConfigData } from '../src/core/config.js';
+import { DEFAULT_CONFIG } from '../src/core/io/package-files.js';
 import { fmt, median, table } from '../src/coordinator/bench/stats.js';
 import { train } from '../src/coordinator/train/trainer.js';
 import type { ModelSpec } from '../src/core/spec.js';
@@ -15,7 +14,7 @@ const STEPS = 40;
 const WARMUP = 8;
 const ROUNDS = 3;
 
-const config = parseConfig(readConfigFile(DEFAULT_CONFIG), DEFAULT_CONFIG, join(PACKAGE_ROOT, 'config'), [
+const config = loadConfig(DEFAULT_CONFIG, [
   { path: 'training.batchSize', value: BATCH, flag: '--batch' },
 ]);
 const spec: ModelSpec = config.model;

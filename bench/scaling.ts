@@ -5,9 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../src/core/config.js';
+import { loadConfig } from '../src/core/config.js';
 import { PACKAGE_ROOT, DEFAULT_CONFIG } from '../src/core/io/package-files.js';
-import { readConfigFile } from '../src/core/config.js';
 import type { StepRecord } from '../src/coordinator/train/trainer.js';
 import type { KernelChoice } from '../src/core/kernels/index.js';
 import { fullBatches, runLocalSteps, scalingRow, stepTimes, type ScalingRow } from '../src/coordinator/bench/rows.js';
@@ -49,7 +48,7 @@ function parseArgs(argv: string[]): Args {
 
 /** The counted steps (full batches after the warm-up) of one run with `threads` workers. */
 async function measureSteps(threads: number, batch: number, a: Args): Promise<StepRecord[]> {
-  const config = parseConfig(readConfigFile(DEFAULT_CONFIG), DEFAULT_CONFIG, join(PACKAGE_ROOT, 'config'), [
+  const config = loadConfig(DEFAULT_CONFIG, [
     { path: 'training.batchSize', value: batch, flag: '--batch' },
     { path: 'training.epochs', value: 1000, flag: '--epochs' },
   ]);
@@ -74,7 +73,7 @@ interface WholeRun {
 /** `dptrain train` as a user runs it: the default job (the shipped MNIST config), start-up, evaluation and checkpoints included. */
 function wholeRun(threads: number, kernels: KernelChoice): WholeRun {
   const dir = join(tmpdir(), `dptrain-bench-${process.pid}-${threads}`);
-  const config = parseConfig(readConfigFile(DEFAULT_CONFIG), DEFAULT_CONFIG, join(PACKAGE_ROOT, 'config'), []);
+  const config = loadConfig(DEFAULT_CONFIG);
   const samples = config.training.epochs * 8000;
   const t0 = performance.now();
   const r = spawnSync(process.execPath, [CLI, 'train', '--workers', String(threads), '--kernels', kernels, '--checkpoint-dir', dir], { encoding: 'utf8' });

@@ -1,9 +1,8 @@
 // npm run bench:update — where should a step's reduce + optimizer update run: on the coordinator
 // thread, in a second round of slices on the pool, or fused into the shard tasks? Interleaved rounds.
 
-import { join } from 'node:path';
-import { parseConfig, readConfigFile } from '../src/core/config.js';
-import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/core/io/package-files.js';
+import { loadConfig } from '../src/core/config.js';
+import { DEFAULT_CONFIG } from '../src/core/io/package-files.js';
 import { fullBatches, runLocalSteps, stepTimes } from '../src/coordinator/bench/rows.js';
 import { fmt, median, table } from '../src/coordinator/bench/stats.js';
 
@@ -15,7 +14,7 @@ const THREADS = [1, 2];
 const WHERE = ['coordinator', 'threads', 'fused'] as const;
 
 async function measure(batch: number, workers: number, update: (typeof WHERE)[number]): Promise<{ stepMs: number; updateMs: number }> {
-  const config = parseConfig(readConfigFile(DEFAULT_CONFIG), DEFAULT_CONFIG, join(PACKAGE_ROOT, 'config'), [
+  const config = loadConfig(DEFAULT_CONFIG, [
     { path: 'training.batchSize', value: batch, flag: '--batch' },
   ]);
   const steps = await runLocalSteps({ config, threads: workers, kernels: 'wasm', update, maxSteps: WARMUP + STEPS });
