@@ -3,12 +3,13 @@
 // it can; a flood of unauthenticated requests neither locks out a genuine node nor floods the log.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/core/config.js';
 import { decodeNodeFrame, encodeFrame, PROTOCOL_VERSION } from '../src/core/protocol/wire.js';
+import { workdir } from './helpers.js';
 import { exited, fakeCoordinator, killAll, remoteRun, spawnNode, tokenFile, track } from './remote-helpers.js';
 
 afterAll(killAll);
@@ -19,7 +20,7 @@ const model = { layers: [2, 8, 2], hidden: 'tanh' };
 
 /** A file the fake coordinator would like to read, with the marker on its first line. */
 function secretCsv(): string {
-  const f = join(mkdtempSync(join(tmpdir(), 'dptrain-secret-')), 'secret.csv');
+  const f = join(workdir('secret'), 'secret.csv');
   writeFileSync(f, `${MARKER},root:x:0:0\n1,2\n`);
   return f;
 }

@@ -1,19 +1,16 @@
 // Helpers for tests with real worker-node processes and real sockets on 127.0.0.1.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket, WebSocketServer } from 'ws';
 import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, coordinatorProof, freshNonce, NODE_NONCE_HEADER, nodeProof, PROOF_HEADER } from '../src/core/protocol/auth.js';
 import { decodeCoordinatorFrame, encodeFrame, PROTOCOL_VERSION, type StepRequest } from '../src/core/protocol/wire.js';
 import { startRemoteServer } from '../src/coordinator/remote/server.js';
-export { relDiff, sameBits } from './helpers.js';
+import { CLI, workdir } from './helpers.js';
+export { CLI, relDiff, sameBits } from './helpers.js';
 import { train, type Reporter, type StepRecord, type TrainOptions, type TrainResult } from '../src/coordinator/train/trainer.js';
-
-/** The CLI the tests spawn; DPTRAIN_CLI points them at another build (e.g. one from before a fix). */
-export const CLI = process.env.DPTRAIN_CLI ?? join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
 
 const children = new Set<ChildProcess>();
 
@@ -184,7 +181,7 @@ export function exited(child: ChildProcess): Promise<number | string> {
 }
 
 export async function tokenFile(token: string): Promise<string> {
-  const f = join(mkdtempSync(join(tmpdir(), 'dptrain-token-')), 'token');
+  const f = join(workdir('token'), 'token');
   writeFileSync(f, `${token}\n`);
   return f;
 }

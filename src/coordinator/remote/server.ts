@@ -16,7 +16,7 @@ import { Challenges } from './challenges.js';
 import { DEFAULT_BUCKETS, RefusalLog, SourceLimiter, type BucketOptions } from './admission.js';
 import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, NAMED_SOURCES, PROTOCOL_VERSION, type Welcome } from '../../core/protocol/wire.js';
 import { RemoteNode } from './node-handle.js';
-import type { RemoteAttachment, RunContext } from '../train/trainer.js';
+import type { RemoteAttachment, RunContext } from '../train/records.js';
 
 export interface ListenOptions {
   readonly host: string;

@@ -1,6 +1,5 @@
-// `dptrain bench scaling --net-namespaces`: a network namespace per worker node, joined to ours by a
-// veth pair whose two ends are rate-limited by `tc tbf`. Needs root and iproute2 (ip, tc). Latency
-// stays in the user-space proxy: the kernels we target have tbf but not netem.
+// `--net-namespaces`: a network namespace per worker node on a veth pair rate-limited by `tc tbf`
+// (root and iproute2). Latency stays in the user-space proxy: the kernels we target lack netem.
 
 import { spawnSync } from 'node:child_process';
 
@@ -111,11 +110,4 @@ export function netnsUnavailable(): string | null {
     return (e as Error).message;
   }
   return null;
-}
-
-/** Namespaces of ours (any run) still present: for tests, and for a tidy-up message. */
-export function leftoverNamespaces(pid?: number): string[] {
-  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  const names = (r.stdout ?? '').split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
-  return names.filter((n) => n.startsWith(pid === undefined ? 'dptrain-' : `dptrain-${pid}-`));
 }
