@@ -106,12 +106,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const heartbeatMs = positive('--heartbeat', f.heartbeat);
   const maxNodeFailures = nonNegativeInt('--max-node-failures', f.maxNodeFailures) ?? 10;
   const checkpointDir = f.checkpointDir ?? defaultCheckpointDir(runIdentity(config));
-  checkOutputPaths([
-    { flag: '--checkpoint-dir', path: checkpointDir, kind: 'folder' },
-    ...(f.saveWeights ? [{ flag: '--save-weights', path: f.saveWeights, kind: 'file' as const }] : []),
-    ...(f.metrics ? [{ flag: '--metrics', path: f.metrics, kind: 'file' as const }] : []),
-    ...(f.plot ? [{ flag: '--plot', path: f.plot, kind: 'file' as const }] : []),
-  ]);
+  checkOutputPaths({ checkpointDir, saveWeights: f.saveWeights, metrics: f.metrics, plot: f.plot });
   const reporter = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
   const stop = { requested: false };
   let interrupt: (e: Error) => void = () => {};

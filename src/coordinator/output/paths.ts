@@ -6,17 +6,24 @@ import { dirname, join, resolve } from 'node:path';
 import { outputUnwritable } from '../../core/errors.js';
 import { ioReason, makeDir } from '../../core/io/atomic-file.js';
 
-export interface OutputPath {
-  /** The flag the user set it with, for the message. */
-  readonly flag: string;
-  readonly path: string;
-  /** A folder to write files into, or a file (its folder is made). */
-  readonly kind: 'folder' | 'file';
+/** A run's outputs, each by the flag that sets it. */
+export interface OutputPaths {
+  readonly checkpointDir?: string;
+  readonly saveWeights?: string;
+  readonly metrics?: string;
+  readonly plot?: string;
 }
 
 /** Throws OUTPUT_UNWRITABLE (one line naming the flag and path) for the first path that fails. */
-export function checkOutputPaths(paths: readonly OutputPath[]): void {
+export function checkOutputPaths(o: OutputPaths): void {
+  const paths = [
+    { flag: '--checkpoint-dir', path: o.checkpointDir, kind: 'folder' },
+    { flag: '--save-weights', path: o.saveWeights, kind: 'file' },
+    { flag: '--metrics', path: o.metrics, kind: 'file' },
+    { flag: '--plot', path: o.plot, kind: 'file' },
+  ] as const;
   for (const { flag, path, kind } of paths) {
+    if (path === undefined) continue;
     const folder = kind === 'folder' ? path : dirname(resolve(path));
     try {
       if (kind === 'file' && isFolder(path)) throw new Error('it is a folder');

@@ -30,8 +30,9 @@ export function findResumeCheckpoint(dir: string, run: RunIdentity, training: Re
   if (!found) {
     // In the default layout (checkpoints/NAME-ID8) the same config under other run fields sits beside.
     const parent = dirname(dir);
-    if (new RegExp(`^${run.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{8}$`).test(basename(dir)) && existsSync(parent)) {
-      for (const sibling of readdirSync(parent).filter((d) => d.startsWith(`${run.name}-`) && join(parent, d) !== dir)) {
+    const runFolder = new RegExp(`^${run.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{8}$`);
+    if (runFolder.test(basename(dir)) && existsSync(parent)) {
+      for (const sibling of readdirSync(parent).filter((d) => runFolder.test(d) && join(parent, d) !== dir)) {
         for (const path of listCheckpoints(join(parent, sibling))) {
           const meta = readCheckpointMeta(path);
           if (meta) others.push({ path, meta });
