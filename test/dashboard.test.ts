@@ -43,7 +43,7 @@ describe('the history', () => {
     const h = new RunHistory(info(), 100);
     const mark = h.mark();
     for (let s = 1; s <= 10_000; s++) {
-      h.addStep({ step: s, epoch: 1, loss: 1 / s, batchLoss: null, samplesPerSec: 100, computeMs: 1, commMs: 0.5, updateMs: 0.2, batches: 10_000, steps: 1 });
+      h.addStep({ step: s, epoch: 1, loss: 1 / s, batchLoss: null, samplesPerSec: 100, computeMs: 1, commMs: 0.5, updateMs: 0.2, batches: 10_000 });
     }
     const snap = h.snapshot();
     expect(snap.points.length).toBeLessThanOrEqual(100);

@@ -37,7 +37,7 @@ export function createFeed(inner: Reporter, history: RunHistory, metrics: RunMet
       const batchLoss = count === null ? null : r.epoch !== prev.epoch ? r.loss : (r.loss * count - prev.loss * (prev.count ?? 0)) / r.rows;
       prev = { epoch: r.epoch, loss: r.loss, count };
       const samplesPerSec = r.stepMs > 0 ? (1000 * r.rows) / r.stepMs : 0;
-      history.addStep({ step: r.step, epoch: r.epoch + 1, loss: r.loss, batchLoss, samplesPerSec, ...split, batches: r.batches, steps: 1 });
+      history.addStep({ step: r.step, epoch: r.epoch + 1, loss: r.loss, batchLoss, samplesPerSec, ...split, batches: r.batches });
       for (const s of r.shards) history.addWork(s.by.split('/')[0], s.rows, s.computeMs);
       for (const n of r.nodes) {
         history.upsertExecutor({ id: n.id, kind: 'node', address: n.address, threads: n.threads, bytesSent: n.bytesSent, bytesReceived: n.bytesReceived, lastSeenMsAgo: n.lastSeenMsAgo });

@@ -115,11 +115,11 @@ export interface Mark {
 /** A step as the history takes it in (from a StepRecord, or a metrics-file line per interval). */
 export interface StepInput extends Omit<StepPoint, 't'> {
   readonly batches: number | null;
-  /** Steps this input stands for (1 live; the interval's length from a metrics file). */
-  readonly steps: number;
 }
 
 const MAX_LOG = 200;
+const PACE_EVERY_S = 0.1;
+const PACE_WINDOW_S = 10;
 // Samples/s of an executor over its last few steps: recent enough to show a slowdown.
 const RATE_WINDOW = 20;
 
@@ -135,8 +135,8 @@ export class RunHistory {
   private readonly logLines: LogLine[] = [];
   private logTotal = 0;
   private readonly t0 = performance.now();
-  // Seconds per step over the last steps, for the ETA.
-  private readonly recentStepS: number[] = [];
+  // (elapsed s, step) now and then over the last seconds: the ETA's pace, evaluations included.
+  private readonly pace: { t: number; step: number }[] = [];
 
   constructor(info: RunInfo, private readonly maxPoints = 2000) {
     if (!(maxPoints >= 4 && maxPoints % 2 === 0)) throw new Error('maxPoints must be an even number ≥ 4');
@@ -148,7 +148,7 @@ export class RunHistory {
   }
 
   addStep(s: StepInput): void {
-    const { batches, steps, ...point } = s;
+    const { batches, ...point } = s;
     this.pending.push({ ...point, t: this.elapsed() });
     if (this.pending.length >= this.stride) {
       this.points.push(mergePoints(this.pending));
@@ -159,9 +159,10 @@ export class RunHistory {
     st.step = s.step;
     st.epoch = s.epoch;
     if (batches !== null) st.batches = batches;
-    if (s.samplesPerSec > 0) {
-      this.recentStepS.push(steps / Math.max(1e-9, s.samplesPerSec));
-      if (this.recentStepS.length > 50) this.recentStepS.shift();
+    const t = this.elapsed();
+    if (t !== null && (this.pace.length === 0 || t - this.pace[this.pace.length - 1].t >= PACE_EVERY_S)) {
+      this.pace.push({ t, step: s.step });
+      while (this.pace.length > 2 && t - this.pace[0].t > PACE_WINDOW_S) this.pace.shift();
     }
     this.updateClock();
   }
@@ -227,12 +228,13 @@ export class RunHistory {
   private updateClock(): void {
     const st = this.status;
     st.elapsedS = this.elapsed();
-    if (st.finished || st.batches === null || !this.info.stop || this.recentStepS.length === 0) return;
+    const first = this.pace[0];
+    const last = this.pace[this.pace.length - 1];
+    if (st.finished || st.batches === null || !this.info.stop || !first || last.step <= first.step) return;
     // Steps left by the epochs criterion (or --max-steps if sooner); a target may stop the run earlier.
     let total = this.info.stop.epochs * st.batches;
     if (this.info.stop.maxSteps !== null) total = Math.min(total, this.info.stop.maxSteps);
-    const perStep = this.recentStepS.reduce((a, b) => a + b, 0) / this.recentStepS.length;
-    st.etaS = Math.max(0, total - st.step) * perStep;
+    st.etaS = (Math.max(0, total - st.step) * (last.t - first.t)) / (last.step - first.step);
   }
 
   private compact(): void {

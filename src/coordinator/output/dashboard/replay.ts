@@ -47,7 +47,7 @@ export function historyFromMetrics(file: string): RunHistory {
     const computeMs = Math.max(0, ...Object.values(l.computeMs).map(perStep));
     const updateMs = perStep(l.reduceUpdateMs);
     const commMs = l.stepMs === undefined ? null : Math.max(0, perStep(l.stepMs) - computeMs - updateMs);
-    history.addStep({ step: l.step, epoch: l.epoch, loss: l.loss, batchLoss: null, samplesPerSec: l.samplesPerSec, computeMs, commMs, updateMs, batches: null, steps: l.steps });
+    history.addStep({ step: l.step, epoch: l.epoch, loss: l.loss, batchLoss: null, samplesPerSec: l.samplesPerSec, computeMs, commMs, updateMs, batches: null });
     for (const by of Object.keys(l.computeMs)) {
       const id = by.split('/')[0];
       if (id === 'local') history.upsertExecutor({ id, kind: 'local', address: 'the coordinator', threads: 0, bytesSent: 0, bytesReceived: 0, lastSeenMsAgo: null });

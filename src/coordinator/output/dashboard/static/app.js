@@ -47,6 +47,15 @@ const CHARTS = [
 
 const plots = new Map();
 
+/** Axis ticks in few characters: 120000 → 120k. */
+function compact(v) {
+  if (v === null) return '';
+  const a = Math.abs(v);
+  if (a >= 1e6) return `${+(v / 1e6).toFixed(2)}M`;
+  if (a >= 1e4) return `${+(v / 1e3).toFixed(1)}k`;
+  return String(+v.toFixed(4));
+}
+
 function plotWidth(fig) {
   return Math.max(300, fig.clientWidth - 18);
 }
@@ -59,7 +68,7 @@ function createPlots() {
       height: 220,
       scales: { x: { time: false } },
       series: [{ label: c.x }, ...c.series.map((s) => ({ label: s.label, stroke: s.stroke, width: s.width, spanGaps: true, points: { show: false } }))],
-      axes: [{ label: c.x }, {}],
+      axes: [{ label: c.x }, { size: 56, values: (u, vals) => vals.map(compact) }],
       legend: { live: true },
     };
     plots.set(c.id, new uPlot(opts, [[], ...c.series.map(() => [])], fig.querySelector('.plot')));
