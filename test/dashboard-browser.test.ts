@@ -4,7 +4,7 @@
 // moves, nothing fetched from anywhere else, and no console errors. Leaves a screenshot in
 // test-artifacts/.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +44,22 @@ async function until<T>(what: string, probe: () => Promise<T | null | undefined 
 const chartAttr = (page: Page, id: string, attr: string): Promise<number> =>
   page.$eval(`#${id}`, (el, a) => Number((el as unknown as { dataset: Record<string, string | undefined> }).dataset[a] || 0), attr);
 
+/** A page with its console errors and the requests it made anywhere but `origin`. */
+async function openPage(origin: string): Promise<{ page: Page; errors: string[]; foreign: string[] }> {
+  browser ??= await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const errors: string[] = [];
+  const foreign: string[] = [];
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('request', (r) => !r.url().startsWith(origin) && !r.url().startsWith('data:') && foreign.push(r.url()));
+  await page.goto(origin);
+  return { page, errors, foreign };
+}
+
 async function scrape(url: string) {
   const res = await fetch(url);
   expect(res.status).toBe(200);
@@ -57,23 +73,15 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a browser', () => {
     const coordinator = track(spawn(process.execPath, [
       CLI, 'train', '--config', 'c.json', '--workers', '1', '--checkpoint-dir', 'ck', '--heartbeat', '300',
       '--listen', '127.0.0.1:0', '--dashboard', '127.0.0.1:0',
+      // Static shares: every node takes part in every step (measured balance starves slow nodes).
+      '--balance', 'static',
     ], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }));
     const lines: string[] = [];
     coordinator.stderr!.setEncoding('utf8').on('data', (d: string) => lines.push(...d.split('\n').filter(Boolean)));
     const dashUrl = (await waitForLine(lines, /^dashboard: http:\/\//, 60_000)).slice('dashboard: '.length);
     const wsUrl = /(ws:\/\/\S+)/.exec(await waitForLine(lines, /listening for worker nodes on ws:\/\//, 60_000))![1];
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    const errors: string[] = [];
-    const foreign: string[] = [];
-    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('request', (r) => !r.url().startsWith(dashUrl) && !r.url().startsWith('data:') && foreign.push(r.url()));
-    await page.goto(dashUrl);
+    const { page, errors, foreign } = await openPage(dashUrl);
     await page.waitForSelector('#mode.live', { timeout: 60_000 });
 
     // The charts gain points as steps pass.
@@ -135,4 +143,28 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in a browser', () => {
     expect(errors).toEqual([]);
     await page.close();
   }, 240_000);
+
+  it('shows a finished run from its metrics file, saying it is not live', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dptrain-dash-replay-'));
+    writeFileSync(join(dir, 'c.json'), JSON.stringify({ ...config, training: { epochs: 8, batchSize: 32, seed: 3 } }));
+    const r = spawnSync(process.execPath, [CLI, 'train', '--config', 'c.json', '--workers', '1', '--checkpoint-dir', 'ck', '--metrics', 'm.jsonl', '--metrics-every', '3'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status).toBe(0);
+    const child = track(spawn(process.execPath, [CLI, 'dashboard', '--metrics', 'm.jsonl', '--port', '127.0.0.1:0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }));
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const url = /(http:\/\/\S+)/.exec(await until('the dashboard\'s address', async () => /http:\/\/\S+/.test(out) && out))![1];
+    const { page, errors, foreign } = await openPage(url);
+    await page.waitForSelector('#mode.replay', { timeout: 60_000 });
+    expect(await page.locator('#mode').textContent()).toMatch(/^not live/);
+    expect(await page.locator('#source').textContent()).toBe('m.jsonl');
+    await until('the epochs drawn', async () => (await chartAttr(page, 'chart-loss-epoch', 'points')) === 8);
+    expect(await chartAttr(page, 'chart-loss-step', 'lastStep')).toBe(8 * 19);
+    expect(await page.locator('#s-eta').textContent()).toBe('done');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-replay.png'), fullPage: true });
+    expect(foreign).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.close();
+    child.kill('SIGINT');
+  }, 120_000);
 });

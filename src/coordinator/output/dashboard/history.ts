@@ -169,10 +169,14 @@ export class RunHistory {
 
   /** Per-shard work of one step, for each executor's samples/s. */
   addWork(by: string, rows: number, computeMs: number): void {
-    const w = this.rates.get(by) ?? [];
+    const w = this.rates.get(by);
+    if (!w) {
+      // An executor's first shard includes its warm-up (threads starting, kernels compiling).
+      this.rates.set(by, []);
+      return;
+    }
     w.push({ rows, ms: computeMs });
     if (w.length > RATE_WINDOW) w.shift();
-    this.rates.set(by, w);
     const row = this.executors.get(by);
     if (row) {
       const sum = w.reduce((a, x) => ({ rows: a.rows + x.rows, ms: a.ms + x.ms }), { rows: 0, ms: 0 });

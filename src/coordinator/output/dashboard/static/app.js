@@ -6,7 +6,7 @@ import uPlot from '/vendor/uPlot.esm.js';
 
 const COLORS = { a: '#1f6feb', b: '#d97706', c: '#16a34a', faint: '#9aa4b2' };
 
-/** @type {{ info: any, status: any, stride: number, points: any[], epochs: any[], executors: any[], log: any[] }} */
+// The last snapshot with the deltas since applied (the shape of Snapshot).
 const run = { info: null, status: null, stride: 1, points: [], epochs: [], executors: [], log: [] };
 
 const $ = (id) => document.getElementById(id);
