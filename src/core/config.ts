@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { configError, DptrainError } from './errors.js';
 import { ACTIVATIONS, INITS, LOSSES, OUTPUTS, normalizeOutput, type ModelSpec } from './spec.js';
 import type { OptimizerConfig } from './optim.js';
-import { loadData, type DataConfig, type DataSplit } from './data/index.js';
+import { loadData, SYNTHETIC_SETS, type DataConfig, type DataSplit } from './data/index.js';
 
 const positiveInt = z.int().positive();
 const fraction = z.number().gt(0).lt(1);
@@ -58,7 +58,7 @@ const dataSchema = z.discriminatedUnion('source', [
   }),
   z.strictObject({
     source: z.literal('synthetic'),
-    name: z.enum(['xor', 'spirals', 'sine']),
+    name: z.enum(SYNTHETIC_SETS),
     n: positiveInt.optional(),
     test: fraction.optional(),
   }),

@@ -44,7 +44,7 @@ export interface ThreadInit {
  * the task applies slice `slice` of `slices` (equal parameter ranges) of the update, from the
  * weights it computed with to the other copy.
  */
-export interface FusedUpdate {
+export interface FusedSlice {
   readonly slots: readonly number[];
   readonly slice: number;
   readonly slices: number;
@@ -64,7 +64,7 @@ interface RowsTask {
 /** Forward + backward of samples order[lo..hi) into gradient slot `slot`. */
 export interface ShardTask extends RowsTask {
   readonly kind: 'shard';
-  readonly update?: FusedUpdate;
+  readonly update?: FusedSlice;
 }
 
 /**

@@ -159,8 +159,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
 
 /**
  * This process's peak resident memory in KiB. On Linux from /proc (VmHWM, this program's own):
- * getrusage's maxRSS starts at the parent's peak after fork + exec, so a child of a big process
- * (the scaling benchmark with TensorFlow.js loaded) reported the parent's 400 MB.
+ * getrusage's maxRSS starts at the parent's peak after fork + exec.
  */
 function peakRssKb(): number {
   try {

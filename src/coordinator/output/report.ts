@@ -4,7 +4,7 @@
 
 import { appendFileSync, writeFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
-import type { EpochRecord, Reporter, StepRecord } from '../train/trainer.js';
+import type { EpochRecord, Reporter, StepRecord } from '../train/records.js';
 
 export interface ReporterOptions {
   readonly quiet: boolean;

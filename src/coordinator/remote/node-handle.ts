@@ -63,10 +63,6 @@ export class RemoteNode implements Executor {
     this.beat.unref();
   }
 
-  get isGone(): boolean {
-    return this.gone !== null;
-  }
-
   /** True once the node is gone or said its last result is its last (it leaves at the step boundary). */
   get retired(): boolean {
     return this.leaving || this.gone !== null;
@@ -161,8 +157,8 @@ export class RemoteNode implements Executor {
     }
     this.gone = 'closed';
     clearInterval(this.beat);
-    // Closed mid-step (a run abandoned on Ctrl-C): without this its 2-minute deadline kept the
-    // process alive after everything else had stopped.
+    // Closed mid-step (a run abandoned on Ctrl-C): a pending step's deadline must not keep the
+    // process alive.
     this.failPending('closed by the coordinator');
     this.o.ws.close();
   }

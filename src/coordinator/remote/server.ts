@@ -14,7 +14,7 @@ import { CHALLENGE_PATH, PROOF_HEADER } from '../../core/protocol/auth.js';
 import { Challenges } from './challenges.js';
 import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, PROTOCOL_VERSION, type Welcome } from '../../core/protocol/wire.js';
 import { RemoteNode } from './node-handle.js';
-import type { RemoteAttachment, RunContext } from '../train/trainer.js';
+import type { RemoteAttachment, RunContext } from '../train/records.js';
 
 export interface ListenOptions {
   readonly host: string;

@@ -5,7 +5,7 @@
 // the same as if it had finished them.
 
 import { DptrainError } from '../../core/errors.js';
-import type { Executor, FuseUpdate, ShardOutcome, ShardSpec } from '../../worker/pool/executor.js';
+import type { Executor, StepUpdate, ShardOutcome, ShardSpec } from '../../worker/pool/executor.js';
 import { equalRanges, partition } from '../../core/partition.js';
 
 export type Balance = 'static' | 'measured';
@@ -89,7 +89,7 @@ export class Scheduler {
    * StepOutcome.updated). `ahead`: the rows of the step after this one, certain to run next (same
    * epoch, nothing between the two): a fused step's executor may start on it without waiting.
    */
-  async runStep(step: number, start: number, rows: number, fuse?: FuseUpdate, ahead?: { start: number; rows: number }): Promise<StepOutcome> {
+  async runStep(step: number, start: number, rows: number, fuse?: StepUpdate, ahead?: { start: number; rows: number }): Promise<StepOutcome> {
     this.failures = 0;
     await this.admit();
     this.next = step + 1;

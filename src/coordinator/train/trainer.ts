@@ -3,14 +3,14 @@
 // evaluation, stop criteria, checkpoints and weights files. It owns the arena; the executor only
 // fills gradient slots.
 
-import { createArena, type ArenaViews } from '../../core/arena.js';
+import { createArena } from '../../core/arena.js';
 import type { DataSplit } from '../../core/data/types.js';
 import { evaluate, type EvalResult } from '../../core/eval.js';
 import { initParams } from '../../core/init.js';
 import { createKernels, type KernelChoice } from '../../core/kernels/index.js';
 import { paramLayout } from '../../core/layout.js';
 import { checkDataFits, denseViews, type Model } from '../../core/model.js';
-import { stateVectors, updateSlice } from '../../core/optim.js';
+import { stateVectors } from '../../core/optim.js';
 import { Rng, type RngState } from '../../core/rng.js';
 import { loadWeights, saveWeights } from '../../core/io/safetensors.js';
 import { DptrainError, isDptrainError } from '../../core/errors.js';
@@ -18,80 +18,11 @@ import type { FaultHook } from '../../worker/messages.js';
 import { loadConfigData, type Config } from '../../core/config.js';
 import { newestCheckpoint, restoreCheckpoint, writeCheckpoint, type LoopPosition } from './checkpoint.js';
 import { LocalPool } from '../../worker/pool/local-pool.js';
-import { Scheduler, type Balance, type StepPlanEntry } from './scheduler.js';
-import type { ModelSpec } from '../../core/spec.js';
+import { Scheduler, type Balance } from './scheduler.js';
+import { StepRunner, type StepResult, type UpdatePlacement } from './step.js';
+import type { EpochRecord, RemoteAttachment, Reporter, RunContext, StopReason } from './records.js';
 
-export interface EpochRecord {
-  readonly epoch: number;
-  readonly step: number;
-  readonly trainLoss: number;
-  readonly test: EvalResult;
-  readonly samplesPerSec: number;
-  readonly seconds: number;
-  /** True for the last epoch of the run (a stop criterion was met or the epochs are done). */
-  readonly stopping: boolean;
-}
-
-export interface StepRecord {
-  readonly step: number;
-  readonly epoch: number;
-  readonly batch: number;
-  readonly batches: number;
-  readonly rows: number;
-  readonly loss: number;
-  /** From when the step began (for a step posted with the one before: when that one ended) to its end. */
-  readonly stepMs: number;
-  /** Per shard, in shard order: who computed it and how long its forward + backward took. */
-  readonly shards: readonly { readonly by: string; readonly rows: number; readonly computeMs: number }[];
-  /** Reduction of the slots plus the optimizer update. */
-  readonly updateMs: number;
-  /** Rows given to each member this step (the partition). */
-  readonly plan: readonly StepPlanEntry[];
-  /** Connected remote nodes after the step (empty without --listen). */
-  readonly nodes: readonly NodeStatus[];
-}
-
-/** A connected node as progress and metrics show it; byte counts are totals since it joined. */
-export interface NodeStatus {
-  readonly id: string;
-  readonly address: string;
-  readonly threads: number;
-  readonly bytesSent: number;
-  readonly bytesReceived: number;
-  /** Milliseconds since its last frame or heartbeat answer. */
-  readonly lastSeenMsAgo: number;
-}
-
-export interface RemoteAttachment {
-  close(): Promise<void>;
-  /** The nodes connected now. */
-  status(): readonly NodeStatus[];
-}
-
-/** What remote membership needs from a run: the arena to land gradients in, the data, the recipe. */
-export interface RunContext {
-  readonly arena: ArenaViews;
-  readonly scheduler: Scheduler;
-  readonly spec: ModelSpec;
-  readonly config: Config;
-  readonly data: DataSplit;
-  readonly order: Int32Array;
-  readonly chunkRows: number;
-  readonly landingSlots: readonly number[];
-  /** The backend this run computes with; nodes must use the same one for bit-identical shards. */
-  readonly kernelName: string;
-  /** True when nodes cannot load the data by name (it was handed in, not loaded from the config). */
-  readonly dataInline: boolean;
-}
-
-export interface Reporter {
-  start(info: { backend: string; threads: number; params: number; train: number; test: number; epochs: number; batchSize: number; resumedAt: number | null }): void;
-  step(r: StepRecord): void;
-  epoch(r: EpochRecord): void;
-  log(line: string): void;
-}
-
-export type StopReason = 'epochs' | 'target-loss' | 'target-accuracy' | 'interrupted' | 'max-steps';
+export type { EpochRecord, NodeStatus, RemoteAttachment, Reporter, RunContext, StepRecord, StopReason } from './records.js';
 
 export interface TrainOptions {
   readonly config: Config;
@@ -121,7 +52,7 @@ export interface TrainOptions {
    * Where the reduce + update runs: 'fused' into the shard tasks (the default with threads),
    * 'threads' (a second round of slice tasks) or 'coordinator' (this thread; the default without).
    */
-  readonly update?: 'fused' | 'threads' | 'coordinator';
+  readonly update?: UpdatePlacement;
   /** Landing slots reserved for remote nodes. */
   readonly maxNodes?: number;
   /** Node drops within one step before the run gives up. */
@@ -195,26 +126,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     })
     : null;
   if (local) scheduler.join(local, slots.local, true);
-  // Where the reduce + update runs (npm run bench:update): on the threads, fused into the shards'
-  // own tasks (DDP-style: each thread, once all shards are summed, updates its slice), one thread
-  // or many alike; a step that also has remote nodes slices it over the threads in a second round;
-  // with no threads it runs here.
-  const updateOn = opts.update ?? (local ? 'fused' : 'coordinator');
-  if (updateOn !== 'coordinator' && !local) throw new DptrainError('CONFIG_INVALID', 'the update can only run on worker threads when there are some (--workers ≥ 1)');
-  const update: Updater = async (step, slotIds, rows) => {
-    const t0 = performance.now();
-    if (updateOn !== 'coordinator') {
-      // Out of place, so that a slice whose thread dies can be re-run: then the copies swap.
-      await local!.update(step, slotIds, 1 / rows);
-      arena.current = arena.current === 0 ? 1 : 0;
-    } else {
-      // This thread cannot die halfway without ending the run: in place, which spares the
-      // read-for-ownership of a second copy (measured 1.65 → 1.2 ms at this model's size).
-      const here = arena.copies[arena.current];
-      updateSlice(kernels, config.optimizer, here, here, arena.grad, slotIds.map((s) => arena.slots[s]), 1 / rows, 0, layout.size, step);
-    }
-    return performance.now() - t0;
-  };
+  // Where the reduce + update runs (npm run bench:update): by default on the threads, fused into the
+  // shards' own tasks (DDP-style: each thread, once all shards are summed, updates its slice); with
+  // no threads, here.
+  const placement = opts.update ?? (local ? 'fused' : 'coordinator');
+  if (placement !== 'coordinator' && !local) throw new DptrainError('CONFIG_INVALID', 'the update can only run on worker threads when there are some (--workers ≥ 1)');
+  const steps = new StepRunner({ scheduler, local, arena, kernels, optimizer: config.optimizer, placement, membershipFixed: !opts.attachRemote });
   const run: RunContext = {
     arena, scheduler, spec, config, data, order, chunkRows, landingSlots: slots.landing, kernelName: kernels.name, dataInline: opts.data !== undefined,
   };
@@ -244,23 +161,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       let count = resumingHere ? position.epochCount : 0;
       const t0 = performance.now();
       let samples = 0;
-      // The step after this one is posted with it when it is certain to follow: the same epoch, no
-      // stop due, and nobody able to join (no remote nodes). The threads then go on to it among
-      // themselves; a stop asked for meanwhile lets that step finish too.
-      let postedNext = false;
-      let lastEnd = NaN;
       for (let b = resumingHere ? position.batch : 0; b < batches; b++) {
         const start = b * batchSize;
         const rows = Math.min(batchSize, nTrain - start);
-        const next = b + 1 < batches && updateOn === 'fused' && !opts.attachRemote && !opts.stop?.requested && (opts.maxSteps === undefined || step + 2 <= opts.maxSteps)
-          ? { start: start + rows, rows: Math.min(batchSize, nTrain - start - rows) }
-          : undefined;
-        let r: Awaited<ReturnType<typeof trainStep>>;
+        // The next step is certain to follow within the epoch unless a stop is due after this one.
+        const nextCertain = b + 1 < batches && !opts.stop?.requested && (opts.maxSteps === undefined || step + 2 <= opts.maxSteps);
+        const next = nextCertain ? { start: start + rows, rows: Math.min(batchSize, nTrain - start - rows) } : undefined;
+        let r: StepResult;
         try {
-          // A step posted with the one before began when that one ended.
-          r = await trainStep(scheduler, update, updateOn === 'fused', arena, step + 1, start, rows, next, postedNext ? lastEnd : undefined);
-          lastEnd = performance.now();
-          postedNext = next !== undefined;
+          r = await steps.run(step + 1, { start, rows }, next);
         } catch (e) {
           // Interrupted while waiting for an executor: the step never ran; keep where we are.
           if (!(opts.stop?.requested && isDptrainError(e) && e.code === 'INTERRUPTED')) throw e;
@@ -275,7 +184,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         reporter.step({ ...r.record, epoch, batch: b, batches, loss: lossSum / count, nodes: remote?.status() ?? [] });
         const here: LoopPosition = { step, epoch, batch: b + 1, epochRng, epochLossSum: lossSum, epochCount: count };
         if (opts.checkpointEvery && step % opts.checkpointEvery === 0) saveCheckpoint(here);
-        if ((opts.stop?.requested && !postedNext) || (opts.maxSteps !== undefined && step >= opts.maxSteps)) {
+        if ((opts.stop?.requested && !steps.postedNext) || (opts.maxSteps !== undefined && step >= opts.maxSteps)) {
           stoppedBy = opts.stop?.requested ? 'interrupted' : 'max-steps';
           saveCheckpoint(here);
           break epochs;
@@ -308,43 +217,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await remote?.close();
     await local?.close();
   }
-}
-
-/** Applies step `step`'s mean gradient (the sums in slotIds over `rows` rows); returns its ms. */
-type Updater = (step: number, slotIds: readonly number[], rows: number) => Promise<number>;
-
-/**
- * One optimizer step over rows [start, start + rows) of the epoch order. `next`: the step to post
- * with it; `begunAt`: when the threads began it, if it was posted with the step before.
- */
-async function trainStep(
-  scheduler: Scheduler, update: Updater, fuse: boolean, arena: ArenaViews, step: number, start: number, rows: number,
-  next?: { start: number; rows: number }, begunAt?: number,
-): Promise<{ lossSum: number; record: Omit<StepRecord, 'epoch' | 'batch' | 'batches' | 'loss' | 'nodes'> }> {
-  const t0 = begunAt ?? performance.now();
-  // The applied gradient is the mean over the batch: slot sums added in shard order, divided once.
-  const { shards, outcomes, plan, updated } = await scheduler.runStep(step, start, rows, fuse ? { scale: 1 / rows } : undefined, fuse ? next : undefined);
-  let lossSum = 0;
-  for (const o of outcomes) lossSum += o.lossSum;
-  let updateMs: number;
-  if (updated) {
-    // The threads wrote the new weights into the other copy.
-    arena.current = arena.current === 0 ? 1 : 0;
-    updateMs = Math.max(...outcomes.map((o) => o.updateMs ?? 0));
-  } else {
-    updateMs = await update(step, shards.map((s) => s.slot), rows);
-  }
-  return {
-    lossSum,
-    record: {
-      step,
-      rows,
-      stepMs: performance.now() - t0,
-      shards: outcomes.map((o, i) => ({ by: o.by, rows: shards[i].hi - shards[i].lo, computeMs: o.computeMs })),
-      plan,
-      updateMs,
-    },
-  };
 }
 
 /**

@@ -1,5 +1,7 @@
-// The step board: a small SharedArrayBuffer beside the arena through which the coordinator and its
-// threads run fused steps without a message per step. Int32 words (Atomics): per slot the last
+// The step board: the byte layout of a small SharedArrayBuffer beside the arena through which the
+// coordinator and its threads run fused steps without a message per step.
+
+// Int32 words (Atomics): per slot the last
 // step whose shard sum is complete (`done`, the first barrier of a fused step) and the last step the
 // slot's loop task finished (`finished`, the second: no thread starts a step's forward before every
 // slice of the one before is written); `go` (the last step posted), `generation` (a loop whose

@@ -87,7 +87,7 @@ async function connectOnce(o: NodeOptions, previous: Session | null, keep: (s: S
   const peer = `coordinator ${o.connect}`;
   return new Promise<string>((resolve) => {
     // A zero masking key: ws then skips masking, which in plain JavaScript (no native bufferutil)
-    // cost ~30 ms per 2.7 MB gradient frame. Masking protects browsers' intermediaries from
+    // is a slow pass over every gradient frame. Masking protects browsers' intermediaries from
     // script-crafted frames; this client is no browser and sends no script-chosen bytes.
     const ws = new WebSocket(o.connect, { headers, maxPayload: MAX_WELCOME_BYTES, ca, perMessageDeflate: false, generateMask: (mask) => void mask.fill(0) });
     let session = previous;

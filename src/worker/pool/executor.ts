@@ -29,7 +29,7 @@ export interface ShardOutcome {
 }
 
 /** The step's update, to be applied by the executor's own tasks once all its shards are summed. */
-export interface FuseUpdate {
+export interface StepUpdate {
   /** 1 / the batch's rows. */
   readonly scale: number;
   /**
@@ -49,7 +49,7 @@ export interface Executor {
    * Resolves when every shard's sum is in its slot (and, given `fuse`, the step's update is
    * applied into the arena's other copy of the weights); rejects if the executor is lost.
    */
-  run(step: number, shards: readonly ShardSpec[], fuse?: FuseUpdate): Promise<ShardOutcome[]>;
+  run(step: number, shards: readonly ShardSpec[], fuse?: StepUpdate): Promise<ShardOutcome[]>;
   /** Whether run() can take `fuse` for these shards (executors that never update: absent). */
   canFuse?(shards: readonly ShardSpec[]): boolean;
   close(): Promise<void>;

@@ -1,10 +1,9 @@
-// The local executor: a Piscina pool of worker threads attached to this process's arena. A shard
-// whose task throws or whose thread dies is re-run (Piscina replaces the thread); the result lands
-// in the same slot, so the step is the same as an undisturbed one. Shards of more than one part (a
-// node's shard, or a lost node's shard recomputed here) run as sub-tasks in spare slots, folded left
-// to right into the shard's slot. The pool can also run a step's update, one slice per thread:
-// slices read one copy of the weights and write the other, so a re-run slice is exact too; fused
-// with the shards, such steps run on per-thread loop tasks (step-loops.ts) instead of a task each.
+// The thread pool (Piscina) attached to this process's arena: the coordinator's local executor and a
+// remote node's engine. A failed or lost task is re-run into the same slot, so a step is unchanged.
+
+// Shards of more than one part (a node's shard, or a lost node's recomputed here) run as sub-tasks
+// in spare slots, folded left to right; a step's update runs one slice per thread, reading one copy
+// of the weights and writing the other; fused steps run on per-thread loops (step-loops.ts).
 
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,7 @@ import { mergeEvalSums, type EvalResult } from '../../core/eval.js';
 import type { EvalReply, ShardReply, ThreadInit, ThreadReply, ThreadTask, UpdateReply } from '../messages.js';
 import { boardViews, createStepBoard } from '../../core/protocol/step-board.js';
 import { StepLoops } from './step-loops.js';
-import type { Executor, FuseUpdate, ShardOutcome, ShardSpec } from './executor.js';
+import type { Executor, StepUpdate, ShardOutcome, ShardSpec } from './executor.js';
 import { equalRanges } from '../../core/partition.js';
 import { PACKAGE_ROOT } from '../../core/io/package-files.js';
 
@@ -81,7 +80,7 @@ export class LocalPool implements Executor {
     return this.opts.init.optimizer !== undefined && shards.length <= this.threads && shards.every((s) => s.parts <= 1);
   }
 
-  async run(step: number, shards: readonly ShardSpec[], fuse?: FuseUpdate): Promise<ShardOutcome[]> {
+  async run(step: number, shards: readonly ShardSpec[], fuse?: StepUpdate): Promise<ShardOutcome[]> {
     if (fuse) {
       if (!this.canFuse(shards)) throw new RangeError('LocalPool: an update can only be fused into single-part shards');
       return this.loops.step(step, shards, fuse, this.opts.arena.current);

@@ -10,7 +10,7 @@
 import { DptrainError } from '../../core/errors.js';
 import type { LoopTask, ThreadReply } from '../messages.js';
 import type { BoardViews } from '../../core/protocol/step-board.js';
-import type { FuseUpdate, ShardOutcome, ShardSpec } from './executor.js';
+import type { StepUpdate, ShardOutcome, ShardSpec } from './executor.js';
 
 interface Loop {
   readonly attempt: number;
@@ -48,7 +48,7 @@ export class StepLoops {
    * `fuse.next` (same slots) the following step is posted at once too: the threads go on to it as
    * soon as every slice of this one is written. The caller must then run that step next.
    */
-  async step(step: number, shards: readonly ShardSpec[], fuse: FuseUpdate, copy: 0 | 1): Promise<ShardOutcome[]> {
+  async step(step: number, shards: readonly ShardSpec[], fuse: StepUpdate, copy: 0 | 1): Promise<ShardOutcome[]> {
     const b = this.o.board;
     const slots = shards.map((s) => s.slot);
     if (this.posted >= step) {

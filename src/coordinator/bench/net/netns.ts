@@ -112,10 +112,3 @@ export function netnsUnavailable(): string | null {
   }
   return null;
 }
-
-/** Namespaces of ours (any run) still present: for tests, and for a tidy-up message. */
-export function leftoverNamespaces(pid?: number): string[] {
-  const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  const names = (r.stdout ?? '').split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
-  return names.filter((n) => n.startsWith(pid === undefined ? 'dptrain-' : `dptrain-${pid}-`));
-}
