@@ -13,7 +13,7 @@ import { RunMetrics } from '../src/coordinator/output/dashboard/metrics.js';
 import { createFeed } from '../src/coordinator/output/dashboard/feed.js';
 import { startDashboard, type DashboardServer } from '../src/coordinator/output/dashboard/server.js';
 import { sessionValue } from '../src/coordinator/output/dashboard/access.js';
-import type { Reporter, StepRecord } from '../src/coordinator/train/trainer.js';
+import type { Reporter, StepRecord } from '../src/coordinator/train/records.js';
 import { parsePrometheusText, sampleValue } from './prometheus-text.js';
 import { CLI, killAll, track } from './remote-helpers.js';
 

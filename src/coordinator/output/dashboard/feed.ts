@@ -2,7 +2,7 @@
 // call on to the usual one (progress bar, --metrics file) and keeps a copy, plus the remote
 // server's join/drop events.
 
-import type { Reporter, StepRecord } from '../../train/trainer.js';
+import type { Reporter, StepRecord } from '../../train/records.js';
 import type { MembershipEvent } from '../../remote/server.js';
 import type { RunHistory } from './history.js';
 import type { RunMetrics } from './metrics.js';

@@ -3,7 +3,7 @@
 // a few lines.
 
 import type { Config } from '../../../core/config.js';
-import type { Reporter } from '../../train/trainer.js';
+import type { Reporter } from '../../train/records.js';
 import type { MembershipEvent } from '../../remote/server.js';
 import { createFeed } from './feed.js';
 import { RunHistory } from './history.js';

@@ -2,7 +2,7 @@
 // (tests, the library) each get theirs, and nothing lands in prom-client's global registry.
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { NodeStatus } from '../../train/trainer.js';
+import type { NodeStatus } from '../../train/records.js';
 
 // Step phases from well under a millisecond (tiny models, local threads) to seconds (slow links).
 const PHASE_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10];
