@@ -76,6 +76,18 @@ describe('the history', () => {
     expect(rows.find((r) => r.id === 'local')).toMatchObject({ state: 'active', threads: 2 });
     expect(rows.find((r) => r.id === 'node1')).toMatchObject({ state: 'dropped', reason: 'disconnected' });
   });
+
+  it('keeps the table bounded when nodes come and go', () => {
+    const h = new RunHistory(info());
+    for (let i = 1; i <= 80; i++) {
+      h.upsertExecutor({ id: `node${i}`, kind: 'node', address: `10.0.0.1:${i}`, threads: 1, bytesSent: 0, bytesReceived: 0, lastSeenMsAgo: 0 });
+      if (i < 80) h.dropExecutor(`node${i}`, 'dropped', 'disconnected');
+    }
+    const rows = h.snapshot().executors;
+    expect(rows.filter((r) => r.state === 'dropped')).toHaveLength(50);
+    expect(rows.at(-1)).toMatchObject({ id: 'node80', state: 'active' });
+    expect(rows[0].id).toBe('node30');
+  });
 });
 
 describe('/metrics', () => {
@@ -97,13 +109,17 @@ describe('/metrics', () => {
     runs[0].feed.reporter.step(record(1, 0, 0, 2, 4, [node]));
     const first = await scrape(0);
     runs[0].feed.reporter.step(record(2, 0, 1, 3, 4, [{ ...node, bytesSent: 2500, bytesReceived: 1700 }]));
+    const mid = await scrape(0);
+    expect(sampleValue(mid, 'dptrain_node_bytes_total', { node: 'node1', direction: 'sent' })).toBe(2500);
+    expect(sampleValue(mid, 'dptrain_node_bytes_total', { node: 'node1', direction: 'received' })).toBe(1700);
     runs[0].feed.membership({ kind: 'dropped', id: 'node1', address: node.address, reason: 'no result for step 3 within the 30000 ms deadline' });
     runs[0].feed.reporter.epoch({ epoch: 0, step: 2, trainLoss: 3, test: { loss: 2.5, accuracy: 0.75, confusion: null, n: 8 }, samplesPerSec: 400, seconds: 0.02, stopping: false });
     const second = await scrape(0);
     expect(sampleValue(first, 'dptrain_steps_total')).toBe(1);
     expect(sampleValue(second, 'dptrain_steps_total')).toBe(2);
     expect(sampleValue(second, 'dptrain_samples_total')).toBe(8);
-    expect(sampleValue(second, 'dptrain_node_bytes_total', { node: 'node1', direction: 'sent' })).toBe(2500);
+    // A dropped node's byte series go (a reconnect comes back under a new id).
+    expect(sampleValue(second, 'dptrain_node_bytes_total', { node: 'node1', direction: 'sent' })).toBeUndefined();
     expect(sampleValue(second, 'dptrain_node_drops_total', { reason: 'deadline' })).toBe(1);
     expect(sampleValue(second, 'dptrain_test_accuracy')).toBe(0.75);
     expect(sampleValue(second, 'dptrain_step_phase_seconds_count', { phase: 'compute' })).toBe(2);
@@ -113,7 +129,7 @@ describe('/metrics', () => {
     expect(sampleValue(other, 'dptrain_steps_total')).toBe(0);
   });
 
-  it('a node reports its own counters on --metrics-port; a bad port is one line, exit 2', () => {
+  it('dptrain worker --metrics-port with a bad address: one line, exit 2 (the served counters are checked in the browser test)', () => {
     const r = spawnSync(process.execPath, [CLI, 'worker', '--connect', 'ws://127.0.0.1:9', '--metrics-port', 'x:y'], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toEqual(['dptrain: --metrics-port: expected [HOST:]PORT, got x:y']);

@@ -66,7 +66,7 @@ export function createFeed(inner: Reporter, history: RunHistory, metrics: RunMet
         history.upsertExecutor({ id: e.id, kind: 'node', address: e.address, threads: e.threads, bytesSent: 0, bytesReceived: 0, lastSeenMsAgo: 0 });
       } else {
         history.dropExecutor(e.id, /said bye/.test(e.reason) ? 'left' : 'dropped', e.reason);
-        metrics.nodeDropped(e.reason);
+        metrics.nodeDropped(e.id, e.reason);
       }
       metrics.nodeCount(history.activeExecutors().filter((x) => x.kind === 'node').length);
     },

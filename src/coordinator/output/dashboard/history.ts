@@ -118,6 +118,8 @@ export interface StepInput extends Omit<StepPoint, 't'> {
 }
 
 const MAX_LOG = 200;
+// Rows of nodes that are gone, kept for the table: a node that reconnects often comes back under new ids.
+const MAX_GONE = 50;
 const PACE_EVERY_S = 0.1;
 const PACE_WINDOW_S = 10;
 // Samples/s of an executor over its last few steps: recent enough to show a slowdown.
@@ -211,6 +213,11 @@ export class RunHistory {
     if (!row || row.state !== 'active') return;
     row.state = state;
     row.reason = reason;
+    const gone = [...this.executors.values()].filter((r) => r.state !== 'active');
+    for (const old of gone.slice(0, Math.max(0, gone.length - MAX_GONE))) {
+      this.executors.delete(old.id);
+      this.rates.delete(old.id);
+    }
   }
 
   activeExecutors(): readonly ExecutorRow[] {
@@ -241,6 +248,11 @@ export class RunHistory {
     st.etaS = (Math.max(0, total - st.step) * (last.t - first.t)) / (last.step - first.step);
   }
 
+  /** The clock moves while the run waits (for nodes, an evaluation) too. */
+  private tick(): void {
+    if (!this.status.finished) this.status.elapsedS = this.elapsed();
+  }
+
   private compact(): void {
     const merged: StepPoint[] = [];
     for (let i = 0; i + 1 < this.points.length; i += 2) merged.push(mergePoints([this.points[i], this.points[i + 1]]));
@@ -253,6 +265,7 @@ export class RunHistory {
   }
 
   snapshot(): Snapshot {
+    this.tick();
     return {
       info: this.info, status: { ...this.status }, stride: this.stride, points: [...this.points], epochs: [...this.epochList],
       executors: this.executorRows(), log: [...this.logLines],
@@ -262,6 +275,7 @@ export class RunHistory {
   /** Everything after `since`; null when the points were merged meanwhile (send a snapshot). */
   deltaSince(since: Mark): Delta | null {
     if (since.stride !== this.stride) return null;
+    this.tick();
     const logFrom = Math.max(since.logTotal, this.logTotal - this.logLines.length);
     return {
       status: { ...this.status }, stride: this.stride,

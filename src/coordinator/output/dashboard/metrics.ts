@@ -85,8 +85,12 @@ export class RunMetrics {
     }
   }
 
-  nodeDropped(reason: string): void {
+  /** Counts the drop and forgets the node's byte series: reconnects come back under new ids. */
+  nodeDropped(id: string, reason: string): void {
     this.drops.inc({ reason: dropReasonClass(reason) });
+    this.nodeBytes.remove({ node: id, direction: 'sent' });
+    this.nodeBytes.remove({ node: id, direction: 'received' });
+    this.counted.delete(id);
   }
 
   nodeCount(n: number): void {
