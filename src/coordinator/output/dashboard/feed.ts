@@ -20,7 +20,7 @@ export interface DashboardFeed {
 
 export function createFeed(inner: Reporter, history: RunHistory, metrics: RunMetrics): DashboardFeed {
   // StepRecord.loss is the epoch's running mean; the batch's own loss is the difference of sums.
-  // count null: resumed mid-epoch, the rows before are unknown.
+  // count: rows of the epoch so far, null when the run resumed mid-epoch (the rows before are unknown).
   let prev: { epoch: number; loss: number; count: number | null } = { epoch: -1, loss: 0, count: null };
   const reporter: Reporter = {
     start(info) {
@@ -33,8 +33,10 @@ export function createFeed(inner: Reporter, history: RunHistory, metrics: RunMet
     step(r) {
       inner.step(r);
       const split = stepSplit(r);
-      const count = r.epoch !== prev.epoch ? (r.batch === 0 ? r.rows : null) : prev.count === null ? null : prev.count + r.rows;
-      const batchLoss = count === null ? null : r.epoch !== prev.epoch ? r.loss : (r.loss * count - prev.loss * (prev.count ?? 0)) / r.rows;
+      const sameEpoch = r.epoch === prev.epoch;
+      const before = sameEpoch ? prev.count : r.batch === 0 ? 0 : null;
+      const count = before === null ? null : before + r.rows;
+      const batchLoss = before === null ? null : (r.loss * (before + r.rows) - (sameEpoch ? prev.loss * before : 0)) / r.rows;
       prev = { epoch: r.epoch, loss: r.loss, count };
       const samplesPerSec = r.stepMs > 0 ? (1000 * r.rows) / r.stepMs : 0;
       history.addStep({ step: r.step, epoch: r.epoch + 1, loss: r.loss, batchLoss, samplesPerSec, ...split, batches: r.batches });
