@@ -7,8 +7,24 @@
 import type { WebSocket } from 'ws';
 import type { ArenaViews } from '../../core/arena.js';
 import { DptrainError } from '../../core/errors.js';
-import { decodeNodeFrame, encodeFrame, WireError, type ResultHeader } from '../../core/protocol/wire.js';
+import { decodeNodeFrame, encodeFrame, encodeStepRequest, encodeWeights, WireError, type ResultHeader } from '../../core/protocol/wire.js';
 import type { Executor, ShardOutcome, ShardSpec } from '../../worker/pool/executor.js';
+
+/** The weights of the current step, encoded once and shared by every node's request. */
+export class StepWeights {
+  private step = -1;
+  private bytes: Buffer | null = null;
+  constructor(private readonly arena: ArenaViews) {}
+
+  /** The step's payload: the weights do not change within a step, so the first request's copy serves all. */
+  of(step: number): Buffer {
+    if (step !== this.step || !this.bytes) {
+      this.bytes = encodeWeights(this.arena.params);
+      this.step = step;
+    }
+    return this.bytes;
+  }
+}
 
 export interface RemoteNodeOptions {
   readonly id: string;
@@ -16,6 +32,8 @@ export interface RemoteNodeOptions {
   readonly ws: WebSocket;
   readonly arena: ArenaViews;
   readonly order: Int32Array;
+  /** Shared by the nodes of one coordinator. */
+  readonly weights: StepWeights;
   /** A step request unanswered this long drops the node. */
   readonly deadlineMs: number;
   /** Missing pongs this long drops the node. */
@@ -83,20 +101,23 @@ export class RemoteNode implements Executor {
 
   private send(step: number, spec: ShardSpec): Promise<ShardOutcome> {
     if (this.gone) return Promise.reject(new DptrainError('WORKER_FAILED', `node ${this.id} is gone (${this.gone})`));
-    const { arena, order, ws } = this.o;
+    const { order, ws } = this.o;
     const rows = spec.hi - spec.lo;
     const req = this.nextReq++;
-    const frame = encodeFrame({ t: 'step', req, step, parts: spec.parts, rows }, arena.params, order.subarray(spec.lo, spec.hi));
+    const [own, weights] = encodeStepRequest({ req, step, parts: spec.parts, rows }, order.subarray(spec.lo, spec.hi), this.o.weights.of(step));
+    const bytes = own.length + weights.length;
     // A node that does not read its socket must not grow our memory: beyond one frame in flight it is dropped.
-    if (ws.bufferedAmount > frame.length) {
+    if (ws.bufferedAmount > bytes) {
       this.drop(`not reading its socket (${ws.bufferedAmount} bytes unsent)`);
       return Promise.reject(new DptrainError('WORKER_FAILED', `node ${this.id} is not reading`));
     }
     return new Promise<ShardOutcome>((resolve, reject) => {
       const timer = setTimeout(() => this.drop(`no result for step ${step} within the ${this.o.deadlineMs} ms deadline`), this.o.deadlineMs);
       this.pending = { req, step, spec, resolve, reject, timer };
-      this.o.traffic.sent += frame.length;
-      ws.send(frame, (err) => err && this.drop(`send failed: ${err.message}`));
+      this.o.traffic.sent += bytes;
+      // One message in two fragments: the node's own part, then the step's shared weights (no copy).
+      ws.send(own, { fin: false });
+      ws.send(weights, { fin: true }, (err) => err && this.drop(`send failed: ${err.message}`));
     });
   }
 
@@ -105,8 +126,8 @@ export class RemoteNode implements Executor {
     this.o.traffic.received += data.length;
     try {
       if (!isBinary) throw new WireError('WIRE_MALFORMED', `node ${this.id}: text frame, the protocol is binary`);
-      const { msg, gradient } = decodeNodeFrame(data, `node ${this.id}`, { paramCount: this.o.arena.layout.paramCount });
-      if (msg.t === 'result') this.onResult(msg, gradient!);
+      const { msg } = decodeNodeFrame(data, `node ${this.id}`, { paramCount: this.o.arena.layout.paramCount }, (r) => this.landing(r));
+      if (msg.t === 'result') this.onResult(msg);
       else if (msg.t === 'bye') this.drop(`said bye (${msg.reason})`);
       else if (msg.t === 'error') this.drop(`reported an error: ${msg.message}`);
       else if (msg.t === 'hello') throw new WireError('WIRE_UNEXPECTED', `node ${this.id}: a second hello`);
@@ -115,14 +136,20 @@ export class RemoteNode implements Executor {
     }
   }
 
-  private onResult(msg: ResultHeader, gradient: Float32Array): void {
+  /** Where a result lands: its shard's slot, once the header answers the open request. */
+  private landing(msg: ResultHeader): Float32Array {
     const p = this.pending;
     if (!p || msg.req !== p.req) throw new WireError('WIRE_STALE', `node ${this.id}: result for request ${msg.req}, none such is open`);
     if (msg.step !== p.step) throw new WireError('WIRE_STALE', `node ${this.id}: result for step ${msg.step}, expected step ${p.step}`);
     const rows = p.spec.hi - p.spec.lo;
     if (msg.count !== rows) throw new WireError('WIRE_LENGTH_MISMATCH', `node ${this.id}: result counts ${msg.count} samples, the shard has ${rows}`);
-    // Validated in full (length, finiteness) by decodeNodeFrame: only now does it touch the arena.
-    this.o.arena.slots[p.spec.slot].set(gradient);
+    // Checked and copied in one pass; a non-finite value drops the node, and the slot is then
+    // written in full by whoever recomputes the shard: nothing partial is reduced.
+    return this.o.arena.slots[p.spec.slot];
+  }
+
+  private onResult(msg: ResultHeader): void {
+    const p = this.pending!;
     clearTimeout(p.timer);
     this.pending = null;
     if (msg.leaving) this.leaving = true;

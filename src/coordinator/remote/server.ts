@@ -15,7 +15,7 @@ import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, NODE_NONCE_HEADER, PROOF_HEAD
 import { Challenges } from './challenges.js';
 import { DEFAULT_BUCKETS, RefusalLog, SourceLimiter, type BucketOptions } from './admission.js';
 import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, NAMED_SOURCES, PROTOCOL_VERSION, type Welcome } from '../../core/protocol/wire.js';
-import { RemoteNode } from './node-handle.js';
+import { RemoteNode, StepWeights } from './node-handle.js';
 import type { RemoteAttachment, RunContext } from '../train/records.js';
 
 export interface ListenOptions {
@@ -99,6 +99,7 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
   const nodes = new Map<string, NodeInfo>();
   const live = new Set<RemoteNode>();
   let nextId = 1;
+  const weights = new StepWeights(run.arena);
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const host = req.socket.remoteAddress ?? '';
@@ -145,7 +146,7 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
       const id = `node${nextId++}`;
       const info: NodeInfo = { id, address, threads, traffic: { sent: 0, received: 0 }, lastSeen: Date.now() };
       const node: RemoteNode = new RemoteNode({
-        id, threads, ws, arena: run.arena, order: run.order, deadlineMs: o.deadlineMs, heartbeatMs: o.heartbeatMs, traffic: info.traffic,
+        id, threads, ws, arena: run.arena, order: run.order, weights, deadlineMs: o.deadlineMs, heartbeatMs: o.heartbeatMs, traffic: info.traffic,
         log: o.log,
         onGone: (reason) => {
           live.delete(node);

@@ -8,8 +8,8 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { DptrainError, ERROR_CODES, type ErrorCode } from '../errors.js';
 
-/** 2: mutual authentication in the upgrade; welcomes name no file. */
-export const PROTOCOL_VERSION = 2;
+/** 3: step payloads are [indices][weights] (the weights shared by every node); payloads 4-byte aligned. */
+export const PROTOCOL_VERSION = 3;
 /** The largest header any message has (the welcome carries the config JSON). */
 export const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_DEPTH = 3;
@@ -81,19 +81,45 @@ export interface Frame<H> {
 
 // ---- encoding -----------------------------------------------------------------------------------
 
-/** A frame of a header and raw payload parts, copied once into one buffer. */
-export function encodeFrame(header: object, ...payload: readonly ArrayBufferView[]): Buffer {
-  const h = packr.pack(header);
+/**
+ * [u32 header length][msgpack header], the header padded (a `pad` string) so that the payload
+ * after it starts 4-byte aligned: a receiver whose frame buffer is aligned then reads floats in place.
+ */
+export function encodeHeader(header: object, extra = 0): Buffer {
+  let h = packr.pack(header);
+  for (let pad = 0; (4 + h.length) % 4 !== 0 && pad < 4; pad++) h = packr.pack({ ...header, pad: ' '.repeat(pad) });
   if (h.length > MAX_HEADER_BYTES) throw new RangeError(`frame header of ${h.length} bytes exceeds ${MAX_HEADER_BYTES}`);
-  const total = 4 + h.length + payload.reduce((a, p) => a + p.byteLength, 0);
-  const out = Buffer.allocUnsafe(total);
+  const out = Buffer.allocUnsafe(4 + h.length + extra);
   out.writeUInt32LE(h.length, 0);
   h.copy(out, 4);
-  let at = 4 + h.length;
+  return out;
+}
+
+/** A frame of a header and raw payload parts, copied once into one buffer. */
+export function encodeFrame(header: object, ...payload: readonly ArrayBufferView[]): Buffer {
+  const bytes = payload.reduce((a, p) => a + p.byteLength, 0);
+  const out = encodeHeader(header, bytes);
+  let at = out.length - bytes;
   for (const p of payload) {
     out.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), at);
     at += p.byteLength;
   }
+  return out;
+}
+
+/**
+ * A step request in two parts: the node's own [header][sample indices] and the step's weights,
+ * one Buffer shared by every node of the step (sent as the message's last fragment), so the
+ * coordinator encodes the weights once per step whatever the number of nodes.
+ */
+export function encodeStepRequest(header: Omit<StepRequest, 't'>, indices: Int32Array, weights: Buffer): [Buffer, Buffer] {
+  return [encodeFrame({ t: 'step', ...header }, indices), weights];
+}
+
+/** The step's weights payload, copied once out of the arena (a snapshot the update cannot change under a slow socket). */
+export function encodeWeights(params: Float32Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(params.byteLength);
+  out.set(new Uint8Array(params.buffer, params.byteOffset, params.byteLength));
   return out;
 }
 
@@ -102,6 +128,34 @@ export function payloadFloats(payload: Uint8Array, offsetBytes: number, count: n
   const out = new Float32Array(count);
   new Uint8Array(out.buffer).set(payload.subarray(offsetBytes, offsetBytes + count * 4));
   return out;
+}
+
+type View32 = Float32ArrayConstructor | Int32ArrayConstructor;
+
+/** `count` 32-bit values of `bytes` from `at`: in place when aligned, else one aligned copy (a peer that does not pad). */
+function view32<C extends View32>(Ctor: C, bytes: Uint8Array, at: number, count: number): InstanceType<C> {
+  const start = bytes.byteOffset + at;
+  if ((start & 3) === 0) return new Ctor(bytes.buffer as ArrayBuffer, start, count) as InstanceType<C>;
+  const out = new Ctor(count);
+  new Uint8Array(out.buffer).set(bytes.subarray(at, at + 4 * count));
+  return out as InstanceType<C>;
+}
+
+/**
+ * Checks `dest.length` f32 values at `at` of `bytes` for finiteness and copies them into `dest`,
+ * in one pass. On a non-finite value it throws with `dest` partly written: the caller's `dest` is
+ * a landing place whose owner recomputes it in full when its peer is dropped.
+ */
+export function landFloats(bytes: Uint8Array, at: number, dest: Float32Array, peer: string, what: string): void {
+  const n = dest.length;
+  const src = view32(Float32Array, bytes, at, n);
+  for (let i = 0; i < n; i++) {
+    const x = src[i];
+    // x − x is 0 for every finite x and NaN for ±Inf and NaN; the copy of a finite float32 through
+    // a double is exact, so the landed bits are the sent bits.
+    if (x - x !== 0) fail('WIRE_NOT_FINITE', peer, `${what} holds a non-finite value at index ${i}`);
+    dest[i] = x;
+  }
 }
 
 // ---- validation ---------------------------------------------------------------------------------
@@ -193,9 +247,10 @@ export function maxNodeFrameBytes(limits: NodeFrameLimits): number {
 
 /**
  * Decodes and validates a frame from a node. Returns the message and, for a result, its gradient
- * (finite values only). Throws WireError naming the peer on anything else.
+ * (finite values only), checked and copied in one pass into `land(header)` (a fresh array when
+ * absent). Throws WireError naming the peer on anything else.
  */
-export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFrameLimits): { msg: NodeMessage; gradient: Float32Array | null } {
+export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFrameLimits, land?: (msg: ResultHeader) => Float32Array): { msg: NodeMessage; gradient: Float32Array | null } {
   const { header, payload } = splitFrame(data, peer, maxNodeFrameBytes(limits));
   const h = header as Record<string, unknown>;
   switch (h.t) {
@@ -213,15 +268,13 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
       if (h.leaving !== undefined && typeof h.leaving !== 'boolean') fail('WIRE_MALFORMED', peer, 'result with a non-boolean leaving flag');
       const want = limits.paramCount * 4;
       if (payload.byteLength !== want) fail('WIRE_LENGTH_MISMATCH', peer, `gradient of ${payload.byteLength} bytes, the model needs exactly ${want}`);
-      const gradient = payloadFloats(payload, 0, limits.paramCount);
-      // NaN and ±Inf are the floats whose exponent bits are all ones: an integer test per value.
-      const bits = new Uint32Array(gradient.buffer, gradient.byteOffset, gradient.length);
-      for (let i = 0; i < bits.length; i++)
-        if ((bits[i] & 0x7f800000) === 0x7f800000) fail('WIRE_NOT_FINITE', peer, `gradient holds a non-finite value at index ${i}`);
       const msg: ResultHeader = {
         t: 'result', req: h.req as number, step: h.step as number, count: h.count as number,
         lossSum: h.lossSum as number, computeMs: h.computeMs as number, leaving: h.leaving === true,
       };
+      // The landing place is asked for only once the header is valid; it may refuse (stale request).
+      const gradient = land ? land(msg) : new Float32Array(limits.paramCount);
+      landFloats(payload, 0, gradient, peer, 'gradient');
       return { msg, gradient };
     }
     case 'heartbeat':
@@ -291,4 +344,28 @@ export function decodeCoordinatorFrame(data: Uint8Array, peer: string): Frame<Co
     default:
       return fail('WIRE_UNEXPECTED', peer, `unexpected message type ${JSON.stringify(h.t)?.slice(0, 40)}`);
   }
+}
+
+export interface StepLimits {
+  readonly paramCount: number;
+  /** Samples in the node's data set: every index must fall inside. */
+  readonly samples: number;
+  /** The batch size: no step asks for more rows. */
+  readonly maxRows: number;
+}
+
+/**
+ * A step request's payload ([rows sample indices][weights]) checked and landed: the weights (finite
+ * only) into `weights` in one pass, the indices into `order` after a range check. Returns the rows.
+ */
+export function landStepPayload(h: StepRequest, payload: Uint8Array, peer: string, limits: StepLimits, weights: Float32Array, order: Int32Array): number {
+  const want = 4 * (h.rows + limits.paramCount);
+  if (payload.byteLength !== want) fail('WIRE_LENGTH_MISMATCH', peer, `step ${h.step}: payload of ${payload.byteLength} bytes, expected ${want}`);
+  if (h.rows > limits.maxRows || h.rows > order.length) fail('WIRE_MALFORMED', peer, `step ${h.step}: ${h.rows} rows exceed the batch size ${limits.maxRows}`);
+  const indices = view32(Int32Array, payload, 0, h.rows);
+  for (let i = 0; i < h.rows; i++)
+    if (!(indices[i] >= 0 && indices[i] < limits.samples)) fail('WIRE_MALFORMED', peer, `step ${h.step}: sample index ${indices[i]} out of range`);
+  landFloats(payload, 4 * h.rows, weights, peer, 'weights');
+  order.set(indices);
+  return h.rows;
 }

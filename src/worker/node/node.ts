@@ -17,7 +17,7 @@ import { checkDataFits } from '../../core/model.js';
 import { loadConfigData, parseConfig } from '../../core/config.js';
 import { LocalPool } from '../pool/local-pool.js';
 import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, coordinatorProof, freshNonce, NODE_NONCE_HEADER, nodeProof, PROOF_HEADER, sameProof } from '../../core/protocol/auth.js';
-import { decodeCoordinatorFrame, encodeFrame, payloadFloats, PROTOCOL_VERSION, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
+import { decodeCoordinatorFrame, encodeFrame, landStepPayload, payloadFloats, PROTOCOL_VERSION, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
 
 export interface NodeOptions {
   readonly connect: string;
@@ -217,14 +217,7 @@ function inlineData(w: Welcome, payload: Uint8Array): Dataset {
 
 async function answer(o: NodeOptions, ws: WebSocket, s: Session, h: StepRequest, payload: Uint8Array): Promise<void> {
   if (o.exitAtStep === h.step) process.kill(process.pid, 'SIGKILL');
-  const P = s.arena.layout.paramCount;
-  if (payload.byteLength !== 4 * (P + h.rows)) throw new DptrainError('WIRE_LENGTH_MISMATCH', `step ${h.step}: payload of ${payload.byteLength} bytes, expected ${4 * (P + h.rows)}`);
-  if (h.rows > s.order.length) throw new DptrainError('WIRE_MALFORMED', `step ${h.step}: ${h.rows} rows exceed the batch size ${s.order.length}`);
-  s.arena.params.set(payloadFloats(payload, 0, P));
-  const indices = new Int32Array(h.rows);
-  new Uint8Array(indices.buffer).set(payload.subarray(4 * P, 4 * (P + h.rows)));
-  for (const i of indices) if (!(i >= 0 && i < s.welcome.n)) throw new DptrainError('WIRE_MALFORMED', `step ${h.step}: sample index ${i} out of range`);
-  s.order.set(indices);
+  landStepPayload(h, payload, `coordinator ${o.connect}`, { paramCount: s.arena.layout.paramCount, samples: s.welcome.n, maxRows: s.order.length }, s.arena.params, s.order);
   const t0 = performance.now();
   const [r] = await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]);
   const leaving = o.leaveAfterStep === h.step;
