@@ -65,6 +65,7 @@ async function main(): Promise<void> {
           .option('max-nodes', { type: 'number', requiresArg: true, default: 8, describe: 'remote nodes accepted at once' })
           .option('step-deadline', { type: 'number', requiresArg: true, default: 30000, describe: 'ms a node may take for one step before it is dropped' })
           .option('heartbeat', { type: 'number', requiresArg: true, default: 1000, describe: 'ms between heartbeats; 3 missed drop a node' })
+          .option('wire', { choices: ['f32', 'bf16'] as const, requiresArg: true, default: 'f32' as const, describe: 'float encoding of weights and gradients on node links: bf16 halves the bytes (sums and optimizer stay f32; changes the numerics)' })
           .option('min-nodes', { type: 'number', requiresArg: true, default: 0, describe: 'wait for this many nodes to join before the first step' })
           .option('max-node-failures', { type: 'number', requiresArg: true, default: 10, describe: 'node drops within one step before the run gives up' })
           .option('max-grad-ratio', { type: 'number', requiresArg: true, default: 100, describe: 'drop a node whose per-row gradient norm exceeds this many times the step\'s other shards\' and recent steps\' median (0: off)' })

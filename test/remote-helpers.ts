@@ -51,7 +51,7 @@ export interface RemoteRun {
 export async function remoteRun(
   opts: Omit<TrainOptions, 'reporter' | 'attachRemote'>,
   onListening: (url: string, lines: string[]) => void,
-  extra: { token?: string; tlsCert?: string; tlsKey?: string; deadlineMs?: number; heartbeatMs?: number; onStep?: (r: StepRecord) => void; onLog?: (l: string) => void } = {},
+  extra: { wire?: 'f32' | 'bf16'; token?: string; tlsCert?: string; tlsKey?: string; deadlineMs?: number; heartbeatMs?: number; onStep?: (r: StepRecord) => void; onLog?: (l: string) => void } = {},
 ): Promise<RemoteRun> {
   const lines: string[] = [];
   const steps: StepRecord[] = [];
@@ -74,7 +74,7 @@ export async function remoteRun(
     maxNodes: opts.maxNodes ?? 4,
     attachRemote: (run) =>
       startRemoteServer(run, {
-        host: '127.0.0.1', port: 0, token: extra.token, tlsCert: extra.tlsCert, tlsKey: extra.tlsKey, deadlineMs: extra.deadlineMs ?? 20_000, heartbeatMs: extra.heartbeatMs ?? 500,
+        host: '127.0.0.1', port: 0, token: extra.token, tlsCert: extra.tlsCert, tlsKey: extra.tlsKey, deadlineMs: extra.deadlineMs ?? 20_000, heartbeatMs: extra.heartbeatMs ?? 500, wire: extra.wire,
         log: reporter.log, onListening: (url) => onListening(url, lines),
       }),
   });

@@ -68,7 +68,7 @@ describe('shared step payload and one-pass landing', () => {
     const frame = decodeCoordinatorFrame(Buffer.concat([own, shared]), 'c');
     const w = new Float32Array(5);
     const order = new Int32Array(8);
-    const limits = { paramCount: 5, samples: 5, maxRows: 8 };
+    const limits = { paramCount: 5, samples: 5, maxRows: 8, wire: 'f32' as const };
     landStepPayload(frame.header as StepRequest, frame.payload, 'c', limits, w, order);
     expect([...w]).toEqual([1, 2, 3, 4, 5]);
     expect([...order.subarray(0, 3)]).toEqual([4, 0, 2]);

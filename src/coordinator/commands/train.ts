@@ -47,6 +47,7 @@ export interface TrainFlags {
   maxNodes: number;
   stepDeadline: number;
   heartbeat: number;
+  wire?: 'f32' | 'bf16';
   maxNodeFailures: number;
   maxGradRatio?: number;
   minNodes: number;
@@ -139,7 +140,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
       balance: f.balance ?? (listen ? 'measured' : 'static'), maxNodes: listen ? maxNodes : 0, maxNodeFailures, maxGradRatio: f.maxGradRatio,
       minExecutors: (workers > 0 ? 1 : 0) + (nonNegativeInt('--min-nodes', f.minNodes) ?? 0),
       attachRemote: listen && remote
-        ? (run) => remote.startRemoteServer(run, { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, deadlineMs, heartbeatMs, log: (l) => reporter.log(l), onMembership: dash?.membership })
+        ? (run) => remote.startRemoteServer(run, { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, deadlineMs, heartbeatMs, wire: f.wire ?? 'f32', log: (l) => reporter.log(l), onMembership: dash?.membership })
         : undefined,
     });
     const seconds = (performance.now() - t0) / 1000;

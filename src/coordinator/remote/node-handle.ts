@@ -7,22 +7,24 @@
 import type { WebSocket } from 'ws';
 import type { ArenaViews } from '../../core/arena.js';
 import { DptrainError } from '../../core/errors.js';
-import { decodeNodeFrame, encodeFrame, encodeStepRequest, encodeWeights, WireError, type ResultHeader } from '../../core/protocol/wire.js';
+import { decodeNodeFrame, encodeFrame, encodeStepRequest, encodeWeights, WireError, type ResultHeader, type WireFloat } from '../../core/protocol/wire.js';
 import type { Executor, ShardOutcome, ShardSpec } from '../../worker/pool/executor.js';
 
 /** The weights of the current step, encoded once and shared by every node's request. */
 export class StepWeights {
   private step = -1;
-  private bytes: Buffer | null = null;
+  private readonly bytes = new Map<WireFloat, Buffer>();
   constructor(private readonly arena: ArenaViews) {}
 
   /** The step's payload: the weights do not change within a step, so the first request's copy serves all. */
-  of(step: number): Buffer {
-    if (step !== this.step || !this.bytes) {
-      this.bytes = encodeWeights(this.arena.params);
+  of(step: number, wire: WireFloat = 'f32'): Buffer {
+    if (step !== this.step) {
+      this.bytes.clear();
       this.step = step;
     }
-    return this.bytes;
+    let b = this.bytes.get(wire);
+    if (!b) this.bytes.set(wire, (b = encodeWeights(this.arena.params, wire)));
+    return b;
   }
 }
 
@@ -34,6 +36,8 @@ export interface RemoteNodeOptions {
   readonly order: Int32Array;
   /** Shared by the nodes of one coordinator. */
   readonly weights: StepWeights;
+  /** The float encoding on this node's link. */
+  readonly wire: WireFloat;
   /** A step request unanswered this long drops the node. */
   readonly deadlineMs: number;
   /** Missing pongs this long drops the node. */
@@ -104,7 +108,7 @@ export class RemoteNode implements Executor {
     const { order, ws } = this.o;
     const rows = spec.hi - spec.lo;
     const req = this.nextReq++;
-    const [own, weights] = encodeStepRequest({ req, step, parts: spec.parts, rows }, order.subarray(spec.lo, spec.hi), this.o.weights.of(step));
+    const [own, weights] = encodeStepRequest({ req, step, parts: spec.parts, rows }, order.subarray(spec.lo, spec.hi), this.o.weights.of(step, this.o.wire));
     const bytes = own.length + weights.length;
     // A node that does not read its socket must not grow our memory: beyond one frame in flight it is dropped.
     if (ws.bufferedAmount > bytes) {
@@ -126,7 +130,7 @@ export class RemoteNode implements Executor {
     this.o.traffic.received += data.length;
     try {
       if (!isBinary) throw new WireError('WIRE_MALFORMED', `node ${this.id}: text frame, the protocol is binary`);
-      const { msg } = decodeNodeFrame(data, `node ${this.id}`, { paramCount: this.o.arena.layout.paramCount }, (r) => this.landing(r));
+      const { msg } = decodeNodeFrame(data, `node ${this.id}`, { paramCount: this.o.arena.layout.paramCount, wire: this.o.wire }, (r) => this.landing(r));
       if (msg.t === 'result') this.onResult(msg);
       else if (msg.t === 'bye') this.drop(`said bye (${msg.reason})`);
       else if (msg.t === 'error') this.drop(`reported an error: ${msg.message}`);

@@ -14,7 +14,7 @@ import { DptrainError } from '../../core/errors.js';
 import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, NODE_NONCE_HEADER, PROOF_HEADER } from '../../core/protocol/auth.js';
 import { Challenges } from './challenges.js';
 import { DEFAULT_BUCKETS, RefusalLog, SourceLimiter, type BucketOptions } from './admission.js';
-import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, NAMED_SOURCES, PROTOCOL_VERSION, type Welcome } from '../../core/protocol/wire.js';
+import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, NAMED_SOURCES, PROTOCOL_VERSION, type Welcome, type WireFloat } from '../../core/protocol/wire.js';
 import { RemoteNode, StepWeights } from './node-handle.js';
 import type { RemoteAttachment, RunContext } from '../train/records.js';
 
@@ -27,6 +27,8 @@ export interface ListenOptions {
   readonly tlsKey?: string;
   readonly deadlineMs: number;
   readonly heartbeatMs: number;
+  /** Weights and gradients as bf16 on every node's link (sums and optimizer stay f32); f32 when absent. */
+  readonly wire?: WireFloat;
   readonly log: (line: string) => void;
   /** Per-address limits on challenge and upgrade requests. */
   readonly buckets?: BucketOptions;
@@ -146,7 +148,7 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
       const id = `node${nextId++}`;
       const info: NodeInfo = { id, address, threads, traffic: { sent: 0, received: 0 }, lastSeen: Date.now() };
       const node: RemoteNode = new RemoteNode({
-        id, threads, ws, arena: run.arena, order: run.order, weights, deadlineMs: o.deadlineMs, heartbeatMs: o.heartbeatMs, traffic: info.traffic,
+        id, threads, ws, arena: run.arena, order: run.order, weights, wire: o.wire ?? 'f32', deadlineMs: o.deadlineMs, heartbeatMs: o.heartbeatMs, traffic: info.traffic,
         log: o.log,
         onGone: (reason) => {
           live.delete(node);
@@ -160,7 +162,7 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
       });
       ws.on('message', () => (info.lastSeen = Date.now()));
       ws.on('pong', () => (info.lastSeen = Date.now()));
-      const welcome = welcomeFrame(run, id);
+      const welcome = welcomeFrame(run, id, o.wire ?? 'f32');
       info.traffic.sent += welcome.length;
       ws.send(welcome);
       live.add(node);
@@ -202,13 +204,13 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
  * The welcome: the config, the recipe's chunk rows, the kernels, and the data: inline (the config
  * then without its data section, whose paths are this machine's) unless the node can load it by name.
  */
-function welcomeFrame(run: RunContext, nodeId: string): Buffer {
+function welcomeFrame(run: RunContext, nodeId: string, wire: WireFloat): Buffer {
   const train = run.data.train;
   const inline = !NAMED_SOURCES.includes(run.config.data.source) || run.dataInline;
   const { data: _local, ...withoutData } = run.config.raw;
   const header: Welcome = {
     t: 'welcome', v: PROTOCOL_VERSION, nodeId, config: JSON.stringify(inline ? withoutData : run.config.raw), chunkRows: run.chunkRows, kernels: run.kernelName,
-    data: inline ? 'inline' : 'source', n: train.n, nIn: train.nIn, yWidth: train.yWidth, classes: train.classes,
+    data: inline ? 'inline' : 'source', n: train.n, nIn: train.nIn, yWidth: train.yWidth, classes: train.classes, wire,
   };
   return inline ? encodeFrame(header, train.x, train.y) : encodeFrame(header);
 }

@@ -3,10 +3,18 @@
 // is a small map; Float32 payloads (weights, gradients, data) stay raw little-endian bytes, never
 // msgpack elements. Sizes are checked against what the model implies before anything is decoded,
 // the header's bytes are scanned for a safe msgpack subset (no extensions, records, binaries; bounded
-// depth and counts) before msgpackr sees them, and every failure has a stable code.
+// depth and counts) before msgpackr sees them, and every failure has a stable code. Longer than
+// our files usually are on purpose: every check of every frame stays in this one module.
 
 import { Packr, Unpackr } from 'msgpackr';
 import { DptrainError, ERROR_CODES, type ErrorCode } from '../errors.js';
+import { toBf16 } from '../bf16.js';
+
+/** How floats travel: f32 as they are, or bf16 (half the bytes; the receiver widens them to f32). */
+export type WireFloat = 'f32' | 'bf16';
+export const WIRE_FLOATS: readonly WireFloat[] = ['f32', 'bf16'];
+/** Bytes of one value on the wire. */
+export const wireBytes = (wire: WireFloat): number => (wire === 'bf16' ? 2 : 4);
 
 /** 3: step payloads are [indices][weights] (the weights shared by every node); payloads 4-byte aligned. */
 export const PROTOCOL_VERSION = 3;
@@ -41,6 +49,8 @@ export interface Welcome {
   readonly nIn: number;
   readonly yWidth: number;
   readonly classes: number;
+  /** The float encoding of weights and gradients on this link, the coordinator's choice. */
+  readonly wire: WireFloat;
 }
 export interface StepRequest {
   readonly t: 'step';
@@ -117,10 +127,16 @@ export function encodeStepRequest(header: Omit<StepRequest, 't'>, indices: Int32
 }
 
 /** The step's weights payload, copied once out of the arena (a snapshot the update cannot change under a slow socket). */
-export function encodeWeights(params: Float32Array): Buffer {
-  const out = Buffer.allocUnsafeSlow(params.byteLength);
-  out.set(new Uint8Array(params.buffer, params.byteOffset, params.byteLength));
+export function encodeWeights(params: Float32Array, wire: WireFloat = 'f32'): Buffer {
+  const out = Buffer.allocUnsafeSlow(params.length * wireBytes(wire));
+  if (wire === 'bf16') toBf16(new Uint16Array(out.buffer, out.byteOffset, params.length), params);
+  else out.set(new Uint8Array(params.buffer, params.byteOffset, params.byteLength));
   return out;
+}
+
+/** A gradient (or any float vector) as its wire payload: itself for f32, a rounded copy for bf16. */
+export function wirePayload(values: Float32Array, wire: WireFloat): ArrayBufferView {
+  return wire === 'bf16' ? toBf16(new Uint16Array(values.length), values) : values;
 }
 
 /** The payload as floats, copied out (aligned) — only after the frame was validated. */
@@ -130,14 +146,14 @@ export function payloadFloats(payload: Uint8Array, offsetBytes: number, count: n
   return out;
 }
 
-type View32 = Float32ArrayConstructor | Int32ArrayConstructor;
+type View32 = Float32ArrayConstructor | Int32ArrayConstructor | Uint16ArrayConstructor;
 
-/** `count` 32-bit values of `bytes` from `at`: in place when aligned, else one aligned copy (a peer that does not pad). */
+/** `count` values of `bytes` from `at`: in place when aligned, else one aligned copy (a peer that does not pad). */
 function view32<C extends View32>(Ctor: C, bytes: Uint8Array, at: number, count: number): InstanceType<C> {
   const start = bytes.byteOffset + at;
-  if ((start & 3) === 0) return new Ctor(bytes.buffer as ArrayBuffer, start, count) as InstanceType<C>;
+  if (start % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(bytes.buffer as ArrayBuffer, start, count) as InstanceType<C>;
   const out = new Ctor(count);
-  new Uint8Array(out.buffer).set(bytes.subarray(at, at + 4 * count));
+  new Uint8Array(out.buffer).set(bytes.subarray(at, at + Ctor.BYTES_PER_ELEMENT * count));
   return out as InstanceType<C>;
 }
 
@@ -146,8 +162,9 @@ function view32<C extends View32>(Ctor: C, bytes: Uint8Array, at: number, count:
  * in one pass. On a non-finite value it throws with `dest` partly written: the caller's `dest` is
  * a landing place whose owner recomputes it in full when its peer is dropped.
  */
-export function landFloats(bytes: Uint8Array, at: number, dest: Float32Array, peer: string, what: string): void {
+export function landFloats(bytes: Uint8Array, at: number, dest: Float32Array, peer: string, what: string, wire: WireFloat = 'f32'): void {
   const n = dest.length;
+  if (wire === 'bf16') return landBf16(view32(Uint16Array, bytes, at, n), dest, peer, what);
   const src = view32(Float32Array, bytes, at, n);
   for (let i = 0; i < n; i++) {
     const x = src[i];
@@ -155,6 +172,16 @@ export function landFloats(bytes: Uint8Array, at: number, dest: Float32Array, pe
     // a double is exact, so the landed bits are the sent bits.
     if (x - x !== 0) fail('WIRE_NOT_FINITE', peer, `${what} holds a non-finite value at index ${i}`);
     dest[i] = x;
+  }
+}
+
+/** bf16 widened to f32 (exact: the low half is zero) with the finiteness check, in one pass. */
+function landBf16(src: Uint16Array, dest: Float32Array, peer: string, what: string): void {
+  const out = new Int32Array(dest.buffer, dest.byteOffset, dest.length);
+  for (let i = 0; i < src.length; i++) {
+    const b = src[i];
+    if ((b & 0x7f80) === 0x7f80) fail('WIRE_NOT_FINITE', peer, `${what} holds a non-finite value at index ${i}`);
+    out[i] = b << 16;
   }
 }
 
@@ -238,6 +265,8 @@ const isFiniteNumber = (x: unknown): x is number => typeof x === 'number' && Num
 export interface NodeFrameLimits {
   /** Parameters of the model: a result's payload is exactly this many floats. */
   readonly paramCount: number;
+  /** The link's float encoding (f32 when absent). */
+  readonly wire?: WireFloat;
 }
 
 /** The largest frame a node may send for this model. */
@@ -266,15 +295,16 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
       if (!isFiniteNumber(h.lossSum)) fail('WIRE_NOT_FINITE', peer, `result with a non-finite loss sum ${String(h.lossSum)}`);
       if (!isFiniteNumber(h.computeMs) || (h.computeMs as number) < 0) fail('WIRE_MALFORMED', peer, 'result with an invalid computeMs');
       if (h.leaving !== undefined && typeof h.leaving !== 'boolean') fail('WIRE_MALFORMED', peer, 'result with a non-boolean leaving flag');
-      const want = limits.paramCount * 4;
-      if (payload.byteLength !== want) fail('WIRE_LENGTH_MISMATCH', peer, `gradient of ${payload.byteLength} bytes, the model needs exactly ${want}`);
+      const wire = limits.wire ?? 'f32';
+      const want = limits.paramCount * wireBytes(wire);
+      if (payload.byteLength !== want) fail('WIRE_LENGTH_MISMATCH', peer, `gradient of ${payload.byteLength} bytes, the model needs exactly ${want} (${wire})`);
       const msg: ResultHeader = {
         t: 'result', req: h.req as number, step: h.step as number, count: h.count as number,
         lossSum: h.lossSum as number, computeMs: h.computeMs as number, leaving: h.leaving === true,
       };
       // The landing place is asked for only once the header is valid; it may refuse (stale request).
       const gradient = land ? land(msg) : new Float32Array(limits.paramCount);
-      landFloats(payload, 0, gradient, peer, 'gradient');
+      landFloats(payload, 0, gradient, peer, 'gradient', wire);
       return { msg, gradient };
     }
     case 'heartbeat':
@@ -331,6 +361,7 @@ export function decodeCoordinatorFrame(data: Uint8Array, peer: string): Frame<Co
       for (const k of ['n', 'nIn', 'yWidth', 'classes'] as const) if (!isInt(h[k], 0, 1 << 30)) fail('WIRE_MALFORMED', peer, `welcome with an invalid ${k}`);
       if (h.data === 'inline' && payload.byteLength !== 4 * (h.n as number) * ((h.nIn as number) + (h.yWidth as number)))
         fail('WIRE_LENGTH_MISMATCH', peer, 'welcome data payload does not match n × (nIn + yWidth) floats');
+      if (!WIRE_FLOATS.includes(h.wire as WireFloat)) fail('WIRE_MALFORMED', peer, `welcome with an unknown wire encoding ${JSON.stringify(h.wire)?.slice(0, 40)}`);
       checkWelcomeConfig(h.config as string, h.data as Welcome['data'], peer);
       return { header: h as unknown as Welcome, payload };
     case 'step':
@@ -352,6 +383,7 @@ export interface StepLimits {
   readonly samples: number;
   /** The batch size: no step asks for more rows. */
   readonly maxRows: number;
+  readonly wire: WireFloat;
 }
 
 /**
@@ -359,13 +391,13 @@ export interface StepLimits {
  * only) into `weights` in one pass, the indices into `order` after a range check. Returns the rows.
  */
 export function landStepPayload(h: StepRequest, payload: Uint8Array, peer: string, limits: StepLimits, weights: Float32Array, order: Int32Array): number {
-  const want = 4 * (h.rows + limits.paramCount);
+  const want = 4 * h.rows + wireBytes(limits.wire) * limits.paramCount;
   if (payload.byteLength !== want) fail('WIRE_LENGTH_MISMATCH', peer, `step ${h.step}: payload of ${payload.byteLength} bytes, expected ${want}`);
   if (h.rows > limits.maxRows || h.rows > order.length) fail('WIRE_MALFORMED', peer, `step ${h.step}: ${h.rows} rows exceed the batch size ${limits.maxRows}`);
   const indices = view32(Int32Array, payload, 0, h.rows);
   for (let i = 0; i < h.rows; i++)
     if (!(indices[i] >= 0 && indices[i] < limits.samples)) fail('WIRE_MALFORMED', peer, `step ${h.step}: sample index ${indices[i]} out of range`);
-  landFloats(payload, 4 * h.rows, weights, peer, 'weights');
+  landFloats(payload, 4 * h.rows, weights, peer, 'weights', limits.wire);
   order.set(indices);
   return h.rows;
 }

@@ -17,7 +17,7 @@ import { checkDataFits } from '../../core/model.js';
 import { loadConfigData, parseConfig } from '../../core/config.js';
 import { LocalPool } from '../pool/local-pool.js';
 import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, coordinatorProof, freshNonce, NODE_NONCE_HEADER, nodeProof, PROOF_HEADER, sameProof } from '../../core/protocol/auth.js';
-import { decodeCoordinatorFrame, encodeFrame, landStepPayload, payloadFloats, PROTOCOL_VERSION, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
+import { decodeCoordinatorFrame, encodeFrame, landStepPayload, payloadFloats, PROTOCOL_VERSION, wirePayload, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
 
 export interface NodeOptions {
   readonly connect: string;
@@ -217,12 +217,12 @@ function inlineData(w: Welcome, payload: Uint8Array): Dataset {
 
 async function answer(o: NodeOptions, ws: WebSocket, s: Session, h: StepRequest, payload: Uint8Array): Promise<void> {
   if (o.exitAtStep === h.step) process.kill(process.pid, 'SIGKILL');
-  landStepPayload(h, payload, `coordinator ${o.connect}`, { paramCount: s.arena.layout.paramCount, samples: s.welcome.n, maxRows: s.order.length }, s.arena.params, s.order);
+  landStepPayload(h, payload, `coordinator ${o.connect}`, { paramCount: s.arena.layout.paramCount, samples: s.welcome.n, maxRows: s.order.length, wire: s.welcome.wire }, s.arena.params, s.order);
   const t0 = performance.now();
   const [r] = await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]);
   const leaving = o.leaveAfterStep === h.step;
   const computeMs = performance.now() - t0;
-  const result = encodeFrame({ t: 'result', req: h.req, step: h.step, count: r.count, lossSum: r.lossSum, computeMs, leaving }, s.arena.slots[0]);
+  const result = encodeFrame({ t: 'result', req: h.req, step: h.step, count: r.count, lossSum: r.lossSum, computeMs, leaving }, wirePayload(s.arena.slots[0], s.welcome.wire));
   ws.send(result);
   o.counters?.stepServed(computeMs, result.length);
   if (leaving) {
