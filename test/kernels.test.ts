@@ -16,6 +16,7 @@ import { createWasmKernels, loadWasmModule, wasmModulePath, wasmScratchFloats, w
 import { paramLayout } from '../src/core/layout.js';
 import { denseViews, shardGradients, type Model } from '../src/core/model.js';
 import { Rng } from '../src/core/rng.js';
+import { leftLeaves, pairwiseSum } from '../src/core/pairwise.js';
 import { ACTIVATIONS, isClassIndexLoss, LOSSES, type Activation } from '../src/core/spec.js';
 import { randomData, sameBits, spec } from './helpers.js';
 
@@ -295,9 +296,9 @@ describe('element-wise kernels equal the TypeScript ones', () => {
           });
     });
 
-  it('sumSlots: slots summed in index order over [lo, hi), scaled', () => {
+  it('sumSlots: slots summed by the fixed pairwise tree over [lo, hi), scaled', () => {
     const rng = new Rng(13);
-    for (const count of [1, 2, 3, 5])
+    for (const count of [1, 2, 3, 4, 5, 7, 8, 11])
       for (const [lo, hi] of [[0, 1], [0, 64], [3, 1001], [17, 18], [0, 4099]])
         for (const scale of [1, 1 / 128, 1 / 3])
           scoped(() => {
@@ -311,7 +312,18 @@ describe('element-wise kernels equal the TypeScript ones', () => {
             // two is rounded to float32 before the product (≤ 1 ulp apart).
             if (scale === 1 / 3) expectClose(out, want, 2 ** -23, 0, 'sumSlots');
             else expect(out).toEqual(want);
+            if (scale === 1) for (let i = lo; i < hi; i += 7) expect(want[i]).toBe(pairwiseSum(slots.map((g) => g[i])));
           });
+  });
+
+  it('the pairwise tree: left subtree the largest power of two below n; ≤ 3 leaves is the left fold', () => {
+    expect([2, 3, 4, 5, 6, 7, 8, 9, 16, 17].map(leftLeaves)).toEqual([1, 2, 2, 4, 4, 4, 4, 8, 8, 16]);
+    const f = Math.fround;
+    const v = [1e8, 1, -1e8, 1, 3, 5, 7];
+    expect(pairwiseSum(v.slice(0, 3))).toBe(f(f(f(1e8) + 1) - 1e8));
+    // ((0 + 1) + (2 + 3)) + ((4 + 5) + 6): the 1s are lost beside 1e8 either way, but differently.
+    expect(pairwiseSum(v)).toBe(f(f(f(f(1e8) + 1) + f(-1e8 + 1)) + f(f(3 + 5) + 7)));
+    expect(pairwiseSum(v)).not.toBe(v.reduce((a, x) => f(a + x), 0));
   });
 });
 

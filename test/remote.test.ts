@@ -77,6 +77,19 @@ describe('a dying node changes nothing (invariant 4)', () => {
     expect(killed.steps[6].plan.map((p) => p.member)).toEqual(['node1', 'node2']);
     expect(sameBits(killed.result.params, left.result.params)).toBe(true);
   });
+  it('with four shards a step (the pairwise tree, not the left fold) stays bit-identical after a SIGKILL', async () => {
+    // Two local threads and two nodes: step 7 has four shards, reduced as (s0 + s1) + (s2 + s3).
+    const four = (flag: string) => remoteRun({ ...base, workers: 2, minExecutors: 3 }, (url, lines) => {
+      spawnNode(url, ['--threads', '2', flag, '7']);
+      void waitForLine(lines, /node node1 .* joined/).then(() => spawnNode(url));
+    });
+    const killed = await four('--exit-at-step');
+    const left = await four('--leave-after-step');
+    expect(killed.steps[6].plan.map((p) => p.member)).toEqual(['local', 'node1', 'node2']);
+    expect(killed.steps[6].shards).toHaveLength(4);
+    expect(killed.lines.some((l) => /node node1 dropped during step 7/.test(l))).toBe(true);
+    expect(sameBits(killed.result.params, left.result.params)).toBe(true);
+  });
 });
 
 describe('membership', () => {

@@ -2,10 +2,21 @@
 
 import { activations } from '../activations.js';
 import { losses } from '../losses.js';
+import { leftLeaves } from '../pairwise.js';
 import type { Kernels } from './types.js';
 
 // Methods may call the backend's own GEMMs through `this` (the kernel object they are spread into).
 type Elementwise = Omit<Kernels, 'name' | 'gemmNT' | 'gemmTN' | 'gemmNN'> & ThisType<Kernels>;
+
+/**
+ * Σ slots[a .. a + n)[i] by the step's fixed pairwise tree (core/pairwise.ts): the left subtree is the
+ * largest power of two below n, every sum rounded to float32 as the slots' own adds are.
+ */
+function pairwiseAt(slots: readonly Float32Array[], a: number, n: number, i: number): number {
+  if (n === 1) return slots[a][i];
+  const m = leftLeaves(n);
+  return Math.fround(pairwiseAt(slots, a, m, i) + pairwiseAt(slots, a + m, n - m, i));
+}
 
 export const tsElementwise: Elementwise = {
   addBias(z, bias, rows, cols) {
@@ -41,11 +52,16 @@ export const tsElementwise: Elementwise = {
   },
 
   sumSlots(out, slots, lo, hi, scale) {
-    const first = slots[0];
-    for (let i = lo; i < hi; i++) out[i] = first[i];
-    for (let s = 1; s < slots.length; s++) {
-      const g = slots[s];
-      for (let i = lo; i < hi; i++) out[i] += g[i];
+    // Up to three slots the pairwise tree is the left fold: ((0 + 1) + 2).
+    if (slots.length <= 3) {
+      const first = slots[0];
+      for (let i = lo; i < hi; i++) out[i] = first[i];
+      for (let s = 1; s < slots.length; s++) {
+        const g = slots[s];
+        for (let i = lo; i < hi; i++) out[i] += g[i];
+      }
+    } else {
+      for (let i = lo; i < hi; i++) out[i] = pairwiseAt(slots, 0, slots.length, i);
     }
     if (scale !== 1) for (let i = lo; i < hi; i++) out[i] *= scale;
   },

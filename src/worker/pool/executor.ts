@@ -1,6 +1,6 @@
 // The one execution interface: "compute the gradient sums of these shards of step s". The training
 // loop does not know whether a local thread pool or a remote node did the work; each shard's sum
-// lands in its own slot, and the loop reduces slots in shard order.
+// lands in its own slot, and the loop reduces slots by a fixed pairwise tree over shard order (core/pairwise.ts).
 //
 // A shard's gradient has one canonical recipe, so that any executor computing it gets the same bits:
 // [lo, hi) is cut into `parts` equal contiguous sub-shards (partition()), each computed by

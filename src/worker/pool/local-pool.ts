@@ -108,8 +108,15 @@ export class LocalPool implements Executor {
       const outs = await Promise.all(wave.map((r, j) => this.task(step, spareSlots[j], r.lo, r.hi)));
       for (const o of outs) lossSum += o.lossSum;
       const sums = wave.map((_, j) => arena.slots[spareSlots[j]]);
-      // Left fold: the first wave starts the sum, later waves add to it in sub-shard order.
-      kernels.sumSlots(target, w === 0 ? sums : [target, ...sums], 0, P, 1);
+      // Left fold: the first wave starts the sum, later waves add to it in sub-shard order. sumSlots
+      // is the left fold for at most three slots (beyond, it is the step's pairwise tree), so the
+      // sums go in by two or three: the recipe's bits do not depend on how many spare slots we have.
+      for (let j = 0; j < sums.length; ) {
+        const first = w === 0 && j === 0;
+        const take = sums.slice(j, j + (first ? 3 : 2));
+        kernels.sumSlots(target, first ? take : [target, ...take], 0, P, 1);
+        j += take.length;
+      }
     }
     return { slot: s.slot, lossSum, count: s.hi - s.lo, computeMs: performance.now() - t0, by: this.id };
   }

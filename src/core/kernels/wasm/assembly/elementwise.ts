@@ -211,11 +211,36 @@ export function copy(dst: usize, src: usize, len: i32): void {
   memory.copy(dst, src, <usize>len << 2);
 }
 
+/** Leaves of the left subtree of a pairwise node over n ≥ 2 leaves (core/pairwise.ts). */
+// @ts-ignore: decorator
+@inline
+export function leftLeaves(n: i32): i32 {
+  let m = 1;
+  while (m * 2 < n) m *= 2;
+  return m;
+}
+
+/** The 4 floats at byte `off` of slots table[0 .. n) summed by the step's fixed pairwise tree. */
+export function pairwise4(table: usize, n: i32, off: usize): v128 {
+  if (n == 1) return v128.load(<usize>load<u32>(table) + off);
+  if (n == 2) return f32x4.add(v128.load(<usize>load<u32>(table) + off), v128.load(<usize>load<u32>(table, 4) + off));
+  const m = leftLeaves(n);
+  return f32x4.add(pairwise4(table, m, off), pairwise4(table + (<usize>m << 2), n - m, off));
+}
+
+/** The float at byte `off` of slots table[0 .. n) summed by the same tree. */
+export function pairwise1(table: usize, n: i32, off: usize): f32 {
+  if (n == 1) return load<f32>(<usize>load<u32>(table) + off);
+  const m = leftLeaves(n);
+  return pairwise1(table, m, off) + pairwise1(table + (<usize>m << 2), n - m, off);
+}
+
 /**
- * out[i] = scale · Σ_s slot_s[i] for i in [0, len), slots added in index order 0, 1, 2, … so the
- * float32 result equals the TypeScript loop's. `slots` holds `count` u32 byte offsets (already
- * advanced to the range's start). Blocks of 16 floats keep 4 sums in registers while the slots
- * are walked, so every slot is read once and out written once.
+ * out[i] = scale · Σ_s slot_s[i] for i in [0, len), the slots added by the step's fixed pairwise
+ * tree (up to three slots, the left fold 0, 1, 2), so the float32 result equals the TypeScript
+ * loop's. `slots` holds `count` u32 byte offsets (already advanced to the range's start). Blocks of
+ * 16 floats keep 4 sums in registers while the slots are walked, so every slot is read once and
+ * out written once.
  */
 export function sumSlots(out: usize, slots: usize, count: i32, len: i32, scale: f32): void {
   const bytes = <usize>len << 2;
@@ -223,16 +248,25 @@ export function sumSlots(out: usize, slots: usize, count: i32, len: i32, scale: 
   const first = <usize>load<u32>(slots);
   const scaled = scale != 1;
   const sv = f32x4.splat(scale);
+  const fold = count <= 3;
   let i: usize = 0;
   for (; i + 64 <= bytes; i += 64) {
-    const s0 = first + i;
-    let a0 = v128.load(s0), a1 = v128.load(s0, 16), a2 = v128.load(s0, 32), a3 = v128.load(s0, 48);
-    for (let t = slots + 4; t < tableEnd; t += 4) {
-      const g = <usize>load<u32>(t) + i;
-      a0 = f32x4.add(a0, v128.load(g));
-      a1 = f32x4.add(a1, v128.load(g, 16));
-      a2 = f32x4.add(a2, v128.load(g, 32));
-      a3 = f32x4.add(a3, v128.load(g, 48));
+    let a0: v128, a1: v128, a2: v128, a3: v128;
+    if (fold) {
+      const s0 = first + i;
+      a0 = v128.load(s0); a1 = v128.load(s0, 16); a2 = v128.load(s0, 32); a3 = v128.load(s0, 48);
+      for (let t = slots + 4; t < tableEnd; t += 4) {
+        const g = <usize>load<u32>(t) + i;
+        a0 = f32x4.add(a0, v128.load(g));
+        a1 = f32x4.add(a1, v128.load(g, 16));
+        a2 = f32x4.add(a2, v128.load(g, 32));
+        a3 = f32x4.add(a3, v128.load(g, 48));
+      }
+    } else {
+      a0 = pairwise4(slots, count, i);
+      a1 = pairwise4(slots, count, i + 16);
+      a2 = pairwise4(slots, count, i + 32);
+      a3 = pairwise4(slots, count, i + 48);
     }
     if (scaled) {
       a0 = f32x4.mul(a0, sv);
@@ -246,8 +280,7 @@ export function sumSlots(out: usize, slots: usize, count: i32, len: i32, scale: 
     v128.store(out + i, a3, 48);
   }
   for (; i < bytes; i += 4) {
-    let acc = load<f32>(<usize>first + i);
-    for (let t = slots + 4; t < tableEnd; t += 4) acc += load<f32>(<usize>load<u32>(t) + i);
+    const acc = pairwise1(slots, count, i);
     store<f32>(out + i, scaled ? acc * scale : acc);
   }
 }

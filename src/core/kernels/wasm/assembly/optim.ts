@@ -3,6 +3,8 @@
 // the parameters and state at one set of offsets and writes them at another (the same offsets
 // update in place): every element is read before it is written.
 
+import { pairwise1, pairwise4 } from './elementwise';
+
 /**
  * SGD on len floats: g = grad + wd·param; with momentum, buf = first ? g : momentum·buf +
  * (1 − dampening)·g and g = nesterov ? g + momentum·buf : buf; then param -= lr·g.
@@ -92,7 +94,7 @@ export function adam(
 
 /**
  * The step's whole SGD-momentum update of len floats fused with the reduction: g = the slots' sum
- * (in table order) × scale, buf = momentum·buf + (1 − dampening)·g, params −= lr·buf, from
+ * (by the step's pairwise tree) × scale, buf = momentum·buf + (1 − dampening)·g, params −= lr·buf, from
  * (params, buf) into (paramsOut, bufOut) (the same pointers: in place). The mean gradient is never stored.
  */
 export function sumSgdMomentum(
@@ -101,21 +103,17 @@ export function sumSgdMomentum(
 ): void {
   const bytes = <usize>len << 2;
   const vecEnd = bytes & ~(<usize>15);
-  const tableEnd = slots + (<usize>count << 2);
-  const first = <usize>load<u32>(slots);
   const vScale = f32x4.splat(scale), vLr = f32x4.splat(lr), vMom = f32x4.splat(momentum), vDamp = f32x4.splat(oneMinusDampening);
   let i: usize = 0;
   for (; i < vecEnd; i += 16) {
-    let g = v128.load(first + i);
-    for (let t = slots + 4; t < tableEnd; t += 4) g = f32x4.add(g, v128.load(<usize>load<u32>(t) + i));
+    let g = pairwise4(slots, count, i);
     g = f32x4.mul(g, vScale);
     const b = f32x4.add(f32x4.mul(vMom, v128.load(buf + i)), f32x4.mul(vDamp, g));
     v128.store(bufOut + i, b);
     v128.store(paramsOut + i, f32x4.sub(v128.load(params + i), f32x4.mul(vLr, b)));
   }
   for (; i < bytes; i += 4) {
-    let g: f32 = load<f32>(first + i);
-    for (let t = slots + 4; t < tableEnd; t += 4) g += load<f32>(<usize>load<u32>(t) + i);
+    let g: f32 = pairwise1(slots, count, i);
     g *= scale;
     const b = momentum * load<f32>(buf + i) + oneMinusDampening * g;
     store<f32>(bufOut + i, b);
