@@ -2,8 +2,9 @@
 // its send/receive path (process.cpuUsage around it), the per-node encoding (`per-node`: a fresh
 // frame with its own copy of the weights per node; a result decoded into a fresh array, then copied
 // into its slot) against the shared one (`shared`: the weights encoded once per step, sent as
-// every node's last fragment; a result checked and copied into its slot in one pass). The two
-// alternate in blocks of steps within one run, so the machine's drift hits both alike.
+// every node's last fragment; a result checked and copied into its slot in one pass), and the
+// shared one on bf16 links (`shared-bf16`). They alternate in blocks of steps within one run, so
+// the machine's drift hits all alike.
 
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,8 @@ const BLOCK = 5;
 const params = new Float32Array(P).map((_, i) => Math.cos(i) * 0.05);
 const indices = Int32Array.from({ length: 128 }, (_, i) => i);
 const slots = Array.from({ length: nodes }, () => new Float32Array(P));
-type Mode = 'per-node' | 'shared';
+type Mode = 'per-node' | 'shared' | 'shared-bf16';
+const MODES: readonly Mode[] = ['per-node', 'shared', 'shared-bf16'];
 
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 2 ** 30 });
 await new Promise<void>((r) => wss.once('listening', () => r()));
@@ -33,7 +35,7 @@ let mode: Mode = 'per-node';
 sockets.forEach((ws, i) =>
   ws.on('message', (data: Buffer) => {
     if (mode === 'per-node') slots[i].set(decodeNodeFrame(data, `node ${i}`, { paramCount: P }).gradient!);
-    else decodeNodeFrame(data, `node ${i}`, { paramCount: P }, () => slots[i]);
+    else decodeNodeFrame(data, `node ${i}`, { paramCount: P, wire: mode === 'shared' ? 'f32' : 'bf16' }, () => slots[i]);
     if (++answered === nodes) waiting?.();
   }),
 );
@@ -45,7 +47,7 @@ async function step(s: number): Promise<number> {
   if (mode === 'per-node') {
     for (const ws of sockets) ws.send(encodeFrame({ t: 'step', req: s, step: s, parts: 1, rows: 128 }, params, indices));
   } else {
-    const weights = encodeWeights(params);
+    const weights = encodeWeights(params, mode === 'shared' ? 'f32' : 'bf16');
     for (const ws of sockets) {
       const [own, shared] = encodeStepRequest({ req: s, step: s, parts: 1, rows: 128 }, indices, weights);
       ws.send(own, { fin: false });
@@ -57,15 +59,15 @@ async function step(s: number): Promise<number> {
   return (c.user + c.system) / nodes;
 }
 
-const per: Record<Mode, number[]> = { 'per-node': [], shared: [] };
-for (let s = 1; s <= 2 * steps + 2 * BLOCK; s++) {
-  mode = Math.floor((s - 1) / BLOCK) % 2 === 0 ? 'per-node' : 'shared';
+const per: Record<Mode, number[]> = { 'per-node': [], shared: [], 'shared-bf16': [] };
+const rounds = MODES.length * BLOCK;
+for (let s = 1; s <= MODES.length * steps + rounds; s++) {
+  mode = MODES[Math.floor((s - 1) / BLOCK) % MODES.length];
   const us = await step(s);
-  if (s > 2 * BLOCK) per[mode].push(us); // the first round of each is warm-up
+  if (s > rounds) per[mode].push(us); // the first round of each is warm-up
 }
 child.kill();
 wss.close();
-const a = median(per['per-node']);
-const b = median(per.shared);
-console.log(`coordinator CPU per node per step, ${nodes} nodes, ${P.toLocaleString('en-US')} f32 weights, median of ${per.shared.length} steps each, interleaved in blocks of ${BLOCK}`);
-console.log(table(['encoding', 'µs / node / step', 'ratio'], [['per-node', fmt(a), '1.00'], ['shared', fmt(b), fmt(b / a, 2)]]));
+const base = median(per['per-node']);
+console.log(`coordinator CPU per node per step, ${nodes} nodes, ${P.toLocaleString('en-US')} weights, median of ${per.shared.length} steps each, interleaved in blocks of ${BLOCK}`);
+console.log(table(['encoding', 'µs / node / step', 'ratio'], MODES.map((m) => [m, fmt(median(per[m])), fmt(median(per[m]) / base, 2)])));
