@@ -119,6 +119,20 @@ describe('dptrain bench scaling', () => {
     expect(liveWorkers(rep.rows.flatMap((x) => x.nodePids))).toEqual([]);
   });
 
+  it('--wire bf16: node rows carry half the bytes, and the report says which encoding it measured', () => {
+    const dir = workdir();
+    const r = bench(dir, ['--threads', '1', '--nodes', '1', '--batch', '64', '--steps', '3', '--warmup', '1', '--wire', 'bf16']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/kernels \w+, wire bf16, net loopback/);
+    const rep = results(dir);
+    expect(rep.wire).toBe('bf16');
+    const row = rep.rows.find((x) => x.kind === 'nodes')!;
+    expect(row.bytesReceivedPerNodeStep).toBeGreaterThan(2 * 4482);
+    expect(row.bytesReceivedPerNodeStep).toBeLessThan(2 * 4482 + 400);
+    expect(rep.scaleout.frame.frameBytes).toBeLessThan(2 * 4482 + 400);
+    expect(liveWorkers(rep.rows.flatMap((x) => x.nodePids))).toEqual([]);
+  });
+
   it('--net 5ms:100mbit sends a node row through the proxy: a step takes at least the 2 × 5 ms round trip', () => {
     const dir = workdir();
     const r = bench(dir, ['--threads', '1', '--nodes', '1', '--batch', '64', '--steps', '4', '--warmup', '1', '--net', '5ms:100mbit']);

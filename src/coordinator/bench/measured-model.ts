@@ -3,7 +3,7 @@
 
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
-import { decodeNodeFrame, encodeFrame } from '../../core/protocol/wire.js';
+import { decodeNodeFrame, encodeFrame, wireBytes, type WireFloat } from '../../core/protocol/wire.js';
 import { predictStep, ringAllreduceSec, treeAllreduceSec, type ScaleoutInputs } from './scaleout-model.js';
 import type { NetProfile } from './net/netem.js';
 import { leastSquares, median } from './stats.js';
@@ -21,7 +21,7 @@ export interface RowTimes {
 }
 
 export interface FrameCosts {
-  /** Bytes of a weights or gradient frame on the wire: 4·paramCount + frame and WebSocket headers. */
+  /** Bytes of a weights or gradient frame on the wire: (4 or 2 for bf16)·paramCount + frame and WebSocket headers. */
   readonly frameBytes: number;
   readonly perMessageSec: number;
   readonly perByteSec: number;
@@ -62,7 +62,7 @@ const WS_HEADER_BYTES = 12;
  * the per-byte cost, the small frame the per-message cost. One end of a frame pays one of the two
  * (the sender encodes, the receiver decodes), so each is half the round's time.
  */
-export function measureFrameCosts(paramCount: number, reps = 7): FrameCosts {
+export function measureFrameCosts(paramCount: number, wire: WireFloat = 'f32', reps = 7): FrameCosts {
   const header = { t: 'result', req: 1, step: 1, count: 1, lossSum: 0.5, computeMs: 1.5, leaving: false };
   const round = (P: number): number => {
     const gradient = new Float32Array(P).fill(1e-3);
@@ -87,7 +87,8 @@ export function measureFrameCosts(paramCount: number, reps = 7): FrameCosts {
   const full = round(paramCount);
   const stepHeader = encodeFrame({ t: 'step', req: 1, step: 1, parts: 1, rows: 1 }).length;
   const resultHeader = encodeFrame(header).length;
-  const payload = 4 * paramCount;
+  // The per-byte cost is the f32 codec's (bf16's conversion costs a little more per byte, on half the bytes).
+  const payload = wireBytes(wire) * paramCount;
   return {
     frameBytes: payload + (stepHeader + resultHeader) / 2 + WS_HEADER_BYTES,
     perMessageSec: small / 2,

@@ -27,7 +27,7 @@ function rowLabel(r: ScalingRow): string {
 
 export function formatReport(r: ScalingReport): string {
   const out: string[] = [];
-  out.push(`dptrain bench scaling: ${r.config} (${r.layers.join('-')}, ${fmt(r.params)} parameters), kernels ${r.kernels}, net ${netText(r)}`);
+  out.push(`dptrain bench scaling: ${r.config} (${r.layers.join('-')}, ${fmt(r.params)} parameters), kernels ${r.kernels}, wire ${r.wire ?? 'f32'}, net ${netText(r)}`);
   out.push(`medians of ${r.steps} steps after ${r.warmup} warm-up; comm = step − slowest compute − update (dispatch + waiting on thread rows); KB per node per step; predicted = scale-out model`);
   out.push(table(
     ['batch', 'threads', 'nodes', 'workers', 'samples/s', 'speedup', 'efficiency', 'step ms', 'compute ms', 'comm ms', 'update ms', 'KB out', 'KB in', 'predicted ms', 'error'],

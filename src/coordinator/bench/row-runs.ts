@@ -93,7 +93,7 @@ export async function nodeRow(state: RunState, c: Combo): Promise<Measured> {
         },
       }),
       attachRemote: async (run) => {
-        const server = await startRemoteServer(run, { host: '127.0.0.1', port: 0, deadlineMs: STEP_DEADLINE_MS, heartbeatMs: HEARTBEAT_MS, log: () => {} });
+        const server = await startRemoteServer(run, { host: '127.0.0.1', port: 0, deadlineMs: STEP_DEADLINE_MS, heartbeatMs: HEARTBEAT_MS, wire: o.wire, log: () => {} });
         // The row may have been abandoned (Ctrl-C) while the server was starting.
         if (remote.closing) {
           await server.close();

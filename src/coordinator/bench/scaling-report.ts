@@ -2,6 +2,7 @@
 // scale-out model's predictions beside them, and its curve for larger clusters.
 
 import { cpus } from 'node:os';
+import type { WireFloat } from '../../core/protocol/wire.js';
 import { fitBatchInputs, linkOf, measureFrameCosts, predictionCurve, scaleoutInputs, type BatchInputs, type CurvePoint, type FrameCosts, type RowTimes } from './measured-model.js';
 import type { LinkMode } from './net/fleet.js';
 import { predictStep } from './scaleout-model.js';
@@ -18,6 +19,8 @@ export interface ScalingReport {
   readonly layers: readonly number[];
   readonly params: number;
   readonly kernels: string;
+  /** The float encoding on node links. */
+  readonly wire: WireFloat;
   readonly net: { readonly name: string; readonly latencyMs: number; readonly bandwidthMbit: number | null };
   readonly linkMode: LinkMode;
   /** The one-line reason --net-namespaces fell back, if it did. */
@@ -45,7 +48,7 @@ export function buildReport(state: RunState, measured: readonly Measured[], noti
     stepMs: m.stepMs, updateMs: m.updateMs, poolMs: m.poolMs,
   }));
   // Timed after the rows, with no pool or node running beside it: the codec, plus the transport.
-  const codec = measureFrameCosts(info.params);
+  const codec = measureFrameCosts(info.params, o.wire ?? 'f32');
   const frame: FrameCosts = { ...codec, perMessageSec: codec.perMessageSec + transport.perMessageSec, perByteSec: codec.perByteSec + transport.perByteSec };
   const inputs = new Map<number, BatchInputs>();
   for (const b of o.batches) {
@@ -71,6 +74,7 @@ export function buildReport(state: RunState, measured: readonly Measured[], noti
     layers: config.model.layers,
     params: info.params,
     kernels: info.backend,
+    wire: o.wire ?? 'f32',
     net: { name: o.net?.name ?? 'loopback', latencyMs: o.net?.latencyMs ?? 0, bandwidthMbit: o.net?.bandwidthMbit ?? null },
     linkMode: state.linkMode,
     notice,

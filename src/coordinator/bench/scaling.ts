@@ -2,6 +2,7 @@
 // again, also on failure and on SIGINT/SIGTERM. rows.ts measures, row-runs.ts runs a row.
 
 import type { KernelChoice } from '../../core/kernels/index.js';
+import type { WireFloat } from '../../core/protocol/wire.js';
 import { measureTransportCosts } from './measured-model.js';
 import type { LinkMode } from './net/fleet.js';
 import type { NetProfile } from './net/netem.js';
@@ -25,6 +26,8 @@ export interface ScalingBenchOptions {
   readonly warmup: number;
   readonly kernels: KernelChoice;
   readonly netNamespaces: boolean;
+  /** The float encoding on node links (`--wire`); absent: f32. */
+  readonly wire?: WireFloat;
   /** Progress and notices (stderr in the CLI). */
   readonly log: (line: string) => void;
 }

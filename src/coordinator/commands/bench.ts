@@ -20,6 +20,7 @@ export interface BenchScalingFlags {
   out?: string;
   kernels: KernelChoice;
   netNamespaces: boolean;
+  wire?: 'f32' | 'bf16';
 }
 
 /** "1,2,4" → [1, 2, 4]: whole numbers in [min, max], duplicates dropped, order kept. */
@@ -50,9 +51,10 @@ export function benchOptionsFromFlags(f: BenchScalingFlags, log: (line: string) 
     warmup: wholeAtLeast('--warmup', f.warmup, 1, ' (the first step waits for nodes and starts the pools)'),
     kernels: f.kernels,
     netNamespaces: f.netNamespaces,
+    wire: f.wire ?? 'f32',
     log,
   };
-  const name = (net?.name ?? 'loopback').replace(/[^a-z0-9.]+/gi, '-');
+  const name = `${(net?.name ?? 'loopback').replace(/[^a-z0-9.]+/gi, '-')}${f.wire === 'bf16' ? '-bf16' : ''}`;
   return { options, out: resolve(f.out ?? `bench/results/scaling-${name}`) };
 }
 
