@@ -27,7 +27,7 @@ function secretCsv(): string {
 
 function welcome(config: object, data: 'source' | 'inline' = 'source'): Buffer {
   return encodeFrame({
-    t: 'welcome', v: PROTOCOL_VERSION, nodeId: 'node1', config: JSON.stringify(config), chunkRows: 8, kernels: 'ts', data, n: 0, nIn: 2, yWidth: 1, classes: 2,
+    t: 'welcome', v: PROTOCOL_VERSION, nodeId: 'node1', config: JSON.stringify(config), chunkRows: 8, kernels: 'ts', data, n: 0, nIn: 2, yWidth: 1, classes: 2, wire: 'f32',
   });
 }
 

@@ -10,20 +10,34 @@ import { DptrainError } from '../../core/errors.js';
 import { decodeNodeFrame, encodeFrame, encodeStepRequest, encodeWeights, WireError, type ResultHeader, type WireFloat } from '../../core/protocol/wire.js';
 import type { Executor, ShardOutcome, ShardSpec } from '../../worker/pool/executor.js';
 
-/** The weights of the current step, encoded once and shared by every node's request. */
+/**
+ * The weights of the current step, encoded once and shared by every node's request. Two buffers
+ * per encoding take turns: the one of step s is rewritten at step s + 2, when every socket that
+ * carried it has either sent it (its node answered step s + 1, queued behind it) or been destroyed
+ * (a dropped node), so no frame in flight changes, and no 2.7 MB buffer is allocated per step.
+ */
 export class StepWeights {
   private step = -1;
-  private readonly bytes = new Map<WireFloat, Buffer>();
+  private turn = 0;
+  private readonly current = new Map<WireFloat, Buffer>();
+  private readonly turns = new Map<WireFloat, [Buffer | undefined, Buffer | undefined]>();
   constructor(private readonly arena: ArenaViews) {}
 
   /** The step's payload: the weights do not change within a step, so the first request's copy serves all. */
   of(step: number, wire: WireFloat = 'f32'): Buffer {
     if (step !== this.step) {
-      this.bytes.clear();
+      this.current.clear();
       this.step = step;
+      this.turn ^= 1;
     }
-    let b = this.bytes.get(wire);
-    if (!b) this.bytes.set(wire, (b = encodeWeights(this.arena.params, wire)));
+    let b = this.current.get(wire);
+    if (!b) {
+      const pair = this.turns.get(wire) ?? [undefined, undefined];
+      b = encodeWeights(this.arena.params, wire, pair[this.turn]);
+      pair[this.turn] = b;
+      this.turns.set(wire, pair);
+      this.current.set(wire, b);
+    }
     return b;
   }
 }

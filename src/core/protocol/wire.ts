@@ -126,11 +126,33 @@ export function encodeStepRequest(header: Omit<StepRequest, 't'>, indices: Int32
   return [encodeFrame({ t: 'step', ...header }, indices), weights];
 }
 
-/** The step's weights payload, copied once out of the arena (a snapshot the update cannot change under a slow socket). */
-export function encodeWeights(params: Float32Array, wire: WireFloat = 'f32'): Buffer {
-  const out = Buffer.allocUnsafeSlow(params.length * wireBytes(wire));
+/**
+ * A float payload (the step's weights, a node's gradient) in the link's encoding, copied out of the
+ * arena: a snapshot an update cannot change under a slow socket. Written into `into` when it has
+ * the size (the caller knows the socket no longer holds it), else into a new buffer.
+ */
+export function encodeWeights(params: Float32Array, wire: WireFloat = 'f32', into?: Buffer): Buffer {
+  const bytes = params.length * wireBytes(wire);
+  const out = into && into.length === bytes && (into.byteOffset & 3) === 0 ? into : Buffer.allocUnsafeSlow(bytes);
   if (wire === 'bf16') toBf16(new Uint16Array(out.buffer, out.byteOffset, params.length), params);
   else out.set(new Uint8Array(params.buffer, params.byteOffset, params.byteLength));
+  return out;
+}
+
+/**
+ * One frame of `header` and `values` in the link's encoding, built in `reuse` (a buffer this
+ * function returned the backing of before) when it is large enough. One frame, not two fragments:
+ * a receiver then reassembles nothing. Returns the frame, a view whose `.buffer` may be reused.
+ */
+export function encodeFloatFrame(header: object, values: Float32Array, wire: WireFloat, reuse?: ArrayBuffer): Buffer {
+  const head = encodeHeader(header);
+  const total = head.length + values.length * wireBytes(wire);
+  // Slack for a longer header next time (numbers in it change length).
+  const base = reuse && reuse.byteLength >= total ? reuse : new ArrayBuffer(total + 256);
+  const out = Buffer.from(base, 0, total);
+  head.copy(out, 0);
+  if (wire === 'bf16') toBf16(new Uint16Array(base, head.length, values.length), values);
+  else out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), head.length);
   return out;
 }
 

@@ -17,7 +17,7 @@ import { checkDataFits } from '../../core/model.js';
 import { loadConfigData, parseConfig } from '../../core/config.js';
 import { LocalPool } from '../pool/local-pool.js';
 import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, coordinatorProof, freshNonce, NODE_NONCE_HEADER, nodeProof, PROOF_HEADER, sameProof } from '../../core/protocol/auth.js';
-import { decodeCoordinatorFrame, encodeFrame, landStepPayload, payloadFloats, PROTOCOL_VERSION, wirePayload, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
+import { decodeCoordinatorFrame, encodeFloatFrame, encodeFrame, landStepPayload, payloadFloats, PROTOCOL_VERSION, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
 
 export interface NodeOptions {
   readonly connect: string;
@@ -51,6 +51,11 @@ interface Session {
   readonly arena: ArenaViews;
   readonly pool: LocalPool;
   readonly order: Int32Array;
+  /**
+   * The result frame's memory, rewritten each step: the socket has sent the previous frame by then
+   * (the coordinator answered it with this step's request), so no gradient buffer is allocated per step.
+   */
+  result?: ArrayBuffer;
 }
 
 const MAX_WELCOME_BYTES = 2 ** 31 - 1;
@@ -222,7 +227,8 @@ async function answer(o: NodeOptions, ws: WebSocket, s: Session, h: StepRequest,
   const [r] = await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]);
   const leaving = o.leaveAfterStep === h.step;
   const computeMs = performance.now() - t0;
-  const result = encodeFrame({ t: 'result', req: h.req, step: h.step, count: r.count, lossSum: r.lossSum, computeMs, leaving }, wirePayload(s.arena.slots[0], s.welcome.wire));
+  const result = encodeFloatFrame({ t: 'result', req: h.req, step: h.step, count: r.count, lossSum: r.lossSum, computeMs, leaving }, s.arena.slots[0], s.welcome.wire, s.result);
+  s.result = result.buffer as ArrayBuffer;
   ws.send(result);
   o.counters?.stepServed(computeMs, result.length);
   if (leaving) {
