@@ -1,8 +1,8 @@
 // Membership and the plan of each step: which executor computes which shard. Members change only at
 // step boundaries (a node that joins mid-step starts at the next one). Shards are contiguous and in
-// sample order; the reduction (a fixed pairwise tree over that order) is the same whoever computed a shard. A member lost mid-step
-// has its shards, with the same recipe and slots, recomputed by the others, so the step's result is
-// the same as if it had finished them.
+// sample order; the reduction (a fixed pairwise tree over that order) is the same whoever computed
+// a shard. A member lost mid-step has its shards, with the same recipe and slots, recomputed by the
+// others, so the step's result is the same as if it had finished them.
 
 import { DptrainError } from '../../core/errors.js';
 import type { Executor, StepUpdate, ShardOutcome, ShardSpec } from '../../worker/pool/executor.js';
