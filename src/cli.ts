@@ -13,9 +13,11 @@ import type { BenchScalingFlags } from './coordinator/commands/bench.js';
 
 const USAGE_ERROR = 2;
 
-// Runtime failures (every node lost, a worker thread failing for good) exit 1; bad input exits 2.
+// Runtime failures (every node lost, a worker thread failing for good) exit 1; bad input exits 2;
+// a run stopped because its loss or weights became NaN or infinite exits 3.
 const RUNTIME_ERRORS = new Set(['NO_EXECUTORS', 'WORKER_FAILED']);
 const RUNTIME_ERROR = 1;
+const DIVERGED = 3;
 
 function fail(message: string, code = USAGE_ERROR): never {
   process.stderr.write(`dptrain: ${message}\n`);
@@ -23,11 +25,23 @@ function fail(message: string, code = USAGE_ERROR): never {
 }
 
 function failWith(e: DptrainError): never {
-  fail(e.message, RUNTIME_ERRORS.has(e.code) ? RUNTIME_ERROR : USAGE_ERROR);
+  fail(e.message, e.code === 'DIVERGED' ? DIVERGED : RUNTIME_ERRORS.has(e.code) ? RUNTIME_ERROR : USAGE_ERROR);
+}
+
+/**
+ * A reader that went away (`dptrain train | head -1`) ends our output on that stream, quietly: a
+ * run goes on to its end and its checkpoint, an eval finishes. Any other write error is a bug.
+ */
+function endOutputOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+  });
 }
 
 // Each command's module is imported when that command runs: start-up pays only for what it uses.
 async function main(): Promise<void> {
+  endOutputOnClosedPipe(process.stdout);
+  endOutputOnClosedPipe(process.stderr);
   await yargs(hideBin(process.argv))
     .scriptName('dptrain')
     .command(
@@ -37,10 +51,10 @@ async function main(): Promise<void> {
         y
           .option('config', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG, describe: 'config JSON file' })
           .option('workers', { alias: 'threads', type: 'number', requiresArg: true, describe: 'worker threads (default: every core; --threads is the same flag)' })
-          .option('epochs', { type: 'number', requiresArg: true })
-          .option('batch-size', { type: 'number', requiresArg: true })
+          .option('epochs', { type: 'number', requiresArg: true, describe: 'passes over the training set (training.epochs)' })
+          .option('batch-size', { type: 'number', requiresArg: true, describe: 'samples per optimizer step (training.batchSize)' })
           .option('lr', { type: 'number', requiresArg: true, describe: 'learning rate' })
-          .option('seed', { type: 'number', requiresArg: true })
+          .option('seed', { type: 'number', requiresArg: true, describe: 'seed of weight init, shuffling and synthetic data (training.seed)' })
           .option('shuffle', { type: 'boolean', describe: 'shuffle every epoch (--no-shuffle: data order, last partial batch kept)' })
           .option('set', { type: 'string', requiresArg: true, array: true, describe: 'override any config field: --set optimizer.momentum=0.9' })
           .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' })
@@ -77,8 +91,8 @@ async function main(): Promise<void> {
       (y) =>
         y
           .option('weights', { type: 'string', requiresArg: true, demandOption: true, describe: 'weights file (safetensors)' })
-          .option('config', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG })
-          .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice }),
+          .option('config', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG, describe: 'config JSON file: the model and the data set whose test split is evaluated' })
+          .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' }),
       async (argv) => {
         (await import('./coordinator/commands/eval.js')).runEval({ weights: argv.weights, config: argv.config, kernels: argv.kernels });
       },
@@ -125,6 +139,7 @@ async function main(): Promise<void> {
     .demandCommand(1, 'name a command: train, eval, worker, bench')
     .strict()
     .help()
+    .alias('help', 'h')
     .fail((msg, err) => {
       // Our own errors and yargs' usage errors (YError) are the user's to fix; anything else is a bug.
       if (err && isDptrainError(err)) failWith(err);

@@ -1,34 +1,13 @@
 // `dptrain` as a user runs it: a real child process of the compiled CLI.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { paramLayout } from '../src/core/layout.js';
 import { loadWeights } from '../src/core/io/safetensors.js';
 import { parseConfig } from '../src/core/config.js';
-
-const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
-
-function dptrain(args: string[], cwd: string) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-const spirals = {
-  model: { layers: [2, 32, 2], hidden: 'relu', output: 'linear' },
-  loss: 'cross-entropy',
-  optimizer: { name: 'adam', lr: 0.02 },
-  data: { source: 'synthetic', name: 'spirals', n: 400 },
-  training: { epochs: 30, batchSize: 32, seed: 5 },
-};
-
-function workdir(config: object = spirals): string {
-  const dir = mkdtempSync(join(tmpdir(), 'dptrain-cli-'));
-  writeFileSync(join(dir, 'c.json'), JSON.stringify(config));
-  return dir;
-}
+import { CLI, dptrain, spirals, workdir } from './cli-helpers.js';
 
 describe('dptrain train, end to end', () => {
   it('trains, prints epoch lines and a summary, writes weights, checkpoint and metrics', () => {

@@ -144,7 +144,9 @@ export function parseConfig(input: unknown, source: string, baseDir: string, ove
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue.path.join('.') || '(top level)';
-    const flag = overrides.find((o) => o.path === field)?.flag;
+    // An unknown field is reported at its parent: it came from a flag if a flag's path runs through it.
+    const unknown = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [];
+    const flag = overrides.find((o) => o.path === field || unknown.some((u) => o.path === u || o.path.startsWith(`${u}.`)))?.flag;
     throw configError(flag ? `${flag} (${field})` : `${source}: ${field}`, describeIssue(issue));
   }
   const raw = parsed.data;
@@ -158,11 +160,17 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return issue.message;
 }
 
+// Names that reach an object's prototype instead of a field: `--set __proto__.x=1` would set x on
+// every object of the process.
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 function setPath(root: Record<string, unknown>, o: Override, source: string): void {
   const keys = o.path.split('.');
+  const forbidden = keys.find((k) => FORBIDDEN_KEYS.has(k));
+  if (forbidden !== undefined) throw configError(o.flag, `${forbidden} is not a config field`);
   let node: Record<string, unknown> = root;
   for (const key of keys.slice(0, -1)) {
-    const next = node[key];
+    const next = Object.hasOwn(node, key) ? node[key] : undefined;
     if (next === undefined) node[key] = {};
     else if (typeof next !== 'object' || next === null || Array.isArray(next))
       throw configError(o.flag, `cannot set ${o.path}: ${source} has a non-object at ${key}`);

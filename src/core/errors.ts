@@ -18,7 +18,9 @@ export type ErrorCode =
   | 'AUTH_FAILED'
   | 'WORKER_FAILED'
   | 'NO_EXECUTORS'
-  | 'INTERRUPTED';
+  | 'INTERRUPTED'
+  | 'DIVERGED'
+  | 'ARENA_TOO_LARGE';
 
 export class DptrainError extends Error {
   readonly code: ErrorCode;

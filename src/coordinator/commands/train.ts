@@ -1,5 +1,5 @@
 // `dptrain train`: flags → validated config → training run → summary line and exit code
-// (0 done, 2 bad input, 130 interrupted by Ctrl-C after writing a checkpoint).
+// (0 done, 2 bad input, 3 loss or weights became NaN or infinite, 130 interrupted by Ctrl-C after writing a checkpoint).
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -7,7 +7,7 @@ import { configError, DptrainError } from '../../core/errors.js';
 import type { KernelChoice } from '../../core/kernels/index.js';
 import type { FaultHook } from '../../worker/messages.js';
 import { loadConfig, parseSetFlag, type Override } from '../../core/config.js';
-import { defaultThreads } from '../../worker/pool/local-pool.js';
+import { checkThreadCount, defaultThreads } from '../../worker/pool/local-pool.js';
 import { createReporter } from '../output/report.js';
 import { train } from '../train/trainer.js';
 import { readToken } from '../../core/protocol/auth.js';
@@ -90,6 +90,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const minWorkers = f.listen ? 0 : 1;
   if (!(Number.isInteger(workers) && workers >= minWorkers))
     throw configError('--workers', `expected a whole number ≥ ${minWorkers}${f.listen ? '' : ' (0 only with --listen)'}, got ${f.workers}`);
+  const threadWarning = checkThreadCount('--workers', workers);
   const checkpointEvery = nonNegativeInt('--checkpoint-every', f.checkpointEvery) ?? 0;
   const maxSteps = nonNegativeInt('--max-steps', f.maxSteps);
   const metricsEvery = nonNegativeInt('--metrics-every', f.metricsEvery) || 10;
@@ -102,6 +103,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const heartbeatMs = positive('--heartbeat', f.heartbeat);
   const maxNodeFailures = nonNegativeInt('--max-node-failures', f.maxNodeFailures) ?? 10;
   const reporter = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
+  if (threadWarning) reporter.log(threadWarning);
   const stop = { requested: false };
   let interrupt: (e: Error) => void = () => {};
   const stopWaiting = new Promise<never>((_, reject) => (interrupt = reject));

@@ -8,7 +8,7 @@ import type { DataSplit } from '../../core/data/types.js';
 import { evaluate, type EvalResult } from '../../core/eval.js';
 import { initParams } from '../../core/init.js';
 import { createKernels, type KernelChoice } from '../../core/kernels/index.js';
-import { paramLayout } from '../../core/layout.js';
+import { paramLayout, type ParamLayout } from '../../core/layout.js';
 import { checkDataFits, denseViews, type Model } from '../../core/model.js';
 import { stateVectors } from '../../core/optim.js';
 import { Rng, type RngState } from '../../core/rng.js';
@@ -90,7 +90,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const slots = slotPlan(threads, opts.maxNodes ?? 0);
   // Every shard is computed in chunks of this many rows, wherever it runs (part of the recipe).
   const chunkRows = Math.max(1, Math.ceil(batchSize / Math.max(1, threads)));
-  const arena = createArena(spec, { shards: slots.count, maxRows: chunkRows, stateVectors: stateVectors(config.optimizer) });
+  const arena = withBatchContext(() => createArena(spec, { shards: slots.count, maxRows: chunkRows, stateVectors: stateVectors(config.optimizer) }), batchSize, data.train.n);
   const own = arena.workspaces[slots.own];
   const kernels = createKernels(opts.kernels, arena.memory, own.scratch);
   const model: Model = { spec, layout, kernels };
@@ -141,9 +141,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let stoppedBy: StopReason = 'epochs';
   let checkpoint: string | null = null;
   let final: EvalResult | null = null;
+  // The newest checkpoint of finite weights, for the line a diverged run ends with.
+  let lastGood: string | null = resumed ? resumed.path : null;
+  const diverged = (step: number, what: string): DptrainError =>
+    new DptrainError('DIVERGED', `step ${step}: ${what}: the run diverged (is the learning rate too high?); stopped without writing these weights; ${
+      lastGood ? `last good checkpoint ${lastGood} (--resume continues from it)` : 'no checkpoint was written before'}`);
+  // Before anything is written from the weights: a file of NaNs would pass for a trained model.
+  const checkFinite = (step: number): void => {
+    const bad = nonFiniteTensor(layout, arena.params, arena.state);
+    if (bad) throw diverged(step, `${bad} holds non-finite values`);
+  };
   const saveCheckpoint = (pos: LoopPosition): void => {
     if (!opts.checkpointDir) return;
-    checkpoint = writeCheckpoint(opts.checkpointDir, layout, arena.params, arena.state, { version: 1, ...pos, config: config.raw });
+    checkFinite(pos.step);
+    lastGood = checkpoint = writeCheckpoint(opts.checkpointDir, layout, arena.params, arena.state, { version: 1, ...pos, config: config.raw });
   };
 
   try {
@@ -178,6 +189,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           break epochs;
         }
         step++;
+        // NaN or Inf in the weights reaches the next step's loss; checking that sum costs nothing.
+        if (!Number.isFinite(r.lossSum)) throw diverged(step, `the training loss is ${r.lossSum}`);
         lossSum += r.lossSum;
         count += rows;
         samples += rows;
@@ -200,6 +213,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           ? await local.evaluate(step, data.test.n)
           : evaluate(model, denseViews(layout, arena.params), own, chunkRows, data.test);
       final = opts.skipEval ? null : test;
+      // A NaN a ReLU hides from the loss would otherwise only surface at the next checkpoint.
+      checkFinite(step);
       if (config.training.targetLoss !== undefined && trainLoss <= config.training.targetLoss) stoppedBy = 'target-loss';
       else if (config.training.targetAccuracy !== undefined && test.accuracy !== null && test.accuracy >= config.training.targetAccuracy) stoppedBy = 'target-accuracy';
       const stopping = stoppedBy !== 'epochs' || epoch === epochs - 1;
@@ -211,6 +226,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         break;
       }
     }
+    if (opts.saveWeights) checkFinite(step);
     if (opts.saveWeights) saveWeights(opts.saveWeights, layout, arena.params, { format: 'pt' });
     return { params: Float32Array.from(arena.params), steps: step, history, stoppedBy, checkpoint, final };
   } finally {
@@ -231,4 +247,27 @@ export function slotPlan(threads: number, maxNodes: number): { local: number[]; 
   const landing = range(2 * threads, maxNodes);
   const own = 2 * threads + maxNodes;
   return { local, spare, landing, own, count: own + 1 };
+}
+
+/** An arena too large for memory, said as the batch size behind it. */
+function withBatchContext<T>(make: () => T, batchSize: number, nTrain: number): T {
+  try {
+    return make();
+  } catch (e) {
+    if (!(isDptrainError(e) && e.code === 'ARENA_TOO_LARGE')) throw e;
+    const rows = batchSize > nTrain ? ` (the training set has ${nTrain} rows)` : '';
+    throw new DptrainError('ARENA_TOO_LARGE', `batch size ${batchSize}: ${e.message}; lower --batch-size${rows}`);
+  }
+}
+
+/** The name of the first tensor (weights or optimizer state) holding a NaN or ±Infinity, or null. */
+function nonFiniteTensor(layout: ParamLayout, params: Float32Array, state: readonly Float32Array[]): string | null {
+  const bufs: [string, Float32Array][] = [['', params], ...state.map((s, i): [string, Float32Array] => [`optimizer state ${i} of `, s])];
+  for (const [prefix, buf] of bufs) {
+    for (const t of layout.tensors) {
+      const end = t.offset + t.length;
+      for (let i = t.offset; i < end; i++) if (!Number.isFinite(buf[i])) return `${prefix}tensor ${t.name}`;
+    }
+  }
+  return null;
 }

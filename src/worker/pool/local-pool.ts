@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import type { ArenaViews } from '../../core/arena.js';
-import { DptrainError } from '../../core/errors.js';
+import { configError, DptrainError } from '../../core/errors.js';
 import { updateSliceRange } from '../../core/optim.js';
 import type { Kernels } from '../../core/kernels/types.js';
 import { mergeEvalSums, type EvalResult } from '../../core/eval.js';
@@ -39,6 +39,20 @@ export interface LocalPoolOptions {
 
 export function defaultThreads(): number {
   return availableParallelism();
+}
+
+/**
+ * Threads past a few per core add no speed, only memory (each has its own heap): more than
+ * THREADS_PER_CORE × the cores is refused. Returns a warning line when `threads` exceeds the cores.
+ */
+export const THREADS_PER_CORE = 4;
+
+export function checkThreadCount(flag: string, threads: number): string | null {
+  const cores = availableParallelism();
+  const max = THREADS_PER_CORE * cores;
+  if (threads > max)
+    throw configError(flag, `${threads} threads is more than this machine's limit of ${max} (${THREADS_PER_CORE} × its ${cores} cores)`);
+  return threads > cores ? `warning: ${threads} worker threads on ${cores} cores: they take turns, which is slower than ${cores}` : null;
 }
 
 export class LocalPool implements Executor {
