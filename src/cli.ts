@@ -70,7 +70,7 @@ async function main(): Promise<void> {
           .option('target-accuracy', { type: 'number', requiresArg: true, describe: 'stop once the test accuracy (0..1) is at or above this' })
           .option('max-steps', { type: 'number', requiresArg: true, describe: 'stop after this many optimizer steps (with a checkpoint)' })
           .option('quiet', { type: 'boolean', default: false, describe: 'print nothing but errors' })
-          .option('listen', { type: 'string', requiresArg: true, describe: 'accept remote worker nodes on HOST:PORT (default host 127.0.0.1)' })
+          .option('listen', { type: 'string', requiresArg: true, describe: 'accept remote worker nodes on HOST:PORT, PORT (on 127.0.0.1) or HOST (on a free port, logged)' })
           .option('token-file', { type: 'string', requiresArg: true, describe: 'shared secret nodes must prove (required unless listening on loopback)' })
           .option('tls-cert', { type: 'string', requiresArg: true, describe: 'serve wss:// with this certificate (PEM)' })
           .option('tls-key', { type: 'string', requiresArg: true, describe: 'and this private key (PEM)' })

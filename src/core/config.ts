@@ -11,7 +11,8 @@ import type { OptimizerConfig } from './optim.js';
 import { loadData, SYNTHETIC_SETS, type DataConfig, type DataSplit } from './data/index.js';
 
 const positiveInt = z.int().positive();
-const fraction = z.number().gt(0).lt(1);
+// 0 trains on every row (no test split).
+const fraction = z.number().min(0).lt(1);
 
 const modelSchema = z.strictObject({
   layers: z.array(positiveInt).min(2, 'needs at least an input and an output width'),
@@ -47,7 +48,7 @@ const dataSchema = z.discriminatedUnion('source', [
     testImages: z.string().min(1).optional(),
     testLabels: z.string().min(1).optional(),
     train: positiveInt.optional(),
-    test: positiveInt.optional(),
+    test: z.int().min(0).optional(),
   }),
   z.strictObject({
     source: z.literal('csv'),
@@ -144,10 +145,13 @@ export function parseConfig(input: unknown, source: string, baseDir: string, ove
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue.path.join('.') || '(top level)';
-    // An unknown field is reported at its parent: it came from a flag if a flag's path runs through it.
-    const unknown = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [];
-    const flag = overrides.find((o) => o.path === field || unknown.some((u) => o.path === u || o.path.startsWith(`${u}.`)))?.flag;
-    throw configError(flag ? `${flag} (${field})` : `${source}: ${field}`, describeIssue(issue));
+    // zod reports an unknown field at its parent: it came from a flag if the flag's path runs through it.
+    const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [field];
+    for (const o of overrides) {
+      const path = paths.find((p) => o.path === p || o.path.startsWith(`${p}.`));
+      if (path !== undefined) throw configError(`${o.flag} (${path})`, describeIssue(issue));
+    }
+    throw configError(`${source}: ${field}`, describeIssue(issue));
   }
   const raw = parsed.data;
   const { output, softmaxOutput } = normalizeOutput(raw.model.output);

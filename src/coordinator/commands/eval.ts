@@ -8,6 +8,7 @@ import { paramLayout } from '../../core/layout.js';
 import { checkDataFits, denseViews } from '../../core/model.js';
 import { loadWeights } from '../../core/io/safetensors.js';
 import { loadConfig, loadConfigData } from '../../core/config.js';
+import { configError } from '../../core/errors.js';
 
 export interface EvalFlags {
   readonly weights: string;
@@ -21,6 +22,7 @@ export function runEval(f: EvalFlags, write: (line: string) => void = (l) => pro
   const config = loadConfig(f.config);
   const spec = config.model;
   const data = loadConfigData(config);
+  if (data.test.n === 0) throw configError(`${f.config}: data.test`, 'the config sets no test split aside: nothing to evaluate');
   checkDataFits(spec, data.test);
   const layout = paramLayout(spec);
   const arena = createArena(spec, { shards: 1, maxRows: EVAL_ROWS, stateVectors: 0 });

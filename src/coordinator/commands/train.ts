@@ -93,10 +93,11 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const threadWarning = checkThreadCount('--workers', workers);
   const checkpointEvery = nonNegativeInt('--checkpoint-every', f.checkpointEvery) ?? 0;
   const maxSteps = nonNegativeInt('--max-steps', f.maxSteps);
+  if (maxSteps === 0) throw configError('--max-steps', 'expected a whole number ≥ 1, got 0');
   const metricsEvery = nonNegativeInt('--metrics-every', f.metricsEvery) || 10;
   // The WebSocket server (ws, msgpackr) is loaded only for runs that accept nodes.
   const remote = f.listen ? await import('../remote/server.js') : null;
-  const listen = f.listen && remote ? remote.parseListen(f.listen.includes(':') ? f.listen : `127.0.0.1:${f.listen}`) : null;
+  const listen = f.listen && remote ? remote.parseListen(f.listen) : null;
   const token = f.tokenFile ? readToken(f.tokenFile) : undefined;
   const maxNodes = nonNegativeInt('--max-nodes', f.maxNodes) ?? 8;
   const deadlineMs = positive('--step-deadline', f.stepDeadline);
@@ -140,7 +141,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
     if (!f.quiet) {
       const acc = r.final?.accuracy;
       const accText = acc === null || acc === undefined ? '' : `, test accuracy ${(100 * acc).toFixed(2)}%`;
-      const lossText = r.final ? `, test loss ${r.final.loss.toFixed(4)}` : '';
+      const lossText = !r.final ? '' : r.final.n === 0 ? ', no test split' : `, test loss ${r.final.loss.toFixed(4)}`;
       const peakMb = Math.round(peakRssKb() / 1024);
       process.stdout.write(`done: ${r.steps} steps in ${seconds.toFixed(1)} s (stopped by ${r.stoppedBy})${lossText}${accText}, peak memory ${peakMb} MB\n`);
       if (r.checkpoint) process.stdout.write(`checkpoint: ${r.checkpoint}\n`);

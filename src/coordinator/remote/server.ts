@@ -41,11 +41,20 @@ export interface NodeInfo {
 const HELLO_TIMEOUT_MS = 10_000;
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
+/**
+ * --listen's value: HOST:PORT ([V6]:PORT), a bare PORT (on 127.0.0.1), or a bare HOST (port 0: the
+ * system picks a free one, and the "listening on" line names it).
+ */
 export function parseListen(text: string): { host: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(text);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !m[1] || !(port >= 0 && port <= 65535)) throw new DptrainError('CONFIG_INVALID', `--listen: expected HOST:PORT, got ${text}`);
-  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
+  const m = /^(\d+)$/.exec(text) ?? /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
+  const bareHost = /^(?:\[([^\]]+)\]|([^:[\]\s]+)|([0-9a-fA-F]*:[0-9a-fA-F:.]*:[0-9a-fA-F.]*))$/.exec(text);
+  if (m) {
+    const port = Number(m[m.length - 1]);
+    if (port <= 65535) return { host: m.length === 2 ? '127.0.0.1' : (m[1] ?? m[2]), port };
+  } else if (bareHost) {
+    return { host: bareHost[1] ?? bareHost[2] ?? bareHost[3], port: 0 };
+  }
+  throw new DptrainError('CONFIG_INVALID', `--listen: expected HOST:PORT, PORT (on 127.0.0.1) or HOST (on a free port), with PORT at most 65535, got ${text}`);
 }
 
 export interface RemoteServer extends RemoteAttachment {

@@ -173,6 +173,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const t0 = performance.now();
       let samples = 0;
       for (let b = resumingHere ? position.batch : 0; b < batches; b++) {
+        // Already there (--max-steps 0, or resumed at or past it): no step runs.
+        if (opts.maxSteps !== undefined && step >= opts.maxSteps) {
+          stoppedBy = 'max-steps';
+          break epochs;
+        }
         const start = b * batchSize;
         const rows = Math.min(batchSize, nTrain - start);
         // The next step is certain to follow within the epoch unless a stop is due after this one.
