@@ -188,6 +188,9 @@ describe('rough edges (item 7)', () => {
     const e = dptrain(['eval', '--config', 'c.json', '--weights', 'w.safetensors'], dir);
     expect(e.code).toBe(2);
     expect(oneLine(e.stderr)).toBe('dptrain: c.json: data.test: the config sets no test split aside: nothing to evaluate');
+    const target = dptrain(['train', '--config', 'c.json', '--target-accuracy', '0.9'], dir);
+    expect(target.code).toBe(2);
+    expect(oneLine(target.stderr)).toBe('dptrain: training.targetAccuracy (--target-accuracy): needs a test split, and the data has none (data.test is 0)');
   });
 
   it('an out-of-range label names its file line, wherever the shuffle put the row', () => {

@@ -82,6 +82,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (!(Number.isInteger(opts.workers) && opts.workers >= (opts.attachRemote ? 0 : 1)))
     throw new DptrainError('CONFIG_INVALID', `--workers: expected a whole number ≥ ${opts.attachRemote ? 0 : 1}, got ${opts.workers}`);
   const data = opts.data ?? loadConfigData(config);
+  // Without test rows there is no accuracy, and the run would never stop on it.
+  if (config.training.targetAccuracy !== undefined && data.test.n === 0)
+    throw new DptrainError('CONFIG_INVALID', 'training.targetAccuracy (--target-accuracy): needs a test split, and the data has none (data.test is 0)');
   checkDataFits(spec, data.train);
   checkDataFits(spec, data.test);
 
