@@ -13,12 +13,14 @@ import { saveWeights } from '../src/core/io/safetensors.js';
 import { parseConfig } from '../src/core/config.js';
 import { losses } from '../src/core/losses.js';
 import { readCheckpoint } from '../src/coordinator/train/checkpoint.js';
-import { BACKENDS, makeKernels } from './helpers.js';
-import { CLI, dptrain, spirals as spiralsBase, workdir as workdirOf } from './cli-helpers.js';
+import { BACKENDS, CLI, makeKernels, runCli as dptrain, workdir as tmpWorkdir } from './helpers.js';
 
-// Three epochs are enough for any of these.
-const spirals = { ...spiralsBase, training: { ...spiralsBase.training, epochs: 3 } };
-const workdir = (config: object = spirals): string => workdirOf(config);
+// A small classifier: three epochs of ten steps.
+const spirals = {
+  model: { layers: [2, 32, 2], hidden: 'relu', output: 'linear' }, loss: 'cross-entropy', optimizer: { name: 'adam', lr: 0.02 },
+  data: { source: 'synthetic', name: 'spirals', n: 400 }, training: { epochs: 3, batchSize: 32, seed: 5 },
+};
+const workdir = (config: object = spirals): string => tmpWorkdir('robust', config);
 
 /** The one line on stderr (fails the test if there are more). */
 function oneLine(stderr: string): string {
@@ -30,7 +32,7 @@ function oneLine(stderr: string): string {
 describe('a diverging run stops (item 5)', () => {
   it.each([['wasm', '2'], ['ts', '1']])('--lr 1e30 (kernels %s, %s threads): exit 3 at the step, no NaN checkpoint, names the last good one', (kernels, workers) => {
     const dir = workdir();
-    const r = dptrain(['train', '--config', 'c.json', '--workers', workers, '--kernels', kernels, '--lr', '1e30', '--checkpoint-every', '1', '--save-weights', 'w.safetensors'], dir);
+    const r = dptrain(['train', '--config', 'c.json', '--workers', workers, '--kernels', kernels, '--lr', '1e30', '--checkpoint-every', '1', '--checkpoint-dir', 'ck', '--save-weights', 'w.safetensors'], dir);
     expect(r.code).toBe(3);
     const line = oneLine(r.stderr);
     const m = /^dptrain: step (\d+): the training loss is (NaN|Infinity|-Infinity): the run diverged .*; last good checkpoint (\S+) \(--resume continues from it\)$/.exec(line);
@@ -38,11 +40,11 @@ describe('a diverging run stops (item 5)', () => {
     const step = Number(m![1]);
     expect(step).toBeGreaterThan(1);
     // Every checkpoint on disk holds finite weights and optimizer state, none is of the bad step.
-    const files = readdirSync(join(dir, 'checkpoints'));
+    const files = readdirSync(join(dir, 'ck'));
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) {
       expect(Number(/(\d+)/.exec(f)![1])).toBeLessThan(step);
-      for (const t of readCheckpoint(join(dir, 'checkpoints', f)).tensors.values()) expect(t.data.every(Number.isFinite)).toBe(true);
+      for (const t of readCheckpoint(join(dir, 'ck', f)).tensors.values()) expect(t.data.every(Number.isFinite)).toBe(true);
     }
     expect(existsSync(m![3])).toBe(true);
     expect(existsSync(join(dir, 'w.safetensors'))).toBe(false);
@@ -51,10 +53,10 @@ describe('a diverging run stops (item 5)', () => {
 
   it('without any checkpoint before the divergence, says so', () => {
     const dir = workdir();
-    const r = dptrain(['train', '--config', 'c.json', '--workers', '1', '--lr', '1e30'], dir);
+    const r = dptrain(['train', '--config', 'c.json', '--workers', '1', '--lr', '1e30', '--checkpoint-dir', 'ck'], dir);
     expect(r.code).toBe(3);
     expect(oneLine(r.stderr)).toMatch(/^dptrain: step \d+: the training loss is \S+: the run diverged .*; no checkpoint was written before$/);
-    expect(existsSync(join(dir, 'checkpoints'))).toBe(false);
+    expect(existsSync(join(dir, 'ck')) ? readdirSync(join(dir, 'ck')) : []).toEqual([]);
   });
 
   it.each(['wasm', 'ts'])('eval of a wrecked model (all weights 1e10, kernels %s) reports ln 2, not a loss of 0', (kernels) => {
@@ -118,7 +120,7 @@ describe('crashes that owe one line (item 6)', () => {
 
   it('train | a reader that leaves after the first line: no stack trace, the run ends cleanly', async () => {
     const dir = workdir({ ...spirals, training: { ...spirals.training, epochs: 40 } });
-    const child = spawn(process.execPath, [CLI, 'train', '--config', 'c.json', '--workers', '1'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'train', '--config', 'c.json', '--workers', '1', '--checkpoint-dir', 'ck'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     // Like `| head -1`: read the first line, then close the read end of the pipe.
@@ -126,7 +128,7 @@ describe('crashes that owe one line (item 6)', () => {
     const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['ckpt-000000400.safetensors']);
+    expect(readdirSync(join(dir, 'ck'))).toEqual(['ckpt-000000400.safetensors']);
   });
 
   it('eval into a pipe already closed: no stack trace, exit 0', async () => {

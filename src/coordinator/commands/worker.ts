@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { configError } from '../../core/errors.js';
 import { readToken } from '../../core/protocol/auth.js';
-import { runNode } from '../../worker/node/node.js';
+import { runNode, type NodeCounters } from '../../worker/node/node.js';
 import { checkThreadCount } from '../../worker/pool/local-pool.js';
 
 export interface WorkerFlags {
@@ -14,6 +14,7 @@ export interface WorkerFlags {
   maxReconnects: number;
   exitAtStep?: number;
   leaveAfterStep?: number;
+  metricsPort?: string;
 }
 
 export async function runWorker(f: WorkerFlags): Promise<number> {
@@ -23,9 +24,18 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   const threadWarning = checkThreadCount('--threads', threads);
   if (threadWarning) process.stderr.write(`dptrain worker: ${threadWarning}\n`);
   if (!(Number.isInteger(f.maxReconnects) && f.maxReconnects >= 0)) throw configError('--max-reconnects', `expected a whole number ≥ 0, got ${f.maxReconnects}`);
+  const log = (l: string): void => void process.stderr.write(`dptrain worker: ${l}\n`);
+  let counters: NodeCounters | undefined;
+  if (f.metricsPort !== undefined) {
+    // prom-client is loaded only by nodes that serve metrics.
+    const m = await import('../output/dashboard/worker-metrics.js');
+    const metrics = m.createWorkerMetrics(threads);
+    log(`metrics on ${(await m.serveWorkerMetrics(String(f.metricsPort), metrics.registry)).url}`);
+    counters = metrics.counters;
+  }
   return runNode({
     connect: f.connect, token: f.tokenFile ? readToken(f.tokenFile) : undefined, threads, tlsCa: f.tlsCa,
     maxReconnects: f.maxReconnects, exitAtStep: f.exitAtStep, leaveAfterStep: f.leaveAfterStep,
-    log: (l) => process.stderr.write(`dptrain worker: ${l}\n`),
+    log, counters,
   });
 }
