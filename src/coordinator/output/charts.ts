@@ -60,7 +60,7 @@ export function trainingCurvesSvg(epochs: readonly EpochPoint[]): Promise<string
     encoding: {
       x: epochAxis,
       // An empty log scale has no domain and would draw NaN coordinates.
-      y: { field: 'loss', type: 'quantitative', title: 'loss (log scale)', scale: { type: loss.length > 0 ? 'log' : 'linear' } },
+      y: { field: 'loss', type: 'quantitative', title: 'loss', scale: { type: loss.length > 0 ? 'log' : 'linear' } },
       // Inside its own panel: beside the whole chart it would sit next to the accuracy panel.
       color: { field: 'series', type: 'nominal', title: null, sort: ['train', 'test'], legend: { orient: 'top-right' } },
     },
