@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'AUTH_FAILED'
   | 'WORKER_FAILED'
   | 'NO_EXECUTORS'
+  | 'KERNELS_UNAVAILABLE'
   | 'INTERRUPTED';
 
 export class DptrainError extends Error {

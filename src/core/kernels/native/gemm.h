@@ -172,7 +172,8 @@ static void gemm(float* c, const float* a, bool aByRows, const float* b, bool bB
   const int mcMax = evenBlock(m, MC, MR);
   const int ncMax = evenBlock(n, NC, NR);
   float* packedA = tile + TILE_FLOATS;
-  float* packedB = packedA + (long)mcMax * kcMax;
+  // Packed B is read with aligned vector loads: its start is rounded up to 64 bytes.
+  float* packedB = packedA + roundUp(mcMax * kcMax, 16);
   for (int j0 = 0; j0 < n; j0 += ncMax) {
     const int nc = std::min(ncMax, n - j0);
     for (int p0 = 0; p0 < k; p0 += kcMax) {

@@ -43,7 +43,7 @@ constexpr int ALIGN_FLOATS = 16;
 
 inline int roundUp(int x, int r) { return (x + r - 1) / r * r; }
 inline int scratchFloats(int maxM, int maxN) {
-  return ALIGN_FLOATS + TILE_FLOATS + KC * ((maxM < MC ? roundUp(maxM, 8) + 8 : MC) + (maxN < NC ? roundUp(maxN, 32) : NC));
+  return 2 * ALIGN_FLOATS + TILE_FLOATS + KC * ((maxM < MC ? roundUp(maxM, 8) + 8 : MC) + (maxN < NC ? roundUp(maxN, 32) : NC));
 }
 
 }  // namespace dptrain
