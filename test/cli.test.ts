@@ -37,7 +37,7 @@ describe('dptrain train, end to end', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^dptrain: 162 parameters, 320 train \/ 80 test samples, batch 32, 2 worker threads, kernels (wasm|ts)$/);
+    expect(lines[0]).toMatch(/^dptrain: 162 parameters, 320 train \/ 80 test samples, batch 32, 2 worker threads, kernels (native-avx512|native-avx2|wasm|ts)$/);
     expect(lines.filter((l) => /^epoch \d+\/30 {2}train loss \d\.\d{4} {2}test loss \d\.\d{4} {2}test acc \d+\.\d\d% {2}\d+ samples\/s/.test(l)).length).toBeGreaterThanOrEqual(15);
     const done = lines.find((l) => l.startsWith('done: '));
     expect(done).toMatch(/^done: 300 steps in [\d.]+ s \(stopped by epochs\), test loss [\d.]+, test accuracy [\d.]+%, peak memory \d+ MB$/);

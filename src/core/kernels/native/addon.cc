@@ -13,8 +13,8 @@ namespace {
 
 struct Args {
   napi_env env;
-  napi_value argv[20];
-  size_t argc = 20;
+  napi_value argv[17];
+  size_t argc = 17;
   const Ops* ops = nullptr;
   bool failed = false;
 
@@ -27,15 +27,20 @@ struct Args {
     if (!failed) napi_throw_type_error(env, nullptr, why);
     failed = true;
   }
-  float* f32(size_t i) {
+  float* f32(size_t i, bool nullable = false) {
+    if (failed) return nullptr;
+    if (i >= argc) { fail("native kernels: missing argument"); return nullptr; }
+    return f32Of(argv[i], nullable);
+  }
+  float* f32Of(napi_value value, bool nullable = false) {
     if (failed) return nullptr;
     napi_valuetype t;
-    if (i >= argc || napi_typeof(env, argv[i], &t) != napi_ok) { fail("native kernels: missing argument"); return nullptr; }
-    if (t == napi_null) return nullptr;
+    if (napi_typeof(env, value, &t) != napi_ok) { fail("native kernels: bad argument"); return nullptr; }
+    if (t == napi_null && nullable) return nullptr;
     napi_typedarray_type type;
     size_t length;
     void* data = nullptr;
-    if (napi_get_typedarray_info(env, argv[i], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float32_array) {
+    if (napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float32_array) {
       fail("native kernels: expected a Float32Array");
       return nullptr;
     }
@@ -57,10 +62,8 @@ struct Args {
     for (uint32_t s = 0; s < n && !failed; s++) {
       napi_value v;
       napi_get_element(env, argv[i], s, &v);
-      std::swap(argv[19], v);
-      const float* p = f32(19);
-      std::swap(argv[19], v);
-      out.push_back(p + lo);
+      const float* p = f32Of(v);
+      out.push_back(p ? p + lo : nullptr);
     }
     return out;
   }
@@ -82,7 +85,7 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   const int m = x.i32(5), n = x.i32(6), k = x.i32(7);
   const bool acc = x.b(8);
   float* scratch = x.f32(9);
-  const float* bias = x.f32(10);
+  const float* bias = x.f32(10, true);
   const int act = x.i32(11);
   const float slope = x.f(12);
   if (!x.failed) x.ops->gemm(c, a, aByRows, b, bByCols, m, n, k, acc, scratch, bias, act, slope);
