@@ -54,35 +54,40 @@ static void packLines(float* dst, const float* src, long ld, int count, int widt
       for (int r = count; r < width; r++) dst[(long)p * width + r] = 0.f;
 }
 
-// `count` values contiguous along the panel (value r of step p at src + p·ld + r) into dst, p-major
-// with `width` floats per p; values past count are zero.
+// `count` values contiguous along the panels (value r of step p at src + p·ld + r) into panels of
+// `width`, each p-major with `width` floats per p (kc·width floats a panel); values past count are
+// zero. Row by row of the source, so each of its lines is read once, in order.
 static void packRuns(float* dst, const float* src, long ld, int count, int width, int kc) {
+  const long panel = (long)kc * width;
   for (int p = 0; p < kc; p++) {
-    float* d = dst + (long)p * width;
     const float* s = src + (long)p * ld;
-    std::memcpy(d, s, sizeof(float) * count);
-    for (int r = count; r < width; r++) d[r] = 0.f;
+    float* d = dst + (long)p * width;
+    int q = 0;
+    for (; q + width <= count; q += width, d += panel) std::memcpy(d, s + q, sizeof(float) * width);
+    if (q < count) {
+      std::memcpy(d, s + q, sizeof(float) * (count - q));
+      for (int r = count - q; r < width; r++) d[r] = 0.f;
+    }
   }
 }
 
 // A(i0.., p0..p0+kc) in panels of MR rows.
 static void packA(float* dst, const float* a, long lda, bool aByRows, int i0, int mc, int p0, int kc) {
+  if (!aByRows) return packRuns(dst, a + (long)p0 * lda + i0, lda, mc, MR, kc);
   for (int ir = 0; ir < mc; ir += MR) {
     const int rows = std::min(MR, mc - ir);
     const int i = i0 + ir;
-    if (aByRows) packLines(dst, a + (long)i * lda + p0, lda, rows, MR, kc);
-    else packRuns(dst, a + (long)p0 * lda + i, lda, rows, MR, kc);
+    packLines(dst, a + (long)i * lda + p0, lda, rows, MR, kc);
     dst += (long)kc * MR;
   }
 }
 
 // B(p0..p0+kc, j0..j0+nc) in panels of NR columns.
 static void packB(float* dst, const float* b, long ldb, bool bByCols, int j0, int nc, int p0, int kc) {
+  if (!bByCols) return packRuns(dst, b + (long)p0 * ldb + j0, ldb, nc, NR, kc);
   for (int jr = 0; jr < nc; jr += NR) {
     const int cols = std::min(NR, nc - jr);
-    const int j = j0 + jr;
-    if (bByCols) packLines(dst, b + (long)j * ldb + p0, ldb, cols, NR, kc);
-    else packRuns(dst, b + (long)p0 * ldb + j, ldb, cols, NR, kc);
+    packLines(dst, b + (long)(j0 + jr) * ldb + p0, ldb, cols, NR, kc);
     dst += (long)kc * NR;
   }
 }
@@ -93,35 +98,35 @@ static inline float finishScalar(float v, int act, float slope) {
   return v;
 }
 
-// The register tile: NW (≤ V::NV) vectors per row of the B panel (row pitch NR floats), MR rows.
-// Full tiles store straight from registers (C (+), bias, activation in that order); edge tiles go
-// through `tile` and the same steps in scalars, which round alike.
-template <int NW>
-static inline void microKernel(const float* pa, const float* pb, int kc, float* c, long ldc, int rows, int cols, bool add,
+// The register tile: NW (≤ V::NV) vectors per row of the B panel (row pitch NR floats), the first RR
+// (≤ MR) rows of the A panel. Full tiles store straight from registers (C (+), bias, activation in
+// that order); edge tiles go through `tile` and the same steps in scalars, which round alike.
+template <int NW, int RR>
+static inline void microKernel(const float* pa, const float* pb, long ldpb, int kc, float* c, long ldc, int rows, int cols, bool add,
                                float* tile, const float* bias, int act, float slope) {
-  vec acc[MR][NW];
+  vec acc[RR][NW];
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; r++)
+  for (int r = 0; r < RR; r++)
 #pragma GCC unroll 4
     for (int w = 0; w < NW; w++) acc[r][w] = V::zero();
   for (int p = 0; p < kc; p++) {
     vec bv[NW];
 #pragma GCC unroll 4
-    for (int w = 0; w < NW; w++) bv[w] = V::load(pb + w * VL);
+    for (int w = 0; w < NW; w++) bv[w] = V::loadu(pb + w * VL);
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < RR; r++) {
       const vec av = V::bcast(pa + r);
 #pragma GCC unroll 4
       for (int w = 0; w < NW; w++) acc[r][w] = V::fma(av, bv[w], acc[r][w]);
     }
     pa += MR;
-    pb += NR;
+    pb += ldpb;
   }
-  if (rows == MR && cols == NW * VL) {
+  if (rows == RR && cols == NW * VL) {
     const vec zero = V::zero();
     const vec s = V::set1(slope);
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < RR; r++) {
       float* cr = c + r * ldc;
 #pragma GCC unroll 4
       for (int w = 0; w < NW; w++) {
@@ -136,7 +141,7 @@ static inline void microKernel(const float* pa, const float* pb, int kc, float* 
     return;
   }
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; r++)
+  for (int r = 0; r < RR; r++)
 #pragma GCC unroll 4
     for (int w = 0; w < NW; w++) V::store(tile + r * NR + w * VL, acc[r][w]);
   for (int r = 0; r < rows; r++) {
@@ -147,6 +152,63 @@ static inline void microKernel(const float* pa, const float* pb, int kc, float* 
       if (add) v = v + cr[q];
       if (bias) v = v + bias[q];
       cr[q] = finishScalar(v, act, slope);
+    }
+  }
+}
+
+// C[m×n] (+)= A·Bᵀ for a narrow n, both operands contiguous along k (the output layer's forward):
+// DR rows × DJ columns of dot products along k at a time, on the unpacked operands (the rows of A
+// in L1 while all of B, n·k floats, stays there too). Lanes sum in a fixed order, then the k tail.
+template <int R, int J>
+static inline void dotTile(const float* a, const float* b, long k, float* c, long ldc, bool add, const float* bias, int act, float slope) {
+  vec acc[R][J];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int j = 0; j < J; j++) acc[r][j] = V::zero();
+  long p = 0;
+  for (; p + VL <= k; p += VL) {
+    vec av[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) av[r] = V::loadu(a + r * k + p);
+#pragma GCC unroll 8
+    for (int j = 0; j < J; j++) {
+      const vec bv = V::loadu(b + j * k + p);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) acc[r][j] = V::fma(av[r], bv, acc[r][j]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < J; j++) {
+      float s = V::sum(acc[r][j]);
+      for (long q = p; q < k; q++) s = s + a[r * k + q] * b[j * k + q];
+      float* cij = c + r * ldc + j;
+      if (add) s = s + *cij;
+      if (bias) s = s + bias[j];
+      *cij = finishScalar(s, act, slope);
+    }
+}
+
+constexpr int DOT_MAX_N = 12;
+
+static void dotNT(float* c, const float* a, const float* b, int m, int n, int k, bool add, const float* bias, int act, float slope) {
+  constexpr int R = V::DR, J = V::DJ;
+  for (int i0 = 0; i0 < m; i0 += R) {
+    const float* ai = a + (long)i0 * k;
+    float* ci = c + (long)i0 * n;
+    const bool fullRows = i0 + R <= m;
+    int j0 = 0;
+    for (; j0 + J <= n; j0 += J) {
+      const float* bj = b + (long)j0 * k;
+      const float* biasj = bias ? bias + j0 : nullptr;
+      if (fullRows) dotTile<R, J>(ai, bj, k, ci + j0, n, add, biasj, act, slope);
+      else for (int r = 0; i0 + r < m; r++) dotTile<1, J>(ai + (long)r * k, bj, k, ci + (long)r * n + j0, n, add, biasj, act, slope);
+    }
+    for (; j0 < n; j0++) {
+      const float* bj = b + (long)j0 * k;
+      const float* biasj = bias ? bias + j0 : nullptr;
+      if (fullRows) dotTile<R, 1>(ai, bj, k, ci + j0, n, add, biasj, act, slope);
+      else for (int r = 0; i0 + r < m; r++) dotTile<1, 1>(ai + (long)r * k, bj, k, ci + (long)r * n + j0, n, add, biasj, act, slope);
     }
   }
 }
@@ -163,6 +225,7 @@ static void gemm(float* c, const float* a, bool aByRows, const float* b, bool bB
     if (!accumulate) std::memset(c, 0, sizeof(float) * (size_t)m * n);
     return;
   }
+  if (aByRows && bByCols && n <= DOT_MAX_N) return dotNT(c, a, b, m, n, k, accumulate, bias, act, slope);
   const long lda = aByRows ? k : m;
   const long ldb = bByCols ? k : n;
   const long ldc = n;
@@ -182,22 +245,36 @@ static void gemm(float* c, const float* a, bool aByRows, const float* b, bool bB
       // The epilogue belongs to the last K block only: earlier blocks store partial sums.
       const bool last = p0 + kc >= k;
       const int blockAct = last ? act : ACT_NONE;
-      packB(packedB, b, ldb, bByCols, j0, nc, p0, kc);
+      // With at most two A micro-panels B's panels are read once or twice: a row-major B is then
+      // read in place (its full panels), not copied first.
+      const bool bDirect = !bByCols && m <= 2 * MR;
+      if (!bDirect) packB(packedB, b, ldb, bByCols, j0, nc, p0, kc);
       for (int i0 = 0; i0 < m; i0 += mcMax) {
         const int mc = std::min(mcMax, m - i0);
         packA(packedA, a, lda, aByRows, i0, mc, p0, kc);
         for (int jr = 0; jr < nc; jr += NR) {
-          const float* pb = packedB + (long)(jr / NR) * kc * NR;
           const int cols = std::min(NR, nc - jr);
+          const float* pb = packedB + (long)(jr / NR) * kc * NR;
+          long ldpb = NR;
+          if (bDirect && cols == NR) {
+            pb = b + (long)p0 * ldb + j0 + jr;
+            ldpb = ldb;
+          } else if (bDirect) {
+            packRuns(packedB, b + (long)p0 * ldb + j0 + jr, ldb, cols, NR, kc);
+            pb = packedB;
+          }
           float* cj = c + (long)i0 * ldc + j0 + jr;
           const float* bj = last && bias ? bias + j0 + jr : nullptr;
           for (int ir = 0; ir < mc; ir += MR) {
             const float* pa = packedA + (long)(ir / MR) * kc * MR;
             const int rows = std::min(MR, mc - ir);
             float* cij = cj + (long)ir * ldc;
-            // A narrow last panel (a 10-wide output) runs only the vectors it needs.
-            if (V::NV > 1 && cols <= VL) microKernel<1>(pa, pb, kc, cij, ldc, rows, cols, add, tile, bj, blockAct, slope);
-            else microKernel<V::NV>(pa, pb, kc, cij, ldc, rows, cols, add, tile, bj, blockAct, slope);
+            // Narrow or short edge panels (10 rows or columns) run only the vectors and rows they need.
+            const bool narrow = V::NV > 1 && cols <= VL, low = rows <= MR / 2;
+            if (narrow && low) microKernel<1, MR / 2>(pa, pb, ldpb, kc, cij, ldc, rows, cols, add, tile, bj, blockAct, slope);
+            else if (narrow) microKernel<1, MR>(pa, pb, ldpb, kc, cij, ldc, rows, cols, add, tile, bj, blockAct, slope);
+            else if (low) microKernel<V::NV, MR / 2>(pa, pb, ldpb, kc, cij, ldc, rows, cols, add, tile, bj, blockAct, slope);
+            else microKernel<V::NV, MR>(pa, pb, ldpb, kc, cij, ldc, rows, cols, add, tile, bj, blockAct, slope);
           }
         }
       }
