@@ -4,7 +4,7 @@
 // far less than 2×; the scaling benchmark reports its speedups beside this ceiling.
 
 import { Worker } from 'node:worker_threads';
-import { median } from '../src/coordinator/stats.js';
+import { median } from '../src/coordinator/bench/stats.js';
 
 const SECONDS = 1;
 const ROUNDS = 5;

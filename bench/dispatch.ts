@@ -8,9 +8,9 @@
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { arenaLayout, arenaViews, createArenaMemory } from '../src/core/arena.js';
-import { loadConfigData, parseConfig, readConfigFile } from '../src/coordinator/config.js';
-import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/coordinator/paths.js';
-import { fmt, median, table } from '../src/coordinator/stats.js';
+import { loadConfigData, parseConfig, readConfigFile } from '../src/core/config.js';
+import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/core/io/package-files.js';
+import { fmt, median, table } from '../src/coordinator/bench/stats.js';
 import { initParams } from '../src/core/init.js';
 import { paramLayout } from '../src/core/layout.js';
 import type { DispatchTask } from './dispatch-worker.js';

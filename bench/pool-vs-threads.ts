@@ -6,10 +6,10 @@
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { arenaLayout, createArenaMemory } from '../src/core/arena.js';
-import { loadConfigData, parseConfig, readConfigFile } from '../src/coordinator/config.js';
-import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/coordinator/paths.js';
-import { fmt, median, table } from '../src/coordinator/stats.js';
-import { train } from '../src/coordinator/trainer.js';
+import { loadConfigData, parseConfig, readConfigFile } from '../src/core/config.js';
+import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/core/io/package-files.js';
+import { fmt, median, table } from '../src/coordinator/bench/stats.js';
+import { train } from '../src/coordinator/train/trainer.js';
 import type { ModelSpec } from '../src/core/spec.js';
 
 const BATCH = 128;

@@ -3,7 +3,7 @@
 // (StepRecord.stepMs starts when the step began: for a step not posted ahead, when the trainer asked
 // for it.)
 
-import type { Reporter, StepRecord } from '../src/coordinator/trainer.js';
+import type { Reporter, StepRecord } from '../src/coordinator/train/trainer.js';
 
 /** A silent reporter that pushes each step's record into `steps`, its stepMs the time since the step before ended (NaN for the first). */
 export function periodReporter(steps: StepRecord[]): Reporter {

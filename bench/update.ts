@@ -5,10 +5,10 @@
 // summed), at 1 and 2 threads, batch 128 and 512. Medians of step time, update time, samples/s.
 
 import { join } from 'node:path';
-import { parseConfig, readConfigFile } from '../src/coordinator/config.js';
-import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/coordinator/paths.js';
-import { fmt, median, table } from '../src/coordinator/stats.js';
-import { train, type StepRecord } from '../src/coordinator/trainer.js';
+import { parseConfig, readConfigFile } from '../src/core/config.js';
+import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/core/io/package-files.js';
+import { fmt, median, table } from '../src/coordinator/bench/stats.js';
+import { train, type StepRecord } from '../src/coordinator/train/trainer.js';
 import { periodReporter } from './step-periods.js';
 
 const STEPS = 40;

@@ -3,8 +3,8 @@
 
 import { Bench } from 'tinybench';
 import { Rng } from '../src/core/rng.js';
-import { decodeNodeFrame, encodeFrame } from '../src/worker/wire.js';
-import { fmt, table } from '../src/coordinator/stats.js';
+import { decodeNodeFrame, encodeFrame } from '../src/core/protocol/wire.js';
+import { fmt, table } from '../src/coordinator/bench/stats.js';
 
 const P = 669_706;
 const rng = new Rng(1);

@@ -5,11 +5,11 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { isDptrainError, type DptrainError } from './core/errors.js';
-import type { TrainFlags } from './coordinator/run-train.js';
-import type { WorkerFlags } from './worker/run-worker.js';
+import type { TrainFlags } from './coordinator/commands/train.js';
+import type { WorkerFlags } from './coordinator/commands/worker.js';
 import { KERNEL_CHOICES, type KernelChoice } from './core/kernels/index.js';
-import { DEFAULT_CONFIG } from './coordinator/paths.js';
-import type { BenchScalingFlags } from './coordinator/run-bench.js';
+import { DEFAULT_CONFIG } from './core/io/package-files.js';
+import type { BenchScalingFlags } from './coordinator/commands/bench.js';
 
 const USAGE_ERROR = 2;
 
@@ -26,8 +26,7 @@ function failWith(e: DptrainError): never {
   fail(e.message, RUNTIME_ERRORS.has(e.code) ? RUNTIME_ERROR : USAGE_ERROR);
 }
 
-// Each command's module is imported when that command runs: start-up pays only for what it uses
-// (importing them all took 0.50-0.54 s here, against 0.27-0.29 s for the CLI alone).
+// Each command's module is imported when that command runs: start-up pays only for what it uses.
 async function main(): Promise<void> {
   await yargs(hideBin(process.argv))
     .scriptName('dptrain')
@@ -37,7 +36,7 @@ async function main(): Promise<void> {
       (y) =>
         y
           .option('config', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG, describe: 'config JSON file' })
-          .option('workers', { type: 'number', requiresArg: true, describe: 'worker threads (default: every core)' })
+          .option('workers', { alias: 'threads', type: 'number', requiresArg: true, describe: 'worker threads (default: every core; --threads is the same flag)' })
           .option('epochs', { type: 'number', requiresArg: true })
           .option('batch-size', { type: 'number', requiresArg: true })
           .option('lr', { type: 'number', requiresArg: true, describe: 'learning rate' })
@@ -69,7 +68,7 @@ async function main(): Promise<void> {
           .option('balance', { choices: ['static', 'measured'] as const, requiresArg: true, describe: 'shard sizes by thread count or by measured speed (default: measured with --listen)' })
           .option('fault', { type: 'string', requiresArg: true, hidden: true, describe: 'test hook STEP:SLOT:throw|exit' }),
       async (argv) => {
-        process.exitCode = await (await import('./coordinator/run-train.js')).runTrain(argv as unknown as TrainFlags);
+        process.exitCode = await (await import('./coordinator/commands/train.js')).runTrain(argv as unknown as TrainFlags);
       },
     )
     .command(
@@ -81,7 +80,7 @@ async function main(): Promise<void> {
           .option('config', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG })
           .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice }),
       async (argv) => {
-        (await import('./coordinator/run-eval.js')).runEval({ weights: argv.weights, config: argv.config, kernels: argv.kernels });
+        (await import('./coordinator/commands/eval.js')).runEval({ weights: argv.weights, config: argv.config, kernels: argv.kernels });
       },
     )
     .command(
@@ -91,13 +90,13 @@ async function main(): Promise<void> {
         y
           .option('connect', { type: 'string', requiresArg: true, demandOption: true, describe: 'the coordinator, ws://HOST:PORT or wss://HOST:PORT' })
           .option('token-file', { type: 'string', requiresArg: true, describe: 'the shared secret' })
-          .option('threads', { type: 'number', requiresArg: true, describe: 'worker threads (default: every core)' })
+          .option('threads', { alias: 'workers', type: 'number', requiresArg: true, describe: 'worker threads (default: every core; --workers is the same flag)' })
           .option('tls-ca', { type: 'string', requiresArg: true, describe: 'trust this CA or self-signed certificate (PEM) for wss://' })
           .option('max-reconnects', { type: 'number', requiresArg: true, default: 0, describe: 'give up after this many failed connection attempts in a row (0: never)' })
           .option('exit-at-step', { type: 'number', hidden: true })
           .option('leave-after-step', { type: 'number', hidden: true }),
       async (argv) => {
-        process.exitCode = await (await import('./worker/run-worker.js')).runWorker(argv as unknown as WorkerFlags);
+        process.exitCode = await (await import('./coordinator/commands/worker.js')).runWorker(argv as unknown as WorkerFlags);
       },
     )
     .command('bench', 'benchmarks: scaling over threads, worker nodes and emulated networks', (y) =>
@@ -118,7 +117,7 @@ async function main(): Promise<void> {
               .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' })
               .option('net-namespaces', { type: 'boolean', default: false, describe: 'a network namespace per node, tc tbf for bandwidth (root and iproute2)' }),
           async (argv) => {
-            process.exitCode = await (await import('./coordinator/run-bench.js')).runBenchScaling(argv as unknown as BenchScalingFlags);
+            process.exitCode = await (await import('./coordinator/commands/bench.js')).runBenchScaling(argv as unknown as BenchScalingFlags);
           },
         )
         .demandCommand(1, 'name a benchmark: scaling'),

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ScalingReport } from '../src/coordinator/bench-scaling.js';
+import type { ScalingReport } from '../src/coordinator/bench/scaling.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
 const IS_ROOT = process.getuid?.() === 0;

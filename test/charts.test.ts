@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { speedupSvg, stepSplitSvg, trainingCurvesSvg, writeSvgAtomic, type SpeedupRow } from '../src/coordinator/charts.js';
+import { speedupSvg, stepSplitSvg, trainingCurvesSvg, writeSvgAtomic, type SpeedupRow } from '../src/coordinator/output/charts.js';
 
 /** Balanced tags, one <svg> root: enough of XML to catch a truncated or garbled document. */
 function expectWellFormedSvg(svg: string): void {

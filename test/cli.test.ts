@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { paramLayout } from '../src/core/layout.js';
-import { loadWeights } from '../src/core/safetensors.js';
-import { parseConfig } from '../src/coordinator/config.js';
+import { loadWeights } from '../src/core/io/safetensors.js';
+import { parseConfig } from '../src/core/config.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
 

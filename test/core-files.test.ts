@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { initParams } from '../src/core/init.js';
 import { paramLayout } from '../src/core/layout.js';
 import { Rng } from '../src/core/rng.js';
-import { decodeSafetensors, loadWeights, saveWeights } from '../src/core/safetensors.js';
+import { decodeSafetensors, loadWeights, saveWeights } from '../src/core/io/safetensors.js';
 import { spec } from './helpers.js';
 
 const s = spec([5, 4, 3], 'relu', 'identity', 'cross-entropy');

@@ -20,8 +20,9 @@ import { paramLayout } from '../src/core/layout.js';
 import { denseViews, shardGradients, type Model } from '../src/core/model.js';
 import { Rng } from '../src/core/rng.js';
 import { ACTIVATIONS, type Activation, type LossName } from '../src/core/spec.js';
-import { parseConfig } from '../src/coordinator/config.js';
-import { train, type Reporter } from '../src/coordinator/trainer.js';
+import { parseConfig } from '../src/core/config.js';
+import { adamParams } from '../src/core/optim.js';
+import { train, type Reporter } from '../src/coordinator/train/trainer.js';
 import { checkGrad, randomData, relDiff, sameBits, spec, type Fixture } from './helpers.js';
 
 // ---- a shared arena with a bump allocator that misaligns views ------------------------------
@@ -336,7 +337,7 @@ function describePath(isa: NativeIsa): void {
                 expect(sameValues(params.subarray(lo, hi), outs[2].subarray(lo, hi)), 'sumSgd in place').toBe(true);
               }
             for (const step of [1, 2, 10]) {
-              const ap = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: step === 2 ? 0.01 : 0, step };
+              const ap = adamParams({ lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: step === 2 ? 0.01 : 0 }, step);
               const ins = [fillRandom(alloc(len, 1), rng), fillRandom(alloc(len, 2), rng, -0.1, 0.1), fillRandom(alloc(len, 3), rng, 0, 0.1), fillRandom(alloc(len, 0), rng)];
               const [o1, o2] = [[alloc(len, 1), alloc(len, 2), alloc(len, 3)], [alloc(len, 3), alloc(len, 1), alloc(len, 2)]];
               k.adam(o1[0], o1[1], o1[2], ins[0], ins[1], ins[2], ins[3], lo, hi, ap);

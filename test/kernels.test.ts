@@ -11,7 +11,8 @@ import { tsElementwise } from '../src/core/kernels/elementwise.js';
 import { createKernels } from '../src/core/kernels/index.js';
 import { naiveKernels } from '../src/core/kernels/naive.js';
 import { createTsKernels, tsScratchFloats } from '../src/core/kernels/ts.js';
-import type { AdamParams, F32, Kernels, SgdParams } from '../src/core/kernels/types.js';
+import { adamParams } from '../src/core/optim.js';
+import type { F32, Kernels, SgdParams } from '../src/core/kernels/types.js';
 import { createWasmKernels, loadWasmModule, wasmModulePath, wasmScratchFloats, wasmSimdSupported } from '../src/core/kernels/wasm.js';
 import { paramLayout } from '../src/core/layout.js';
 import { denseViews, shardGradients, type Model } from '../src/core/model.js';
@@ -550,13 +551,13 @@ describe('optimizers equal the TypeScript ones over several steps', () => {
               });
     });
 
-  const adamCases: [string, Omit<AdamParams, 'step'>][] = [
-    ['defaults', { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }],
-    ['weight decay, other betas', { lr: 1e-2, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.01 }],
+  const adamCases: [string, Parameters<typeof adamParams>[0]][] = [
+    ['defaults', { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 }],
+    ['weight decay, other betas', { lr: 1e-2, betas: [0.8, 0.99], eps: 1e-6, weightDecay: 0.01 }],
   ];
   for (const [name, p] of adamCases)
     it(`adam: ${name}`, () => {
-      optimizerCase(6, 31, (k, params, grad, m, v, lo, hi, step) => k.adam(params, m, v, params, m, v, grad, lo, hi, { ...p, step }));
+      optimizerCase(6, 31, (k, params, grad, m, v, lo, hi, step) => k.adam(params, m, v, params, m, v, grad, lo, hi, adamParams(p, step)));
     });
 
   // The update spread over threads reads one copy of the weights and writes the other: out of place
@@ -589,7 +590,7 @@ describe('optimizers equal the TypeScript ones over several steps', () => {
         k.sgd(pi, mi, pi, mi, grad, lo, hi, sgdP);
         same([po, mo], [pi, mi], 'sgd out of place vs in place');
 
-        const adamP = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 3 };
+        const adamP = adamParams({ lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.01 }, 3);
         k.adam(po, mo, vo, p, m, v, grad, lo, hi, adamP);
         same(inputs, before, 'adam input');
         const [pa, ma, va] = [copyOf(p, 3), copyOf(m, 1), copyOf(v, 2)];

@@ -5,8 +5,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseNet, startNetem } from '../src/coordinator/netem.js';
-import { median } from '../src/coordinator/stats.js';
+import { parseNet, startNetem } from '../src/coordinator/bench/net/netem.js';
+import { median } from '../src/coordinator/bench/stats.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 

@@ -8,10 +8,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { listCheckpoints, readCheckpoint } from '../src/coordinator/checkpoint.js';
-import { parseConfig } from '../src/coordinator/config.js';
+import { listCheckpoints, readCheckpoint } from '../src/coordinator/train/checkpoint.js';
+import { parseConfig } from '../src/core/config.js';
 import { paramLayout } from '../src/core/layout.js';
-import { loadWeights } from '../src/core/safetensors.js';
+import { loadWeights } from '../src/core/io/safetensors.js';
 import { CLI, killAll, track, resultFrame, rogue, sameBits, spawnNode } from './remote-helpers.js';
 
 afterAll(killAll);

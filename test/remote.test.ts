@@ -4,10 +4,10 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/coordinator/config.js';
-import { train } from '../src/coordinator/trainer.js';
+import { parseConfig } from '../src/core/config.js';
+import { train } from '../src/coordinator/train/trainer.js';
 import { paramLayout } from '../src/core/layout.js';
-import { encodeFrame, PROTOCOL_VERSION } from '../src/worker/wire.js';
+import { encodeFrame, PROTOCOL_VERSION } from '../src/core/protocol/wire.js';
 import { killAll, relDiff, remoteRun, resultFrame, rogue, sameBits, spawnNode, waitForLine } from './remote-helpers.js';
 
 afterAll(killAll);

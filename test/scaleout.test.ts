@@ -2,7 +2,7 @@
 // steps of the star, the shared coordinator link, and the ring and tree all-reduce formulas.
 
 import { describe, expect, it } from 'vitest';
-import { predictCurve, predictStep, ringAllreduceSec, treeAllreduceSec, type ScaleoutInputs } from '../src/coordinator/scaleout.js';
+import { predictCurve, predictStep, ringAllreduceSec, treeAllreduceSec, type ScaleoutInputs } from '../src/coordinator/bench/scaleout-model.js';
 
 /** The reference MLP at batch 128: 669,706 float32 parameters, about 2.68 MB per frame. */
 const base: ScaleoutInputs = {

@@ -11,9 +11,9 @@ import { createKernels } from '../src/core/kernels/index.js';
 import { naiveKernels } from '../src/core/kernels/naive.js';
 import { paramLayout } from '../src/core/layout.js';
 import { denseViews, shardGradients } from '../src/core/model.js';
-import { listCheckpoints } from '../src/coordinator/checkpoint.js';
-import { parseConfig, type Config } from '../src/coordinator/config.js';
-import { train, type Reporter, type TrainOptions } from '../src/coordinator/trainer.js';
+import { listCheckpoints } from '../src/coordinator/train/checkpoint.js';
+import { parseConfig, type Config } from '../src/core/config.js';
+import { train, type Reporter, type TrainOptions } from '../src/coordinator/train/trainer.js';
 import { randomData, relDiff, sameBits } from './helpers.js';
 
 const silent = (): Reporter & { lines: string[] } => {

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../src/core/rng.js';
-import { decodeCoordinatorFrame, decodeNodeFrame, encodeFrame, maxNodeFrameBytes, PROTOCOL_VERSION, WireError } from '../src/worker/wire.js';
+import { decodeCoordinatorFrame, decodeNodeFrame, encodeFrame, maxNodeFrameBytes, PROTOCOL_VERSION, WireError } from '../src/core/protocol/wire.js';
 
 const P = 1000;
 const limits = { paramCount: P };

@@ -47,7 +47,10 @@ export interface ArenaLayout {
   readonly maxRows: number;
   /** The two copies of the weights (which one is current is the owner's business). */
   readonly params: readonly [Region, Region];
-  /** The reduced (mean) gradient the optimizer reads. */
+  /**
+   * Scratch for a step's mean gradient where an update needs it stored (Adam, SGD on the ts kernels);
+   * the fused SGD passes sum the slots and update without writing it.
+   */
   readonly grad: Region;
   /** Optimizer state vectors (SGD momentum: 1, Adam: 2), each paramCount long, for each copy. */
   readonly state: readonly [readonly Region[], readonly Region[]];

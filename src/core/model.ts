@@ -2,7 +2,7 @@
 // here: forward runs them in order, backward runs them in reverse from the loss gradient. Gradients
 // are sums over the rows (never means), so shard results add up. backward either accumulates into
 // the gradient buffer or overwrites it: a shard's first chunk overwrites, which is the step's one
-// zeroing without a separate pass over the 2.7 MB buffer (measured: 2.3 % of a 64-row shard).
+// zeroing without a separate pass over the gradient buffer.
 
 import type { Workspace } from './arena.js';
 import type { Dataset } from './data/types.js';
@@ -35,7 +35,7 @@ export function denseViews(layout: ParamLayout, flat: F32): DenseViews[] {
 
 /** h[B×nOut] = act(inp[B×nIn] · wᵀ + b); z [B×nOut] is the backend's scratch (fused backends skip it). */
 export function denseForward(
-  k: Kernels, z: F32, h: F32, inp: F32, w: F32, b: F32 | null, act: Activation, rows: number, nIn: number, nOut: number,
+  k: Kernels, h: F32, z: F32, inp: F32, w: F32, b: F32 | null, act: Activation, rows: number, nIn: number, nOut: number,
 ): void {
   k.linear(h, z, inp, w, b, act, rows, nIn, nOut);
 }
@@ -59,7 +59,7 @@ export function forward(m: Model, p: readonly DenseViews[], ws: Workspace, rows:
   let inp = ws.x;
   for (let l = 0; l < layout.dense.length; l++) {
     const { nIn, nOut } = layout.dense[l];
-    denseForward(kernels, ws.z[l], ws.h[l], inp, p[l].w, p[l].b, activationOf(spec, l), rows, nIn, nOut);
+    denseForward(kernels, ws.h[l], ws.z[l], inp, p[l].w, p[l].b, activationOf(spec, l), rows, nIn, nOut);
     inp = ws.h[l];
   }
   return ws.h[layout.dense.length - 1];

@@ -3,7 +3,7 @@
 // step count (for SGD's first momentum step and Adam's bias correction) is passed in by the owner.
 
 import type { ParamCopy } from './arena.js';
-import type { F32, Kernels } from './kernels/types.js';
+import type { AdamParams, F32, Kernels } from './kernels/types.js';
 
 export interface SgdConfig {
   readonly name: 'sgd';
@@ -59,13 +59,16 @@ export function updateSlice(
     });
   } else {
     k.sumSlots(grad, slots, lo, hi, scale);
-    k.adam(to.params, to.state[0], to.state[1], from.params, from.state[0], from.state[1], grad, lo, hi, {
-      lr: opt.lr,
-      beta1: opt.betas[0],
-      beta2: opt.betas[1],
-      eps: opt.eps,
-      weightDecay: opt.weightDecay,
-      step,
-    });
+    k.adam(to.params, to.state[0], to.state[1], from.params, from.state[0], from.state[1], grad, lo, hi, adamParams(opt, step));
   }
+}
+
+/** Adam's scalars for step t (1-based), bias corrections included: computed here once for every backend. */
+export function adamParams(opt: Pick<AdamConfig, 'lr' | 'betas' | 'eps' | 'weightDecay'>, step: number): AdamParams {
+  const [beta1, beta2] = opt.betas;
+  return {
+    beta1, beta2, eps: opt.eps, weightDecay: opt.weightDecay,
+    stepSize: opt.lr / (1 - Math.pow(beta1, step)),
+    bc2Sqrt: Math.sqrt(1 - Math.pow(beta2, step)),
+  };
 }

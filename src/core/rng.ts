@@ -6,7 +6,7 @@ export type RngState = [number, number, number, number];
 
 export class Rng {
   // The words as int32 (the same bits): V8 keeps them small integers, where uint32 values above
-  // 2³¹ would be boxed as doubles on every step (measured 119 → 16 ns a uniform draw).
+  // 2³¹ would be boxed as doubles on every draw.
   private s0: number;
   private s1: number;
   private s2: number;

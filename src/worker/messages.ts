@@ -6,7 +6,7 @@ import type { Dataset } from '../core/data/types.js';
 import type { KernelBackend, KernelChoice } from '../core/kernels/index.js';
 import type { OptimizerConfig } from '../core/optim.js';
 import type { EvalSums } from '../core/eval.js';
-import type { StepBoard } from './step-board.js';
+import type { StepBoard } from '../core/protocol/step-board.js';
 import type { ModelSpec } from '../core/spec.js';
 
 export interface FaultHook {
@@ -44,7 +44,7 @@ export interface ThreadInit {
  * the task applies slice `slice` of `slices` (equal parameter ranges) of the update, from the
  * weights it computed with to the other copy.
  */
-export interface FusedUpdate {
+export interface FusedSlice {
   readonly slots: readonly number[];
   readonly slice: number;
   readonly slices: number;
@@ -64,7 +64,7 @@ interface RowsTask {
 /** Forward + backward of samples order[lo..hi) into gradient slot `slot`. */
 export interface ShardTask extends RowsTask {
   readonly kind: 'shard';
-  readonly update?: FusedUpdate;
+  readonly update?: FusedSlice;
 }
 
 /**

@@ -14,8 +14,8 @@ import { paramLayout } from '../core/layout.js';
 import { denseViews, shardGradients, type DenseViews, type Model } from '../core/model.js';
 import { updateSlice, updateSliceRange } from '../core/optim.js';
 import { evaluateRange } from '../core/eval.js';
-import type { EvalReply, EvalTask, FusedUpdate, LoopReply, LoopTask, ShardReply, ShardTask, ThreadInit, ThreadReply, ThreadTask, UpdateReply, UpdateTask } from './messages.js';
-import { boardViews } from './step-board.js';
+import type { EvalReply, EvalTask, FusedSlice, LoopReply, LoopTask, ShardReply, ShardTask, ThreadInit, ThreadReply, ThreadTask, UpdateReply, UpdateTask } from './messages.js';
+import { boardViews } from '../core/protocol/step-board.js';
 
 const init = workerData as ThreadInit;
 const arena = arenaViews(init.memory, init.layout);
@@ -81,7 +81,7 @@ function runShard(task: ShardTask): Extract<ShardReply, { ok: true }> {
   injectFault(task, 'shard', task.slot, () => {});
   const t0 = performance.now();
   const { model, g } = slotContext(task.slot);
-  const fused: FusedUpdate | undefined = task.update;
+  const fused: FusedSlice | undefined = task.update;
   if (fused && !board) throw new Error('a fused update needs the step board in the thread init');
   let lossSum: number;
   const parity = task.step & 1;
@@ -131,7 +131,7 @@ function runLoop(task: LoopTask): LoopReply {
     const members = Array.from({ length: slices }, (_, i) => b.i32[b.member(p, i)]);
     // Every loop's slot is a member of each step it runs (the coordinator starts the loops anew
     // when the slots change).
-    const update: FusedUpdate = { slots: members, slice: b.i32[b.slice(p, slot)], slices, scale: b.f64[b.scale(p)] };
+    const update: FusedSlice = { slots: members, slice: b.i32[b.slice(p, slot)], slices, scale: b.f64[b.scale(p)] };
     const copy = b.i32[b.copy(p)] === 0 ? 0 : 1;
     const r = runShard({ kind: 'shard', step, slot, lo: b.i32[b.lo(p, slot)], hi: b.i32[b.hi(p, slot)], copy, attempt: task.attempt, update });
     b.f64[b.computeMs(p, slot)] = r.computeMs;

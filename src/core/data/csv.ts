@@ -1,7 +1,7 @@
 // CSV data sets: a header row, then one sample per line; the target is one column of class indices
 // or a list of regression columns, every other column is an input.
 
-import { readText } from '../files.js';
+import { readText } from '../io/files.js';
 import { basename, resolve } from 'node:path';
 import { configError, dataError } from '../errors.js';
 import { Rng } from '../rng.js';

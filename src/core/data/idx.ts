@@ -1,7 +1,7 @@
 // MNIST / Fashion-MNIST IDX files (big-endian header, uint8 data), plain or gzipped: images scaled
 // to [0, 1], labels 0..9. Pixels stay bytes until the selected rows are copied into shared memory.
 
-import { readBytes } from '../files.js';
+import { readBytes } from '../io/files.js';
 import { gunzipSync } from 'node:zlib';
 import { basename, resolve } from 'node:path';
 import { configError, dataError } from '../errors.js';

@@ -13,8 +13,6 @@ import type { DataSplit, Dataset } from './types.js';
 export { SYNTHETIC_SETS, type SyntheticName } from './synthetic.js';
 export type { DataSplit, Dataset } from './types.js';
 
-export const DATA_SOURCES = ['mnist', 'idx', 'csv', 'synthetic'] as const;
-
 export interface MnistConfig extends MnistOptions { readonly source: 'mnist' }
 export interface IdxConfig extends IdxOptions { readonly source: 'idx' }
 export interface CsvConfig extends CsvOptions { readonly source: 'csv' }

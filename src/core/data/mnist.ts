@@ -6,9 +6,9 @@
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { writeFileAtomic } from '../atomic-file.js';
-import { builtFile } from '../built-files.js';
-import { readText } from '../files.js';
+import { writeFileAtomic } from '../io/atomic-file.js';
+import { builtFile } from '../io/package-files.js';
+import { readText } from '../io/files.js';
 import { configError, dataError } from '../errors.js';
 import { Rng } from '../rng.js';
 import { checkCount, identityOrder, splitOrder, takeRows } from './shared.js';

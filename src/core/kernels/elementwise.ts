@@ -72,10 +72,7 @@ export const tsElementwise: Elementwise = {
   },
 
   adam(paramsOut, mOut, vOut, params, m, v, grad, lo, hi, p) {
-    const { lr, beta1, beta2, eps, weightDecay, step } = p;
-    const bc1 = 1 - Math.pow(beta1, step);
-    const bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
-    const stepSize = lr / bc1;
+    const { beta1, beta2, eps, weightDecay, stepSize, bc2Sqrt } = p;
     for (let i = lo; i < hi; i++) {
       let g = grad[i];
       const w = params[i];

@@ -5,7 +5,7 @@
 
 import { createRequire } from 'node:module';
 import { LEAKY_SLOPE } from '../activations.js';
-import { builtFile } from '../built-files.js';
+import { builtFile } from '../io/package-files.js';
 import { losses } from '../losses.js';
 import type { Activation, LossName } from '../spec.js';
 import type { AdamParams, F32, Kernels, SgdParams } from './types.js';
@@ -99,14 +99,6 @@ export function nativeKernelsAvailable(isa?: NativeIsa): NativeStatus {
 const KIND: Record<Activation, number> = { identity: 0, relu: 1, 'leaky-relu': 2, sigmoid: 3, tanh: 4 };
 /** The activations the GEMM epilogue applies itself (codes of native/ops.h). */
 const EPILOGUE: Partial<Record<Activation, number>> = { identity: 0, relu: 1, 'leaky-relu': 2 };
-
-/** Adam's per-step scalars, computed in float64 once per call as the wasm backend does. */
-function adamScalars(p: AdamParams): { stepSize: number; bc2Sqrt: number; beta1: number; beta2: number; eps: number; weightDecay: number } {
-  return {
-    stepSize: p.lr / (1 - Math.pow(p.beta1, p.step)), bc2Sqrt: Math.sqrt(1 - Math.pow(p.beta2, p.step)),
-    beta1: p.beta1, beta2: p.beta2, eps: p.eps, weightDecay: p.weightDecay,
-  };
-}
 
 /**
  * The native backend on path `isa` (default: nativeKernelsAvailable's choice). `memory` is the
@@ -214,10 +206,9 @@ export function createNativeKernels(_memory: WebAssembly.Memory | null, scratch:
 
     adam(paramsOut, mOut, vOut, params, m, v, grad, lo, hi, p: AdamParams) {
       if (hi <= lo) return;
-      const s = adamScalars(p);
       ops.adam(
         at(paramsOut, hi, 'paramsOut'), at(mOut, hi, 'mOut'), at(vOut, hi, 'vOut'), at(params, hi, 'params'), at(m, hi, 'm'), at(v, hi, 'v'), at(grad, hi, 'grad'),
-        lo, hi, s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, s.stepSize, s.bc2Sqrt, s.eps, s.weightDecay,
+        lo, hi, p.beta1, 1 - p.beta1, p.beta2, 1 - p.beta2, p.stepSize, p.bc2Sqrt, p.eps, p.weightDecay,
       );
     },
   };

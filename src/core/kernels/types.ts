@@ -17,14 +17,16 @@ export interface SgdParams {
   readonly firstStep: boolean;
 }
 
+/** torch.optim.Adam's step t with its bias corrections folded in once, above the backends (optim.ts adamParams). */
 export interface AdamParams {
-  readonly lr: number;
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
-  /** 1-based step count, for the bias corrections. */
-  readonly step: number;
+  /** lr / (1 − β1^t). */
+  readonly stepSize: number;
+  /** √(1 − β2^t). */
+  readonly bc2Sqrt: number;
 }
 
 export interface Kernels {

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { LEAKY_SLOPE } from '../activations.js';
-import { builtFile } from '../built-files.js';
+import { builtFile } from '../io/package-files.js';
 import { losses } from '../losses.js';
 import type { Activation, LossName } from '../spec.js';
 import type { AdamParams, F32, Kernels, SgdParams } from './types.js';
@@ -275,12 +275,10 @@ export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Ker
     adam(paramsOut, mOut, vOut, params, m, v, grad, lo, hi, p: AdamParams) {
       if (hi <= lo) return;
       const off = lo * 4;
-      const bc1 = 1 - Math.pow(p.beta1, p.step);
-      const bc2Sqrt = Math.sqrt(1 - Math.pow(p.beta2, p.step));
       wasm.adam(
         at(paramsOut, hi, 'paramsOut') + off, at(mOut, hi, 'mOut') + off, at(vOut, hi, 'vOut') + off,
         at(params, hi, 'params') + off, at(m, hi, 'm') + off, at(v, hi, 'v') + off, at(grad, hi, 'grad') + off, hi - lo,
-        p.beta1, 1 - p.beta1, p.beta2, 1 - p.beta2, p.lr / bc1, bc2Sqrt, p.eps, p.weightDecay,
+        p.beta1, 1 - p.beta1, p.beta2, 1 - p.beta2, p.stepSize, p.bc2Sqrt, p.eps, p.weightDecay,
       );
     },
   };

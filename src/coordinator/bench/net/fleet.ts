@@ -1,0 +1,124 @@
+// The worker nodes of one benchmark row: real `dptrain worker` processes, each behind its own link
+// (straight to the coordinator on loopback, through an emulating proxy, or from a network namespace
+// of its own), and the one place that stops all of them, politely or at once.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { DptrainError } from '../../../core/errors.js';
+import { createNetnsLink, type NetnsLink } from './netns.js';
+import { startNetem, type Netem, type NetProfile } from './netem.js';
+import { PACKAGE_ROOT } from '../../../core/io/package-files.js';
+
+/** How a node reaches the coordinator. */
+export type LinkMode = 'loopback' | 'proxy' | 'namespace';
+
+export interface NodeProcess {
+  readonly index: number;
+  readonly pid: number;
+  readonly exited: Promise<void>;
+  /** The last lines it wrote to stderr, for error messages. */
+  stderrTail: string;
+}
+
+export const CLI = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
+
+// In a namespace tbf shapes the bandwidth, so the proxy only delays: a rate it never reaches.
+const UNSHAPED_MBIT = 100_000;
+const STDERR_TAIL_CHARS = 2000;
+
+export class Fleet {
+  readonly nodes: NodeProcess[] = [];
+  private readonly children: ChildProcess[] = [];
+  private readonly proxies: Netem[] = [];
+  private readonly links: NetnsLink[] = [];
+  private stopping = false;
+  private stopped: Promise<void> | null = null;
+
+  constructor(
+    private readonly mode: LinkMode,
+    private readonly net: NetProfile | null,
+    /** Told when a node exits before stop() was called: the row cannot finish without it. */
+    private readonly onEarlyExit: (e: Error) => void,
+  ) {
+    if (!existsSync(CLI)) throw new DptrainError('FILE_UNREADABLE', `${CLI} is missing: build dptrain first (npm run build)`);
+  }
+
+  /** Starts node `index` (0-based) with `threads` threads, connected to the coordinator on 127.0.0.1:port. */
+  async add(index: number, coordinatorPort: number, threads: number): Promise<NodeProcess> {
+    if (this.stopping) throw new Error('fleet: add() after stop()');
+    const target = { host: '127.0.0.1', port: coordinatorPort };
+    let url = `ws://127.0.0.1:${coordinatorPort}`;
+    let prefix: readonly string[] = [];
+    let proxy: Netem | null = null;
+    let link: NetnsLink | null = null;
+    if (this.mode === 'namespace') {
+      try {
+        link = createNetnsLink(index + 1, this.net?.bandwidthMbit ?? null);
+      } catch (e) {
+        throw new DptrainError('WORKER_FAILED', `--net-namespaces: node ${index + 1}: ${(e as Error).message}`);
+      }
+      this.links.push(link);
+      proxy = await startNetem({ target, latencyMs: this.net?.latencyMs ?? 0, bandwidthMbit: UNSHAPED_MBIT, listenHost: link.hostAddress });
+      url = `ws://${link.hostAddress}:${proxy.port}`;
+      prefix = link.exec;
+    } else if (this.mode === 'proxy' && this.net) {
+      proxy = await startNetem({ target, latencyMs: this.net.latencyMs, bandwidthMbit: this.net.bandwidthMbit });
+      url = `ws://127.0.0.1:${proxy.port}`;
+    }
+    if (proxy) this.proxies.push(proxy);
+    // stop() may have come while the proxy was starting, and may be past closing proxies: undo here.
+    if (this.stopping) {
+      await proxy?.close();
+      link?.remove();
+      throw new Error('fleet: stopped while adding a node');
+    }
+    const argv = [process.execPath, CLI, 'worker', '--connect', url, '--threads', String(threads), '--max-reconnects', '3'];
+    const cmd = [...prefix, ...argv];
+    const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.children.push(child);
+    // A process that could not be started emits 'error' and may never emit 'exit'.
+    const exited = new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.once('error', () => resolve());
+    });
+    const node: NodeProcess = { index, pid: child.pid ?? -1, exited, stderrTail: '' };
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (node.stderrTail = (node.stderrTail + d).slice(-STDERR_TAIL_CHARS)));
+    child.once('error', (e) => this.early(node, `could not start: ${e.message}`));
+    child.once('exit', (code, signal) => this.early(node, `exited (${signal ?? `code ${code}`})`));
+    this.nodes.push(node);
+    return node;
+  }
+
+  private early(node: NodeProcess, what: string): void {
+    if (this.stopping) return;
+    const said = node.stderrTail.trim().split('\n').slice(-2).join(' | ');
+    this.onEarlyExit(new DptrainError('WORKER_FAILED', `worker node ${node.index + 1} (pid ${node.pid}) ${what} before its row finished${said ? `: ${said}` : ''}`));
+  }
+
+  /**
+   * Gives the nodes `graceMs` to leave on their own (the coordinator said bye), kills the rest,
+   * then closes the proxies and removes the namespaces. Idempotent.
+   */
+  stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.stopped ??= (async () => {
+      const all = Promise.all(this.nodes.map((n) => n.exited));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([all, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+      for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      await all;
+      await Promise.all(this.proxies.map((p) => p.close()));
+      for (const l of this.links) l.remove();
+    })();
+    return this.stopped;
+  }
+
+  /** At once and synchronously, for an exit handler: kill every node, remove the namespaces. */
+  stopNow(): void {
+    this.stopping = true;
+    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const l of this.links) l.remove();
+  }
+}

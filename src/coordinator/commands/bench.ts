@@ -1,0 +1,74 @@
+// `dptrain bench scaling`: flags → validated options → the benchmark → table on stdout and
+// results.json + charts in --out. Exit 0, 2 for bad flags, 130/143 when interrupted.
+
+import { resolve } from 'node:path';
+import { configError } from '../../core/errors.js';
+import type { KernelChoice } from '../../core/kernels/index.js';
+import { BenchInterrupted, runScalingBench, type ScalingBenchOptions } from '../bench/scaling.js';
+import { formatReport, writeReport } from '../bench/report.js';
+import { loadConfig } from '../../core/config.js';
+import { parseNet } from '../bench/net/netem.js';
+
+export interface BenchScalingFlags {
+  config: string;
+  threads: string;
+  nodes: string;
+  batch: string;
+  net: string;
+  steps: number;
+  warmup: number;
+  out?: string;
+  kernels: KernelChoice;
+  netNamespaces: boolean;
+}
+
+/** "1,2,4" → [1, 2, 4]: whole numbers in [min, max], duplicates dropped, order kept. */
+function parseList(flag: string, text: string, min: number, max: number): number[] {
+  const parts = String(text).split(',').map((s) => s.trim());
+  const xs = parts.map(Number);
+  if (parts.some((p) => p === '') || !xs.every((x) => Number.isInteger(x) && x >= min && x <= max))
+    throw configError(flag, `expected a comma-separated list of whole numbers from ${min} to ${max}, got "${text}"`);
+  return [...new Set(xs)];
+}
+
+function wholeAtLeast(flag: string, v: number, min: number, why = ''): number {
+  if (!(Number.isInteger(v) && v >= min)) throw configError(flag, `expected a whole number ≥ ${min}${why}, got ${v}`);
+  return v;
+}
+
+export function benchOptionsFromFlags(f: BenchScalingFlags, log: (line: string) => void): { options: ScalingBenchOptions; out: string } {
+  const net = parseNet(f.net);
+  // Fails fast, before anything starts, on a config that cannot be read.
+  loadConfig(f.config);
+  const options: ScalingBenchOptions = {
+    config: resolve(f.config),
+    threads: parseList('--threads', f.threads, 1, 1024),
+    nodes: parseList('--nodes', f.nodes, 0, 64),
+    batches: parseList('--batch', f.batch, 1, 1 << 20),
+    net,
+    steps: wholeAtLeast('--steps', f.steps, 1),
+    warmup: wholeAtLeast('--warmup', f.warmup, 1, ' (the first step waits for nodes and starts the pools)'),
+    kernels: f.kernels,
+    netNamespaces: f.netNamespaces,
+    log,
+  };
+  const name = (net?.name ?? 'loopback').replace(/[^a-z0-9.]+/gi, '-');
+  return { options, out: resolve(f.out ?? `bench/results/scaling-${name}`) };
+}
+
+export async function runBenchScaling(f: BenchScalingFlags): Promise<number> {
+  const { options, out } = benchOptionsFromFlags(f, (l) => process.stderr.write(`${l}\n`));
+  try {
+    const report = await runScalingBench(options);
+    process.stdout.write(`${formatReport(report)}\n`);
+    const files = await writeReport(report, out);
+    process.stdout.write(`\nwritten: ${files.join(', ')}\n`);
+    return 0;
+  } catch (e) {
+    if (e instanceof BenchInterrupted) {
+      process.stderr.write(`dptrain bench: ${e.message}; every node process, proxy and namespace it started is stopped\n`);
+      return e.signal === 'SIGINT' ? 130 : 143;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,166 @@
+// `dptrain train`: flags → validated config → training run → summary line and exit code
+// (0 done, 2 bad input, 130 interrupted by Ctrl-C after writing a checkpoint).
+
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { configError, DptrainError } from '../../core/errors.js';
+import type { KernelChoice } from '../../core/kernels/index.js';
+import type { FaultHook } from '../../worker/messages.js';
+import { loadConfig, parseSetFlag, type Override } from '../../core/config.js';
+import { defaultThreads } from '../../worker/pool/local-pool.js';
+import { createReporter } from '../output/report.js';
+import { train } from '../train/trainer.js';
+import { readToken } from '../../core/protocol/auth.js';
+import type { Balance } from '../train/scheduler.js';
+
+export interface TrainFlags {
+  config: string;
+  workers?: number;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  seed?: number;
+  shuffle?: boolean;
+  set?: string[];
+  kernels: KernelChoice;
+  initWeights?: string;
+  saveWeights?: string;
+  checkpointDir: string;
+  checkpointEvery: number;
+  resume: boolean;
+  metrics?: string;
+  metricsEvery: number;
+  plot?: string;
+  targetLoss?: number;
+  targetAccuracy?: number;
+  maxSteps?: number;
+  quiet: boolean;
+  fault?: string;
+  listen?: string;
+  tokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  maxNodes: number;
+  stepDeadline: number;
+  heartbeat: number;
+  maxNodeFailures: number;
+  minNodes: number;
+  balance?: Balance;
+}
+
+export const EXIT_INTERRUPTED = 130;
+
+function nonNegativeInt(flag: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!(Number.isInteger(v) && v >= 0)) throw configError(flag, `expected a whole number ≥ 0, got ${v}`);
+  return v;
+}
+
+function positive(flag: string, v: number): number {
+  if (!(Number.isFinite(v) && v > 0)) throw configError(flag, `expected a positive number, got ${v}`);
+  return v;
+}
+
+function parseFault(text: string | undefined): FaultHook | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+):(\d+):(throw|exit)$/.exec(text);
+  if (!m) throw configError('--fault', `expected STEP:SLOT:throw|exit, got ${text}`);
+  return { step: Number(m[1]), slot: Number(m[2]), mode: m[3] as FaultHook['mode'] };
+}
+
+export function overridesFromFlags(f: TrainFlags): Override[] {
+  const o: Override[] = [];
+  const add = (flag: string, path: string, value: unknown): void => {
+    if (value !== undefined) o.push({ flag, path, value });
+  };
+  add('--epochs', 'training.epochs', f.epochs);
+  add('--batch-size', 'training.batchSize', f.batchSize);
+  add('--lr', 'optimizer.lr', f.lr);
+  add('--seed', 'training.seed', f.seed);
+  add('--shuffle', 'training.shuffle', f.shuffle);
+  add('--target-loss', 'training.targetLoss', f.targetLoss);
+  add('--target-accuracy', 'training.targetAccuracy', f.targetAccuracy);
+  for (const s of f.set ?? []) o.push(parseSetFlag(s));
+  return o;
+}
+
+export async function runTrain(f: TrainFlags): Promise<number> {
+  const config = loadConfig(f.config, overridesFromFlags(f));
+  const workers = f.workers ?? defaultThreads();
+  const minWorkers = f.listen ? 0 : 1;
+  if (!(Number.isInteger(workers) && workers >= minWorkers))
+    throw configError('--workers', `expected a whole number ≥ ${minWorkers}${f.listen ? '' : ' (0 only with --listen)'}, got ${f.workers}`);
+  const checkpointEvery = nonNegativeInt('--checkpoint-every', f.checkpointEvery) ?? 0;
+  const maxSteps = nonNegativeInt('--max-steps', f.maxSteps);
+  const metricsEvery = nonNegativeInt('--metrics-every', f.metricsEvery) || 10;
+  // The WebSocket server (ws, msgpackr) is loaded only for runs that accept nodes.
+  const remote = f.listen ? await import('../remote/server.js') : null;
+  const listen = f.listen && remote ? remote.parseListen(f.listen.includes(':') ? f.listen : `127.0.0.1:${f.listen}`) : null;
+  const token = f.tokenFile ? readToken(f.tokenFile) : undefined;
+  const maxNodes = nonNegativeInt('--max-nodes', f.maxNodes) ?? 8;
+  const deadlineMs = positive('--step-deadline', f.stepDeadline);
+  const heartbeatMs = positive('--heartbeat', f.heartbeat);
+  const maxNodeFailures = nonNegativeInt('--max-node-failures', f.maxNodeFailures) ?? 10;
+  const reporter = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
+  const stop = { requested: false };
+  let interrupt: (e: Error) => void = () => {};
+  const stopWaiting = new Promise<never>((_, reject) => (interrupt = reject));
+  stopWaiting.catch(() => {}); // only waits for executors listen to it
+  const onSigint = (): void => {
+    if (stop.requested) process.exit(EXIT_INTERRUPTED);
+    stop.requested = true;
+    interrupt(new DptrainError('INTERRUPTED', 'interrupted while waiting for executors'));
+    reporter.log('interrupt: finishing the current step, then writing a checkpoint (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  const t0 = performance.now();
+  try {
+    const r = await train({
+      config, workers, kernels: f.kernels, reporter, stop, stopWaiting, maxSteps, checkpointEvery, resume: f.resume,
+      initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(f.checkpointDir), fault: parseFault(f.fault),
+      balance: f.balance ?? (listen ? 'measured' : 'static'), maxNodes: listen ? maxNodes : 0, maxNodeFailures,
+      minExecutors: (workers > 0 ? 1 : 0) + (nonNegativeInt('--min-nodes', f.minNodes) ?? 0),
+      attachRemote: listen && remote
+        ? (run) => remote.startRemoteServer(run, { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, deadlineMs, heartbeatMs, log: (l) => reporter.log(l) })
+        : undefined,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    if (f.plot && r.history.length > 0) {
+      const points = r.history.map((h) => ({ epoch: h.epoch + 1, trainLoss: h.trainLoss, testLoss: h.test.loss, testAccuracy: h.test.accuracy }));
+      // Loaded only when asked for: Vega takes about a second to import.
+      const { trainingCurvesSvg, writeSvgAtomic } = await import('../output/charts.js');
+      writeSvgAtomic(resolve(f.plot), await trainingCurvesSvg(points));
+    }
+    if (r.stoppedBy === 'interrupted') {
+      process.stderr.write(`dptrain: interrupted at step ${r.steps}; checkpoint ${r.checkpoint} (continue with --resume --checkpoint-dir ${f.checkpointDir})\n`);
+      return EXIT_INTERRUPTED;
+    }
+    if (!f.quiet) {
+      const acc = r.final?.accuracy;
+      const accText = acc === null || acc === undefined ? '' : `, test accuracy ${(100 * acc).toFixed(2)}%`;
+      const lossText = r.final ? `, test loss ${r.final.loss.toFixed(4)}` : '';
+      const peakMb = Math.round(peakRssKb() / 1024);
+      process.stdout.write(`done: ${r.steps} steps in ${seconds.toFixed(1)} s (stopped by ${r.stoppedBy})${lossText}${accText}, peak memory ${peakMb} MB\n`);
+      if (r.checkpoint) process.stdout.write(`checkpoint: ${r.checkpoint}\n`);
+      if (f.saveWeights) process.stdout.write(`weights: ${resolve(f.saveWeights)}\n`);
+      if (f.plot) process.stdout.write(`plot: ${resolve(f.plot)}\n`);
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/**
+ * This process's peak resident memory in KiB. On Linux from /proc (VmHWM, this program's own):
+ * getrusage's maxRSS starts at the parent's peak after fork + exec.
+ */
+function peakRssKb(): number {
+  try {
+    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return Number(hwm[1]);
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS;
+}

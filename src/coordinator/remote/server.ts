@@ -1,0 +1,173 @@
+// The coordinator's door for remote worker nodes: an HTTP(S) server whose upgrade step checks the
+// node's challenge-response proof before any WebSocket frame is read, a handshake (hello → welcome
+// with the config, the chunk size of the shard recipe, the kernels and the data or how to load it),
+// and membership: a node joins the scheduler at the next step boundary and leaves, with the reason
+// logged, when it is dropped.
+
+import { readBytes } from '../../core/io/files.js';
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { DptrainError } from '../../core/errors.js';
+import { CHALLENGE_PATH, PROOF_HEADER } from '../../core/protocol/auth.js';
+import { Challenges } from './challenges.js';
+import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, PROTOCOL_VERSION, type Welcome } from '../../core/protocol/wire.js';
+import { RemoteNode } from './node-handle.js';
+import type { RemoteAttachment, RunContext } from '../train/records.js';
+
+export interface ListenOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Required unless host is a loopback address. */
+  readonly token?: string;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
+  readonly deadlineMs: number;
+  readonly heartbeatMs: number;
+  readonly log: (line: string) => void;
+  /** Told where the server listens (the port when 0 was asked for). */
+  readonly onListening?: (url: string) => void;
+}
+
+export interface NodeInfo {
+  readonly id: string;
+  readonly address: string;
+  readonly threads: number;
+  readonly traffic: { sent: number; received: number };
+  lastSeen: number;
+}
+
+const HELLO_TIMEOUT_MS = 10_000;
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !m[1] || !(port >= 0 && port <= 65535)) throw new DptrainError('CONFIG_INVALID', `--listen: expected HOST:PORT, got ${text}`);
+  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+export interface RemoteServer extends RemoteAttachment {
+  readonly url: string;
+  readonly nodes: ReadonlyMap<string, NodeInfo>;
+}
+
+export async function startRemoteServer(run: RunContext, o: ListenOptions): Promise<RemoteServer> {
+  if (!o.token && !LOOPBACK.test(o.host))
+    throw new DptrainError('CONFIG_INVALID', `--listen ${o.host}:${o.port}: a --token-file is required to listen on an address other than loopback`);
+  if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new DptrainError('CONFIG_INVALID', '--tls-cert and --tls-key go together');
+  const challenges = o.token ? new Challenges(o.token) : null;
+  const handler = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
+    if (req.method === 'GET' && req.url === CHALLENGE_PATH && challenges) {
+      const nonce = challenges.issue();
+      res.writeHead(nonce ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(nonce ? { nonce } : { error: 'busy' }));
+      return;
+    }
+    res.writeHead(404).end();
+  };
+  const server: Server = o.tlsCert && o.tlsKey ? createHttpsServer({ cert: readBytes(o.tlsCert), key: readBytes(o.tlsKey) }, handler) : createHttpServer(handler);
+  const paramCount = run.arena.layout.paramCount;
+  const wss = new WebSocketServer({ noServer: true, maxPayload: maxNodeFrameBytes({ paramCount }) });
+  const freeSlots = [...run.landingSlots];
+  const nodes = new Map<string, NodeInfo>();
+  const live = new Set<RemoteNode>();
+  let nextId = 1;
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const address = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const proof = req.headers[PROOF_HEADER];
+    if (challenges && !challenges.verify(Array.isArray(proof) ? proof[0] : proof)) {
+      o.log(`refused a connection from ${address}: ${proof ? 'wrong token proof' : 'no token proof'}`);
+      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => handshake(ws, address));
+  });
+
+  const handshake = (ws: WebSocket, address: string): void => {
+    const timer = setTimeout(() => {
+      o.log(`dropped ${address}: no hello within ${HELLO_TIMEOUT_MS} ms`);
+      ws.terminate();
+    }, HELLO_TIMEOUT_MS);
+    ws.once('message', (data: Buffer, isBinary: boolean) => {
+      clearTimeout(timer);
+      let threads: number;
+      try {
+        if (!isBinary) throw new DptrainError('WIRE_MALFORMED', `${address}: text frame, the protocol is binary`);
+        const { msg } = decodeNodeFrame(data, address, { paramCount });
+        if (msg.t !== 'hello') throw new DptrainError('WIRE_UNEXPECTED', `${address}: expected hello, got ${msg.t}`);
+        threads = msg.threads;
+      } catch (e) {
+        o.log(`dropped ${address}: ${(e as Error).message}`);
+        ws.terminate();
+        return;
+      }
+      const slot = freeSlots.shift();
+      if (slot === undefined) {
+        o.log(`refused ${address}: all ${run.landingSlots.length} node places are taken (--max-nodes)`);
+        ws.send(encodeFrame({ t: 'bye', reason: 'the coordinator is full' }), () => ws.close());
+        return;
+      }
+      const id = `node${nextId++}`;
+      const info: NodeInfo = { id, address, threads, traffic: { sent: 0, received: 0 }, lastSeen: Date.now() };
+      const node: RemoteNode = new RemoteNode({
+        id, threads, ws, arena: run.arena, order: run.order, deadlineMs: o.deadlineMs, heartbeatMs: o.heartbeatMs, traffic: info.traffic,
+        log: o.log,
+        onGone: (reason) => {
+          live.delete(node);
+          nodes.delete(id);
+          run.scheduler.leave(node);
+          freeSlots.push(slot);
+          freeSlots.sort((a, b) => a - b);
+          o.log(`node ${id} (${address}) dropped: ${reason}`);
+        },
+      });
+      ws.on('message', () => (info.lastSeen = Date.now()));
+      ws.on('pong', () => (info.lastSeen = Date.now()));
+      const welcome = welcomeFrame(run, id);
+      info.traffic.sent += welcome.length;
+      ws.send(welcome);
+      live.add(node);
+      nodes.set(id, info);
+      run.scheduler.join(node, [slot]);
+      o.log(`node ${id} (${address}, ${threads} thread${threads > 1 ? 's' : ''}) joined; it takes part from step ${run.scheduler.nextStep}`);
+    });
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new DptrainError('CONFIG_INVALID', `--listen ${o.host}:${o.port}: ${e.message}`)));
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  const url = `${o.tlsCert ? 'wss' : 'ws'}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  o.onListening?.(url);
+  o.log(`listening for worker nodes on ${url}${challenges ? ' (token required)' : ''}`);
+  return {
+    url,
+    nodes,
+    status: () =>
+      [...nodes.values()].map((n) => ({
+        id: n.id, address: n.address, threads: n.threads, bytesSent: n.traffic.sent, bytesReceived: n.traffic.received, lastSeenMsAgo: Date.now() - n.lastSeen,
+      })),
+    async close() {
+      await Promise.all([...live].map((n) => n.close()));
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** The welcome: the config, the recipe's chunk rows, the kernels, and the data (inline unless the node can load it by name). */
+function welcomeFrame(run: RunContext, nodeId: string): Buffer {
+  const train = run.data.train;
+  const inline = run.config.data.source === 'csv' || run.config.data.source === 'idx' || run.dataInline;
+  const header: Welcome = {
+    t: 'welcome', v: PROTOCOL_VERSION, nodeId, config: JSON.stringify(run.config.raw), chunkRows: run.chunkRows, kernels: run.kernelName,
+    data: inline ? 'inline' : 'source', n: train.n, nIn: train.nIn, yWidth: train.yWidth, classes: train.classes,
+  };
+  return inline ? encodeFrame(header, train.x, train.y) : encodeFrame(header);
+}

@@ -1,0 +1,135 @@
+// Checkpoints: weights (with PyTorch names, so a checkpoint is also a weights file), optimizer state,
+// and the loop's position (step, epoch, batch, the epoch's shuffle RNG state, the config) in the
+// safetensors metadata, with a SHA-256 of the tensor data. Written atomically; the newest two kept.
+// A file that fails to decode or verify is refused, and the previous one is used with a warning.
+
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../core/io/atomic-file.js';
+import { DptrainError } from '../../core/errors.js';
+import type { ParamLayout } from '../../core/layout.js';
+import type { RngState } from '../../core/rng.js';
+import { decodeSafetensors, encodeSafetensors, loadTensorsInto, namedTensors, type TensorRecord } from '../../core/io/safetensors.js';
+
+export interface LoopPosition {
+  /** Optimizer steps taken so far. */
+  readonly step: number;
+  /** The epoch in progress (0-based) and the next batch in it. */
+  readonly epoch: number;
+  readonly batch: number;
+  /** The shuffle RNG's state at the start of that epoch (before its permutation was drawn). */
+  readonly epochRng: RngState;
+  /** Running train-loss sum and sample count of the epoch so far. */
+  readonly epochLossSum: number;
+  readonly epochCount: number;
+}
+
+export interface CheckpointMeta extends LoopPosition {
+  readonly version: 1;
+  /** The validated config, as JSON. */
+  readonly config: unknown;
+}
+
+const KEEP = 2;
+const PREFIX = 'ckpt-';
+const SUFFIX = '.safetensors';
+const stateName = (i: number): string => `optimizer.state.${i}`;
+
+export function checkpointPath(dir: string, step: number): string {
+  return join(dir, `${PREFIX}${String(step).padStart(9, '0')}${SUFFIX}`);
+}
+
+export function writeCheckpoint(dir: string, layout: ParamLayout, params: Float32Array, state: readonly Float32Array[], meta: CheckpointMeta): string {
+  mkdirSync(dir, { recursive: true });
+  const tensors = namedTensors(layout, params);
+  state.forEach((s, i) => tensors.set(stateName(i), { shape: [layout.size], data: s.subarray(0, layout.size) }));
+  // The digest covers the data section exactly as written (little-endian F32, tensors in order).
+  const digest = digestOf([...tensors.values()].map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)));
+  const chunks = encodeSafetensors(tensors, { dptrain: JSON.stringify(meta), sha256: digest });
+  const path = checkpointPath(dir, meta.step);
+  writeFileAtomic(path, chunks);
+  for (const old of listCheckpoints(dir).slice(0, -KEEP)) rmSync(old, { force: true });
+  return path;
+}
+
+/** Checkpoint files in the folder, oldest first. */
+export function listCheckpoints(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => n.startsWith(PREFIX) && n.endsWith(SUFFIX)).sort().map((n) => join(dir, n));
+}
+
+export interface LoadedCheckpoint {
+  readonly path: string;
+  readonly meta: CheckpointMeta;
+  readonly tensors: Map<string, TensorRecord>;
+}
+
+export function readCheckpoint(path: string): LoadedCheckpoint {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch (e) {
+    throw new DptrainError('CHECKPOINT_CORRUPT', `${path}: cannot read: ${(e as Error).message}`);
+  }
+  let tensors: Map<string, TensorRecord>;
+  try {
+    tensors = decodeSafetensors(buf, path);
+  } catch (e) {
+    throw new DptrainError('CHECKPOINT_CORRUPT', (e as Error).message);
+  }
+  const headerLen = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + headerLen).toString('utf8')) as { __metadata__?: Record<string, string> };
+  const md = header.__metadata__;
+  if (!md?.dptrain || !md.sha256) throw new DptrainError('CHECKPOINT_CORRUPT', `${path}: not a dptrain checkpoint (no dptrain metadata)`);
+  const data = buf.subarray(8 + headerLen);
+  if (digestOf([data]) !== md.sha256) throw new DptrainError('CHECKPOINT_CORRUPT', `${path}: checksum mismatch (the file was damaged or partly written)`);
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(md.dptrain) as CheckpointMeta;
+  } catch {
+    throw new DptrainError('CHECKPOINT_CORRUPT', `${path}: metadata is not valid JSON`);
+  }
+  if (meta.version !== 1 || !Number.isInteger(meta.step) || !Array.isArray(meta.epochRng))
+    throw new DptrainError('CHECKPOINT_CORRUPT', `${path}: metadata lacks the loop position`);
+  return { path, meta, tensors };
+}
+
+/**
+ * The newest checkpoint in the folder that reads and verifies; `warn` hears about each newer one
+ * that did not. Null when the folder has none.
+ */
+export function newestCheckpoint(dir: string, warn: (line: string) => void): LoadedCheckpoint | null {
+  const files = listCheckpoints(dir);
+  for (let i = files.length - 1; i >= 0; i--) {
+    try {
+      return readCheckpoint(files[i]);
+    } catch (e) {
+      warn(`warning: skipping checkpoint ${(e as Error).message}`);
+    }
+  }
+  return null;
+}
+
+/** Copies a checkpoint's weights and optimizer state into the arena's buffers. */
+export function restoreCheckpoint(c: LoadedCheckpoint, layout: ParamLayout, params: Float32Array, state: readonly Float32Array[]): void {
+  const weights = new Map([...c.tensors].filter(([name]) => !name.startsWith('optimizer.')));
+  loadTensorsInto(weights, c.path, layout, params);
+  state.forEach((s, i) => {
+    const t = c.tensors.get(stateName(i));
+    if (!t || t.data.length !== layout.size)
+      throw new DptrainError('CHECKPOINT_CORRUPT', `${c.path}: optimizer state ${i} is missing or of the wrong size (was the optimizer changed?)`);
+    s.set(t.data);
+  });
+}
+
+function digestOf(chunks: readonly Uint8Array[]): string {
+  const h = createHash('sha256');
+  for (const c of chunks) h.update(c);
+  return h.digest('hex');
+}

@@ -1,0 +1,237 @@
+// The training loop: the seeded epoch permutation, minibatches cut into shards, the executor's
+// gradient sums reduced in shard order and divided once by the batch size, the optimizer step,
+// evaluation, stop criteria, checkpoints and weights files. It owns the arena; the executor only
+// fills gradient slots.
+
+import { createArena } from '../../core/arena.js';
+import type { DataSplit } from '../../core/data/types.js';
+import { evaluate, type EvalResult } from '../../core/eval.js';
+import { initParams } from '../../core/init.js';
+import { createKernels, resolveKernels, type KernelChoice } from '../../core/kernels/index.js';
+import { paramLayout } from '../../core/layout.js';
+import { checkDataFits, denseViews, type Model } from '../../core/model.js';
+import { stateVectors } from '../../core/optim.js';
+import { Rng, type RngState } from '../../core/rng.js';
+import { loadWeights, saveWeights } from '../../core/io/safetensors.js';
+import { DptrainError, isDptrainError } from '../../core/errors.js';
+import type { FaultHook } from '../../worker/messages.js';
+import { loadConfigData, type Config } from '../../core/config.js';
+import { newestCheckpoint, restoreCheckpoint, writeCheckpoint, type LoopPosition } from './checkpoint.js';
+import { LocalPool } from '../../worker/pool/local-pool.js';
+import { Scheduler, type Balance } from './scheduler.js';
+import { StepRunner, type StepResult, type UpdatePlacement } from './step.js';
+import type { EpochRecord, RemoteAttachment, Reporter, RunContext, StopReason } from './records.js';
+
+export type { EpochRecord, NodeStatus, RemoteAttachment, Reporter, RunContext, StepRecord, StopReason } from './records.js';
+
+export interface TrainOptions {
+  readonly config: Config;
+  readonly workers: number;
+  readonly kernels: KernelChoice;
+  readonly reporter: Reporter;
+  readonly initWeights?: string;
+  readonly saveWeights?: string;
+  readonly checkpointDir?: string;
+  /** Steps between checkpoints (0: only at the end and on interrupt). */
+  readonly checkpointEvery?: number;
+  readonly resume?: boolean;
+  /** Set to true (e.g. by SIGINT) to stop after the current step with a checkpoint. */
+  readonly stop?: { requested: boolean };
+  /** Rejects (with an INTERRUPTED error) to end a wait for executors, e.g. on SIGINT. */
+  readonly stopWaiting?: Promise<never>;
+  /** Stop after this many steps in total (tests, benchmarks). */
+  readonly maxSteps?: number;
+  /** Skip evaluation at the end of each epoch (benchmarks). */
+  readonly skipEval?: boolean;
+  readonly fault?: FaultHook;
+  /** A prepared data split (tests), instead of loading config.data. */
+  readonly data?: DataSplit;
+  /** Shard sizes: proportional to threads (`static`, the default) or to measured speed. */
+  readonly balance?: Balance;
+  /**
+   * Where the reduce + update runs: 'fused' into the shard tasks (the default with threads),
+   * 'threads' (a second round of slice tasks) or 'coordinator' (this thread; the default without).
+   */
+  readonly update?: UpdatePlacement;
+  /** Landing slots reserved for remote nodes. */
+  readonly maxNodes?: number;
+  /** Node drops within one step before the run gives up. */
+  readonly maxNodeFailures?: number;
+  /** Executors (the local pool counts as one) to wait for before the first step. */
+  readonly minExecutors?: number;
+  /** Starts accepting remote nodes into the run's scheduler; closed at the end of the run. */
+  readonly attachRemote?: (run: RunContext) => Promise<RemoteAttachment>;
+}
+
+export interface TrainResult {
+  readonly params: Float32Array;
+  readonly steps: number;
+  readonly history: readonly EpochRecord[];
+  readonly stoppedBy: StopReason;
+  readonly checkpoint: string | null;
+  readonly final: EvalResult | null;
+}
+
+// A separate stream from weight init, so changing one does not shift the other.
+const SHUFFLE_SALT = 0x5eed5eed;
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const { config, reporter } = opts;
+  const spec = config.model;
+  const { batchSize, epochs, shuffle, seed } = config.training;
+  if (!(Number.isInteger(opts.workers) && opts.workers >= (opts.attachRemote ? 0 : 1)))
+    throw new DptrainError('CONFIG_INVALID', `--workers: expected a whole number ≥ ${opts.attachRemote ? 0 : 1}, got ${opts.workers}`);
+  const data = opts.data ?? loadConfigData(config);
+  checkDataFits(spec, data.train);
+  checkDataFits(spec, data.test);
+
+  const layout = paramLayout(spec);
+  const threads = opts.workers;
+  const slots = slotPlan(threads, opts.maxNodes ?? 0);
+  // Every shard is computed in chunks of this many rows, wherever it runs (part of the recipe).
+  const chunkRows = Math.max(1, Math.ceil(batchSize / Math.max(1, threads)));
+  const arena = createArena(spec, { shards: slots.count, maxRows: chunkRows, stateVectors: stateVectors(config.optimizer) });
+  const own = arena.workspaces[slots.own];
+  // Resolved once here: the threads get the concrete backend (the native paths differ in their bits).
+  const { backend, note } = resolveKernels(opts.kernels);
+  if (note) reporter.log(note);
+  const kernels = createKernels(backend, arena.memory, own.scratch);
+  const model: Model = { spec, layout, kernels };
+
+  const nTrain = data.train.n;
+  const order = new Int32Array(new SharedArrayBuffer(nTrain * 4));
+  const batches = Math.ceil(nTrain / batchSize);
+
+  let position: LoopPosition = { step: 0, epoch: 0, batch: 0, epochRng: new Rng(seed ^ SHUFFLE_SALT).state(), epochLossSum: 0, epochCount: 0 };
+  const resumed = opts.resume && opts.checkpointDir ? newestCheckpoint(opts.checkpointDir, (l) => reporter.log(l)) : null;
+  if (resumed) {
+    restoreCheckpoint(resumed, layout, arena.params, arena.state);
+    position = resumed.meta;
+    // Resuming under another config is allowed (e.g. a new lr) but no longer replays the same run.
+    if (JSON.stringify(resumed.meta.config) !== JSON.stringify(config.raw))
+      reporter.log(`warning: ${resumed.path} was written under a different config; the run will not repeat the original`);
+    reporter.log(`resuming from ${resumed.path} at step ${position.step} (epoch ${position.epoch + 1}, batch ${position.batch})`);
+  } else {
+    if (opts.resume) reporter.log(`no checkpoint in ${opts.checkpointDir ?? '(no --checkpoint-dir)'}: starting fresh`);
+    if (opts.initWeights) loadWeights(opts.initWeights, layout, arena.params);
+    else initParams(arena.params, layout, config.init, seed);
+  }
+
+  const scheduler = new Scheduler({
+    balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10,
+    minMembers: opts.minExecutors, stopWaiting: opts.stopWaiting, firstStep: position.step + 1,
+  });
+  const local = threads > 0
+    ? new LocalPool({
+      threads, arena, kernels, spareSlots: slots.spare,
+      init: { memory: arena.memory, layout: arena.layout, spec, kernels: backend, train: data.train, test: data.test, order, optimizer: config.optimizer, fault: opts.fault },
+      onRetry: (what, attempt, reason) => reporter.log(`warning: ${what} failed (${reason}); re-running it (attempt ${attempt + 1})`),
+    })
+    : null;
+  if (local) scheduler.join(local, slots.local, true);
+  // Where the reduce + update runs (npm run bench:update): by default on the threads, fused into the
+  // shards' own tasks (DDP-style: each thread, once all shards are summed, updates its slice); with
+  // no threads, here.
+  const placement = opts.update ?? (local ? 'fused' : 'coordinator');
+  if (placement !== 'coordinator' && !local) throw new DptrainError('CONFIG_INVALID', 'the update can only run on worker threads when there are some (--workers ≥ 1)');
+  const steps = new StepRunner({ scheduler, local, arena, kernels, optimizer: config.optimizer, placement, membershipFixed: !opts.attachRemote });
+  const run: RunContext = {
+    arena, scheduler, spec, config, data, order, chunkRows, landingSlots: slots.landing, kernelName: kernels.name, dataInline: opts.data !== undefined,
+  };
+  let remote: RemoteAttachment | null = null;
+
+  const history: EpochRecord[] = [];
+  let stoppedBy: StopReason = 'epochs';
+  let checkpoint: string | null = null;
+  let final: EvalResult | null = null;
+  const saveCheckpoint = (pos: LoopPosition): void => {
+    if (!opts.checkpointDir) return;
+    checkpoint = writeCheckpoint(opts.checkpointDir, layout, arena.params, arena.state, { version: 1, ...pos, config: config.raw });
+  };
+
+  try {
+    // Inside the try: if listening fails (a port in use), the pool's threads are still stopped.
+    remote = opts.attachRemote ? await opts.attachRemote(run) : null;
+    reporter.start({ backend: kernels.name, threads, params: layout.size, train: nTrain, test: data.test.n, epochs, batchSize, resumedAt: resumed ? position.step : null });
+    let { step } = position;
+    const rng = new Rng(position.epochRng);
+    epochs: for (let epoch = position.epoch; epoch < epochs; epoch++) {
+      const epochRng: RngState = rng.state();
+      for (let i = 0; i < nTrain; i++) order[i] = i;
+      if (shuffle) rng.shuffle(order);
+      const resumingHere = epoch === position.epoch;
+      let lossSum = resumingHere ? position.epochLossSum : 0;
+      let count = resumingHere ? position.epochCount : 0;
+      const t0 = performance.now();
+      let samples = 0;
+      for (let b = resumingHere ? position.batch : 0; b < batches; b++) {
+        const start = b * batchSize;
+        const rows = Math.min(batchSize, nTrain - start);
+        // The next step is certain to follow within the epoch unless a stop is due after this one.
+        const nextCertain = b + 1 < batches && !opts.stop?.requested && (opts.maxSteps === undefined || step + 2 <= opts.maxSteps);
+        const next = nextCertain ? { start: start + rows, rows: Math.min(batchSize, nTrain - start - rows) } : undefined;
+        let r: StepResult;
+        try {
+          r = await steps.run(step + 1, { start, rows }, next);
+        } catch (e) {
+          // Interrupted while waiting for an executor: the step never ran; keep where we are.
+          if (!(opts.stop?.requested && isDptrainError(e) && e.code === 'INTERRUPTED')) throw e;
+          stoppedBy = 'interrupted';
+          saveCheckpoint({ step, epoch, batch: b, epochRng, epochLossSum: lossSum, epochCount: count });
+          break epochs;
+        }
+        step++;
+        lossSum += r.lossSum;
+        count += rows;
+        samples += rows;
+        reporter.step({ ...r.record, epoch, batch: b, batches, loss: lossSum / count, nodes: remote?.status() ?? [] });
+        const here: LoopPosition = { step, epoch, batch: b + 1, epochRng, epochLossSum: lossSum, epochCount: count };
+        if (opts.checkpointEvery && step % opts.checkpointEvery === 0) saveCheckpoint(here);
+        if ((opts.stop?.requested && !steps.postedNext) || (opts.maxSteps !== undefined && step >= opts.maxSteps)) {
+          stoppedBy = opts.stop?.requested ? 'interrupted' : 'max-steps';
+          saveCheckpoint(here);
+          break epochs;
+        }
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const trainLoss = lossSum / count;
+      // On the pool's threads from two up (the sums of their row ranges merged): same predictions, the
+      // loss summed in another grouping.
+      const test = opts.skipEval
+        ? { loss: NaN, accuracy: null, confusion: null, n: 0 }
+        : local && threads >= 2 && data.test.n > 0
+          ? await local.evaluate(step, data.test.n)
+          : evaluate(model, denseViews(layout, arena.params), own, chunkRows, data.test);
+      final = opts.skipEval ? null : test;
+      if (config.training.targetLoss !== undefined && trainLoss <= config.training.targetLoss) stoppedBy = 'target-loss';
+      else if (config.training.targetAccuracy !== undefined && test.accuracy !== null && test.accuracy >= config.training.targetAccuracy) stoppedBy = 'target-accuracy';
+      const stopping = stoppedBy !== 'epochs' || epoch === epochs - 1;
+      const rec: EpochRecord = { epoch, step, trainLoss, test, samplesPerSec: samples / seconds, seconds, stopping };
+      history.push(rec);
+      reporter.epoch(rec);
+      if (stopping) {
+        saveCheckpoint({ step, epoch: epoch + 1, batch: 0, epochRng: rng.state(), epochLossSum: 0, epochCount: 0 });
+        break;
+      }
+    }
+    if (opts.saveWeights) saveWeights(opts.saveWeights, layout, arena.params, { format: 'pt' });
+    return { params: Float32Array.from(arena.params), steps: step, history, stoppedBy, checkpoint, final };
+  } finally {
+    await remote?.close();
+    await local?.close();
+  }
+}
+
+/**
+ * Which arena slot serves what: one per local thread for its shard, as many spares for multi-part
+ * shards recomputed locally, one landing slot per remote node, and the coordinator's own workspace
+ * (evaluation, update scratch) last.
+ */
+export function slotPlan(threads: number, maxNodes: number): { local: number[]; spare: number[]; landing: number[]; own: number; count: number } {
+  const range = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
+  const local = range(0, threads);
+  const spare = range(threads, threads);
+  const landing = range(2 * threads, maxNodes);
+  const own = 2 * threads + maxNodes;
+  return { local, spare, landing, own, count: own + 1 };
+}

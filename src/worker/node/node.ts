@@ -1,0 +1,212 @@
+// `dptrain worker`: a remote node. It authenticates, says hello, builds its own arena and Piscina
+// pool from the coordinator's welcome (the same thread workers as local training), and answers each
+// step request with ONE summed gradient, computed by the shard's recipe so that any executor would
+// get the same bits. When the coordinator goes away it reconnects with backoff.
+
+import { readBytes } from '../../core/io/files.js';
+import { WebSocket } from 'ws';
+import { createArena, type ArenaViews } from '../../core/arena.js';
+import { sharedF32 } from '../../core/data/shared.js';
+import type { Dataset } from '../../core/data/types.js';
+import { DptrainError } from '../../core/errors.js';
+import { createKernels, type KernelChoice } from '../../core/kernels/index.js';
+import { checkDataFits } from '../../core/model.js';
+import { loadConfigData, parseConfig } from '../../core/config.js';
+import { LocalPool } from '../pool/local-pool.js';
+import { CHALLENGE_PATH, PROOF_HEADER, proofFor } from '../../core/protocol/auth.js';
+import { decodeCoordinatorFrame, encodeFrame, payloadFloats, PROTOCOL_VERSION, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
+
+export interface NodeOptions {
+  readonly connect: string;
+  readonly token?: string;
+  readonly threads: number;
+  /** PEM file of a CA (or self-signed certificate) to trust for wss://. */
+  readonly tlsCa?: string;
+  readonly log: (line: string) => void;
+  /** Test hooks: SIGKILL this process on receiving step S; leave after answering step S. */
+  readonly exitAtStep?: number;
+  readonly leaveAfterStep?: number;
+  /** Stop reconnecting after this many failed attempts in a row (0: never stop). */
+  readonly maxReconnects?: number;
+}
+
+interface Session {
+  readonly welcome: Welcome;
+  readonly arena: ArenaViews;
+  readonly pool: LocalPool;
+  readonly order: Int32Array;
+}
+
+const MAX_WELCOME_BYTES = 2 ** 31 - 1;
+
+/** Runs until the coordinator says the training is finished (resolves 0) or reconnecting gives up. */
+export async function runNode(o: NodeOptions): Promise<number> {
+  let delay = 200;
+  let failures = 0;
+  let session: Session | null = null;
+  try {
+    for (;;) {
+      const outcome = await connectOnce(o, session, (s) => (session = s), () => {
+        delay = 200;
+        failures = 0;
+      });
+      if (outcome === 'finished') return 0;
+      failures++;
+      if (o.maxReconnects && failures >= o.maxReconnects) {
+        o.log(`giving up after ${failures} failed connection attempts`);
+        return 1;
+      }
+      o.log(`connection to ${o.connect} lost (${outcome}); reconnecting in ${delay} ms`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(5000, delay * 2);
+    }
+  } finally {
+    await (session as Session | null)?.pool.close();
+  }
+}
+
+async function connectOnce(o: NodeOptions, previous: Session | null, keep: (s: Session) => void, connected: () => void): Promise<string> {
+  const headers: Record<string, string> = {};
+  const ca = o.tlsCa ? readBytes(o.tlsCa) : undefined;
+  if (o.token) {
+    try {
+      headers[PROOF_HEADER] = proofFor(o.token, await fetchNonce(o.connect, ca));
+    } catch (e) {
+      return `challenge failed: ${(e as Error).message}`;
+    }
+  }
+  const peer = `coordinator ${o.connect}`;
+  return new Promise<string>((resolve) => {
+    // A zero masking key: ws then skips masking, which in plain JavaScript (no native bufferutil)
+    // is a slow pass over every gradient frame. Masking protects browsers' intermediaries from
+    // script-crafted frames; this client is no browser and sends no script-chosen bytes.
+    const ws = new WebSocket(o.connect, { headers, maxPayload: MAX_WELCOME_BYTES, ca, perMessageDeflate: false, generateMask: (mask) => void mask.fill(0) });
+    let session = previous;
+    let busy: Promise<void> = Promise.resolve();
+    let ended = false;
+    const end = (why: string): void => {
+      if (ended) return;
+      ended = true;
+      ws.terminate();
+      resolve(why);
+    };
+    ws.on('unexpected-response', (_req, res) => end(`refused with HTTP ${res.statusCode}`));
+    ws.on('error', (e) => end(e.message));
+    ws.on('close', () => end('closed'));
+    ws.on('open', () => {
+      connected();
+      ws.send(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: o.threads }));
+    });
+    ws.on('message', (data: Buffer) => {
+      let frame: ReturnType<typeof decodeCoordinatorFrame>;
+      try {
+        frame = decodeCoordinatorFrame(data, peer);
+      } catch (e) {
+        o.log((e as Error).message);
+        end('bad frame');
+        return;
+      }
+      const h = frame.header;
+      if (h.t === 'bye') {
+        o.log(`coordinator says bye: ${h.reason}`);
+        ended = true;
+        ws.close();
+        resolve(h.reason === 'training finished' ? 'finished' : `bye: ${h.reason}`);
+        return;
+      }
+      if (h.t === 'heartbeat') return;
+      // Steps are answered in order, one at a time.
+      busy = busy.then(async () => {
+        if (ended) return;
+        try {
+          if (h.t === 'welcome') {
+            session = await setup(o, h, frame.payload, session);
+            keep(session);
+            o.log(`joined as ${h.nodeId}: ${session.arena.layout.paramCount} parameters, ${o.threads} thread${o.threads > 1 ? 's' : ''}, kernels ${h.kernels}`);
+          } else if (h.t === 'step') {
+            if (!session) throw new DptrainError('WIRE_UNEXPECTED', `${peer}: step before welcome`);
+            await answer(o, ws, session, h, frame.payload);
+          }
+        } catch (e) {
+          o.log(`error: ${(e as Error).message}`);
+          if (ws.readyState === WebSocket.OPEN) ws.send(encodeFrame({ t: 'error', message: (e as Error).message.slice(0, 400) }));
+          end('error');
+        }
+      });
+    });
+  });
+}
+
+async function setup(o: NodeOptions, w: Welcome, payload: Uint8Array, previous: Session | null): Promise<Session> {
+  if (previous && previous.welcome.config === w.config && previous.welcome.chunkRows === w.chunkRows && previous.welcome.kernels === w.kernels) return { ...previous, welcome: w };
+  await previous?.pool.close();
+  const config = parseConfig(JSON.parse(w.config), 'the coordinator\'s config', process.cwd());
+  const spec = config.model;
+  const train = w.data === 'inline' ? inlineData(w, payload) : loadConfigData(config, process.cwd()).train;
+  checkDataFits(spec, train);
+  // Slot 0 receives the summed gradient; slots 1..threads are the sub-shards' spares.
+  const arena = createArena(spec, { shards: o.threads + 2, maxRows: w.chunkRows, stateVectors: 0 });
+  const kernelChoice = w.kernels as KernelChoice;
+  const kernels = createKernels(kernelChoice, arena.memory, arena.workspaces[o.threads + 1].scratch);
+  const order = new Int32Array(new SharedArrayBuffer(4 * Math.max(1, config.training.batchSize)));
+  const spare = Array.from({ length: o.threads }, (_, i) => i + 1);
+  const pool = new LocalPool({
+    threads: o.threads, arena, kernels, spareSlots: spare,
+    init: { memory: arena.memory, layout: arena.layout, spec, kernels: kernelChoice, train, order },
+    onRetry: (slot, attempt, reason) => o.log(`warning: sub-shard in slot ${slot} failed (${reason}); re-running it (attempt ${attempt + 1})`),
+  });
+  return { welcome: w, arena, pool, order };
+}
+
+function inlineData(w: Welcome, payload: Uint8Array): Dataset {
+  const x = sharedF32(w.n * w.nIn);
+  const y = sharedF32(w.n * w.yWidth);
+  x.set(payloadFloats(payload, 0, w.n * w.nIn));
+  y.set(payloadFloats(payload, 4 * w.n * w.nIn, w.n * w.yWidth));
+  return { name: 'coordinator data', n: w.n, nIn: w.nIn, x, y, yWidth: w.yWidth, classes: w.classes };
+}
+
+async function answer(o: NodeOptions, ws: WebSocket, s: Session, h: StepRequest, payload: Uint8Array): Promise<void> {
+  if (o.exitAtStep === h.step) process.kill(process.pid, 'SIGKILL');
+  const P = s.arena.layout.paramCount;
+  if (payload.byteLength !== 4 * (P + h.rows)) throw new DptrainError('WIRE_LENGTH_MISMATCH', `step ${h.step}: payload of ${payload.byteLength} bytes, expected ${4 * (P + h.rows)}`);
+  if (h.rows > s.order.length) throw new DptrainError('WIRE_MALFORMED', `step ${h.step}: ${h.rows} rows exceed the batch size ${s.order.length}`);
+  s.arena.params.set(payloadFloats(payload, 0, P));
+  const indices = new Int32Array(h.rows);
+  new Uint8Array(indices.buffer).set(payload.subarray(4 * P, 4 * (P + h.rows)));
+  for (const i of indices) if (!(i >= 0 && i < s.welcome.n)) throw new DptrainError('WIRE_MALFORMED', `step ${h.step}: sample index ${i} out of range`);
+  s.order.set(indices);
+  const t0 = performance.now();
+  const [r] = await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]);
+  const leaving = o.leaveAfterStep === h.step;
+  ws.send(encodeFrame(
+    { t: 'result', req: h.req, step: h.step, count: r.count, lossSum: r.lossSum, computeMs: performance.now() - t0, leaving },
+    s.arena.slots[0],
+  ));
+  if (leaving) {
+    o.log(`leaving after step ${h.step}`);
+    ws.send(encodeFrame({ t: 'bye', reason: 'leaving' }), () => process.exit(0));
+  }
+}
+
+async function fetchNonce(connect: string, ca: Buffer | undefined): Promise<string> {
+  const url = new URL(CHALLENGE_PATH, connect.replace(/^ws/, 'http'));
+  const mod = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = mod.get(url, { ca, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d.slice(0, 1000)));
+      res.on('end', () => {
+        try {
+          const nonce = (JSON.parse(body) as { nonce?: unknown }).nonce;
+          if (res.statusCode !== 200 || typeof nonce !== 'string') throw new Error(`HTTP ${res.statusCode}`);
+          resolve(nonce);
+        } catch (e) {
+          reject(e instanceof Error ? e : new Error(String(e)));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}

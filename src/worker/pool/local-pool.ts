@@ -1,0 +1,183 @@
+// The thread pool (Piscina) attached to this process's arena: the coordinator's local executor and a
+// remote node's engine. A failed or lost task is re-run into the same slot, so a step is unchanged.
+
+// Shards of more than one part (a node's shard, or a lost node's recomputed here) run as sub-tasks
+// in spare slots, folded left to right; a step's update runs one slice per thread, reading one copy
+// of the weights and writing the other; fused steps run on per-thread loops (step-loops.ts).
+
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Piscina } from 'piscina';
+import type { ArenaViews } from '../../core/arena.js';
+import { DptrainError } from '../../core/errors.js';
+import { updateSliceRange } from '../../core/optim.js';
+import type { Kernels } from '../../core/kernels/types.js';
+import { mergeEvalSums, type EvalResult } from '../../core/eval.js';
+import type { EvalReply, ShardReply, ThreadInit, ThreadReply, ThreadTask, UpdateReply } from '../messages.js';
+import { boardViews, createStepBoard } from '../../core/protocol/step-board.js';
+import { StepLoops } from './step-loops.js';
+import type { Executor, StepUpdate, ShardOutcome, ShardSpec } from './executor.js';
+import { equalRanges } from '../../core/partition.js';
+import { PACKAGE_ROOT } from '../../core/io/package-files.js';
+
+// Always the compiled entry, also when the coordinator itself runs from TypeScript (tests).
+const THREAD_ENTRY = join(PACKAGE_ROOT, 'dist', 'src', 'worker', 'thread.js');
+
+export interface LocalPoolOptions {
+  readonly threads: number;
+  readonly init: ThreadInit;
+  readonly arena: ArenaViews;
+  /** The kernels of this (the coordinating) thread, for folding sub-shard sums. */
+  readonly kernels: Kernels;
+  /** Slots (with their workspaces) for sub-shards of multi-part shards, and evaluation between steps. */
+  readonly spareSlots: readonly number[];
+  /** Attempts per task before the step fails (a deterministic bug would fail forever). */
+  readonly maxAttempts?: number;
+  /** Called when a task fails and is re-run, for the log. */
+  readonly onRetry?: (what: string, attempt: number, reason: string) => void;
+}
+
+export function defaultThreads(): number {
+  return availableParallelism();
+}
+
+export class LocalPool implements Executor {
+  readonly id = 'local';
+  readonly threads: number;
+  private readonly pool: Piscina<ThreadTask, ThreadReply>;
+  private readonly opts: LocalPoolOptions;
+  private readonly maxAttempts: number;
+  /** Multi-part shards share the spare slots: one at a time. */
+  private partsQueue: Promise<unknown> = Promise.resolve();
+  /** Fused steps: the threads' loop tasks over the step board. */
+  private readonly loops: StepLoops;
+
+  constructor(opts: LocalPoolOptions) {
+    if (opts.spareSlots.length === 0) throw new RangeError('LocalPool: needs at least one spare slot');
+    this.opts = opts;
+    this.threads = opts.threads;
+    this.maxAttempts = opts.maxAttempts ?? 3;
+    const board = createStepBoard(opts.arena.layout.slots.length);
+    this.pool = new Piscina<ThreadTask, ThreadReply>({
+      filename: THREAD_ENTRY,
+      workerData: { ...opts.init, board } satisfies ThreadInit,
+      minThreads: opts.threads,
+      maxThreads: opts.threads,
+      idleTimeout: Infinity,
+      atomics: 'sync',
+      recordTiming: false,
+    });
+    this.loops = new StepLoops({
+      board: boardViews(board), run: (task) => this.pool.run(task), maxAttempts: this.maxAttempts, backend: opts.kernels.name, onRetry: opts.onRetry,
+    });
+  }
+
+  /**
+   * Whether run() can fuse the update into these shards: single-part shards, at most one per thread
+   * (every shard's loop must be running at once, or the others would wait for it at the barrier).
+   */
+  canFuse(shards: readonly ShardSpec[]): boolean {
+    return this.opts.init.optimizer !== undefined && shards.length <= this.threads && shards.every((s) => s.parts <= 1);
+  }
+
+  async run(step: number, shards: readonly ShardSpec[], fuse?: StepUpdate): Promise<ShardOutcome[]> {
+    if (fuse) {
+      if (!this.canFuse(shards)) throw new RangeError('LocalPool: an update can only be fused into single-part shards');
+      return this.loops.step(step, shards, fuse, this.opts.arena.current);
+    }
+    await this.loops.stop();
+    return Promise.all(
+      shards.map((s) => {
+        if (s.parts <= 1) return this.task(step, s.slot, s.lo, s.hi);
+        const next = this.partsQueue.then(() => this.runParts(step, s));
+        this.partsQueue = next.catch(() => undefined);
+        return next;
+      }),
+    );
+  }
+
+  private async runParts(step: number, s: ShardSpec): Promise<ShardOutcome> {
+    const t0 = performance.now();
+    const { arena, kernels, spareSlots } = this.opts;
+    const P = arena.layout.paramCount;
+    const target = arena.slots[s.slot];
+    const ranges = equalRanges(s.lo, s.hi - s.lo, s.parts);
+    let lossSum = 0;
+    for (let w = 0; w < ranges.length; w += spareSlots.length) {
+      const wave = ranges.slice(w, w + spareSlots.length);
+      const outs = await Promise.all(wave.map((r, j) => this.task(step, spareSlots[j], r.lo, r.hi)));
+      for (const o of outs) lossSum += o.lossSum;
+      const sums = wave.map((_, j) => arena.slots[spareSlots[j]]);
+      // Left fold: the first wave starts the sum, later waves add to it in sub-shard order.
+      kernels.sumSlots(target, w === 0 ? sums : [target, ...sums], 0, P, 1);
+    }
+    return { slot: s.slot, lossSum, count: s.hi - s.lo, computeMs: performance.now() - t0, by: this.id };
+  }
+
+  /**
+   * The update of `step` on the pool's threads: parameter slices of equal size (multiples of 16
+   * floats), each the mean of `slots` (× scale) and the optimizer, from the arena's current copy
+   * into the other. The caller flips arena.current afterwards. Returns the slowest slice's ms.
+   */
+  async update(step: number, slots: readonly number[], scale: number): Promise<number> {
+    await this.loops.stop();
+    const { arena, spareSlots } = this.opts;
+    const P = arena.layout.paramCount;
+    const slices = Math.min(this.threads, spareSlots.length);
+    const replies = await Promise.all(
+      Array.from({ length: slices }, (_, slice) => {
+        const { lo, hi } = updateSliceRange(P, slice, slices);
+        return this.attempt<UpdateReply>(`update slice ${slice} of step ${step}`, (attempt) => ({
+          kind: 'update', step, slice, slots, scale, lo, hi, from: arena.current, scratchSlot: spareSlots[slice], attempt,
+        }));
+      }),
+    );
+    return Math.max(...replies.map((r) => r.computeMs));
+  }
+
+  /**
+   * The test set evaluated with the current weights between steps, its rows cut into one range per
+   * thread (each in a spare slot's workspace), the sums merged in range order.
+   */
+  async evaluate(step: number, n: number): Promise<EvalResult> {
+    await this.loops.stop();
+    const copy = this.opts.arena.current;
+    const ranges = equalRanges(0, n, Math.max(1, Math.min(this.threads, this.opts.spareSlots.length, n)));
+    const sums = await Promise.all(
+      ranges.map((r, i) => this.attempt<EvalReply>(`evaluation of test rows ${r.lo}–${r.hi} after step ${step}`, (attempt) => ({
+        kind: 'eval', step, slot: this.opts.spareSlots[i], lo: r.lo, hi: r.hi, copy, attempt,
+      }))),
+    );
+    return mergeEvalSums(sums);
+  }
+
+  private async task(step: number, slot: number, lo: number, hi: number): Promise<ShardOutcome> {
+    const copy = this.opts.arena.current;
+    const reply = await this.attempt<ShardReply>(`shard ${slot} of step ${step}`, (attempt) => ({ kind: 'shard', step, slot, lo, hi, copy, attempt }));
+    return { slot, lossSum: reply.lossSum, count: reply.count, computeMs: reply.computeMs, by: `${this.id}/${reply.backend}` };
+  }
+
+  /** Runs a task until it succeeds, re-running it (up to maxAttempts) when it fails or its thread dies. */
+  private async attempt<R extends ThreadReply>(what: string, make: (attempt: number) => ThreadTask): Promise<Extract<R, { ok: true }>> {
+    let reason = '';
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      if (attempt > 0) this.opts.onRetry?.(what, attempt, reason);
+      let reply: ThreadReply;
+      try {
+        reply = await this.pool.run(make(attempt));
+      } catch (e) {
+        // The thread died (exit, crash): Piscina replaces it; re-run the task.
+        reason = e instanceof Error ? e.message : String(e);
+        continue;
+      }
+      if (reply.ok) return reply as Extract<R, { ok: true }>;
+      reason = reply.error;
+    }
+    throw new DptrainError('WORKER_FAILED', `${what} failed ${this.maxAttempts} times: ${reason}`);
+  }
+
+  async close(): Promise<void> {
+    await this.loops.stop();
+    await this.pool.destroy();
+  }
+}
