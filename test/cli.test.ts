@@ -126,7 +126,7 @@ describe('bad input: one line naming what and where, exit 2', () => {
     [['train', '--config', 'c.json', '--lr', '-1'], /^dptrain: --lr \(optimizer\.lr\): Too small: expected number to be >0$/],
     [['train', '--config', 'c.json', '--batch-size', '1.5'], /^dptrain: --batch-size \(training\.batchSize\): Invalid input: expected int, received number$/],
     [['train', '--config', 'c.json', '--epochs'], /^dptrain: Not enough arguments following: epochs$/],
-    [['train', '--kernels', 'gpu'], /^dptrain: Invalid values: Argument: kernels, Given: "gpu", Choices: "auto", "wasm", "ts"$/],
+    [['train', '--kernels', 'gpu'], /^dptrain: Invalid values: Argument: kernels, Given: "gpu", Choices: "auto", "native", "wasm", "ts"$/],
     [['train', '--config', 'missing.json'], /^dptrain: missing\.json: cannot read: ENOENT/],
     [['train', '--config', 'broken.json'], /^dptrain: broken\.json: not valid JSON \(/],
     [['train', '--config', 'extra.json'], /^dptrain: extra\.json: model: unknown field colour$/],
