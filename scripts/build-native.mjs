@@ -27,6 +27,8 @@ const units = [
 ];
 
 function notBuilt(why) {
+  // A binary left from an earlier build would no longer match these sources.
+  rmSync(out, { force: true });
   console.log(`native kernels not built (${why}); --kernels auto will use wasm`);
   process.exit(0);
 }
