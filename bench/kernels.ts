@@ -1,8 +1,6 @@
-// npm run bench:kernels — the kernel backends side by side at fixed sizes: GFLOP/s of the three
-// products of each dense layer of the reference MLP (ts, wasm as a fraction of the SIMD ceiling, each
-// native ISA path this CPU has, and torch.mm when PyTorch is installed), then single-thread training
-// samples/s of the reference workload with the share of the step spent in the products, beside
-// TF.js and PyTorch. Results also go to bench/results/kernels.json. Flags: --quick (short budgets).
+// npm run bench:kernels — the kernel backends side by side at fixed sizes: GFLOP/s of the reference
+// MLP's products (ts, wasm, each native ISA path this CPU has, torch.mm when PyTorch is installed) and
+// single-thread training samples/s beside PyTorch and TF.js. Writes bench/results/kernels.json.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';

@@ -13,8 +13,9 @@ import type { BenchScalingFlags } from './coordinator/commands/bench.js';
 
 const USAGE_ERROR = 2;
 
-// Runtime failures (every node lost, a worker thread failing for good) exit 1; bad input exits 2.
-const RUNTIME_ERRORS = new Set(['NO_EXECUTORS', 'WORKER_FAILED']);
+// Runtime failures (every node lost, a worker thread failing for good, a write failing mid-run) exit 1;
+// bad input exits 2.
+const RUNTIME_ERRORS = new Set(['NO_EXECUTORS', 'WORKER_FAILED', 'WRITE_FAILED']);
 const RUNTIME_ERROR = 1;
 
 function fail(message: string, code = USAGE_ERROR): never {
@@ -46,9 +47,9 @@ async function main(): Promise<void> {
           .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' })
           .option('init-weights', { type: 'string', requiresArg: true, describe: 'start from these weights (safetensors)' })
           .option('save-weights', { type: 'string', requiresArg: true, describe: 'write the final weights (safetensors)' })
-          .option('checkpoint-dir', { type: 'string', requiresArg: true, default: 'checkpoints', describe: 'folder for checkpoints' })
+          .option('checkpoint-dir', { type: 'string', requiresArg: true, describe: 'folder for checkpoints (default: checkpoints/CONFIG-RUNID, one per run)' })
           .option('checkpoint-every', { type: 'number', requiresArg: true, default: 0, describe: 'steps between checkpoints (0: at the end and on Ctrl-C only)' })
-          .option('resume', { type: 'boolean', default: false, describe: 'continue from the newest checkpoint in --checkpoint-dir' })
+          .option('resume', { type: 'boolean', default: false, describe: 'continue from the newest checkpoint of this run in --checkpoint-dir' })
           .option('metrics', { type: 'string', requiresArg: true, describe: 'write metrics as JSON lines to this file' })
           .option('plot', { type: 'string', requiresArg: true, describe: 'write loss and accuracy per epoch as an SVG chart at the end' })
           .option('metrics-every', { type: 'number', requiresArg: true, default: 10, describe: 'steps per metrics line' })

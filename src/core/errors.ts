@@ -18,8 +18,11 @@ export type ErrorCode =
   | 'AUTH_FAILED'
   | 'WORKER_FAILED'
   | 'NO_EXECUTORS'
-  | 'KERNELS_UNAVAILABLE'
-  | 'INTERRUPTED';
+  | 'INTERRUPTED'
+  | 'OUTPUT_UNWRITABLE'
+  | 'WRITE_FAILED'
+  | 'RESUME_MISMATCH'
+  | 'KERNELS_UNAVAILABLE';
 
 export class DptrainError extends Error {
   readonly code: ErrorCode;
@@ -38,6 +41,14 @@ export const configError = (where: string, what: string): DptrainError =>
 
 export const unreadable = (file: string, cause: unknown): DptrainError =>
   new DptrainError('FILE_UNREADABLE', `${file}: cannot read: ${cause instanceof Error ? cause.message : String(cause)}`);
+
+/** An output path found unusable before the first step (a usage error). */
+export const outputUnwritable = (flag: string, path: string, reason: string): DptrainError =>
+  new DptrainError('OUTPUT_UNWRITABLE', `${flag} ${path}: cannot write there (${reason})`);
+
+/** A write that failed after the run began; `kept` says what is still on disk. */
+export const writeFailed = (what: string, path: string, reason: string, kept: string): DptrainError =>
+  new DptrainError('WRITE_FAILED', `cannot write ${what} ${path} (${reason}); ${kept}`);
 
 export function isDptrainError(e: unknown): e is DptrainError {
   return e instanceof DptrainError;

@@ -3,13 +3,16 @@
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { configError, DptrainError } from '../../core/errors.js';
+import { configError, DptrainError, writeFailed } from '../../core/errors.js';
+import { ioReason } from '../../core/io/atomic-file.js';
 import type { KernelChoice } from '../../core/kernels/index.js';
 import type { FaultHook } from '../../worker/messages.js';
 import { loadConfig, parseSetFlag, type Override } from '../../core/config.js';
 import { defaultThreads } from '../../worker/pool/local-pool.js';
 import { createReporter } from '../output/report.js';
+import { checkOutputPaths } from '../output/paths.js';
 import { train } from '../train/trainer.js';
+import { defaultCheckpointDir, runIdentity } from '../train/run-id.js';
 import { readToken } from '../../core/protocol/auth.js';
 import type { Balance } from '../train/scheduler.js';
 
@@ -25,7 +28,8 @@ export interface TrainFlags {
   kernels: KernelChoice;
   initWeights?: string;
   saveWeights?: string;
-  checkpointDir: string;
+  /** Default: one folder per run under checkpoints/ (see run-id.ts). */
+  checkpointDir?: string;
   checkpointEvery: number;
   resume: boolean;
   metrics?: string;
@@ -101,6 +105,8 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const deadlineMs = positive('--step-deadline', f.stepDeadline);
   const heartbeatMs = positive('--heartbeat', f.heartbeat);
   const maxNodeFailures = nonNegativeInt('--max-node-failures', f.maxNodeFailures) ?? 10;
+  const checkpointDir = f.checkpointDir ?? defaultCheckpointDir(runIdentity(config));
+  checkOutputPaths({ checkpointDir, saveWeights: f.saveWeights, metrics: f.metrics, plot: f.plot });
   const reporter = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
   const stop = { requested: false };
   let interrupt: (e: Error) => void = () => {};
@@ -117,7 +123,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   try {
     const r = await train({
       config, workers, kernels: f.kernels, reporter, stop, stopWaiting, maxSteps, checkpointEvery, resume: f.resume,
-      initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(f.checkpointDir), fault: parseFault(f.fault),
+      initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(checkpointDir), fault: parseFault(f.fault),
       balance: f.balance ?? (listen ? 'measured' : 'static'), maxNodes: listen ? maxNodes : 0, maxNodeFailures,
       minExecutors: (workers > 0 ? 1 : 0) + (nonNegativeInt('--min-nodes', f.minNodes) ?? 0),
       attachRemote: listen && remote
@@ -129,10 +135,15 @@ export async function runTrain(f: TrainFlags): Promise<number> {
       const points = r.history.map((h) => ({ epoch: h.epoch + 1, trainLoss: h.trainLoss, testLoss: h.test.loss, testAccuracy: h.test.accuracy }));
       // Loaded only when asked for: Vega takes about a second to import.
       const { trainingCurvesSvg, writeSvgAtomic } = await import('../output/charts.js');
-      writeSvgAtomic(resolve(f.plot), await trainingCurvesSvg(points));
+      const svg = await trainingCurvesSvg(points);
+      try {
+        writeSvgAtomic(resolve(f.plot), svg);
+      } catch (e) {
+        throw writeFailed('the plot', f.plot, ioReason(e), `the model is in ${r.checkpoint ?? 'no checkpoint'}`);
+      }
     }
     if (r.stoppedBy === 'interrupted') {
-      process.stderr.write(`dptrain: interrupted at step ${r.steps}; checkpoint ${r.checkpoint} (continue with --resume --checkpoint-dir ${f.checkpointDir})\n`);
+      process.stderr.write(`dptrain: interrupted at step ${r.steps}; checkpoint ${r.checkpoint} (continue with --resume${f.checkpointDir ? ` --checkpoint-dir ${f.checkpointDir}` : ''})\n`);
       return EXIT_INTERRUPTED;
     }
     if (!f.quiet) {
