@@ -10,6 +10,7 @@ import type { WorkerFlags } from './coordinator/commands/worker.js';
 import { KERNEL_CHOICES, type KernelChoice } from './core/kernels/index.js';
 import { DEFAULT_CONFIG } from './core/io/package-files.js';
 import type { BenchScalingFlags } from './coordinator/commands/bench.js';
+import type { DashboardFlags } from './coordinator/commands/dashboard.js';
 
 const USAGE_ERROR = 2;
 
@@ -66,6 +67,7 @@ async function main(): Promise<void> {
           .option('heartbeat', { type: 'number', requiresArg: true, default: 1000, describe: 'ms between heartbeats; 3 missed drop a node' })
           .option('min-nodes', { type: 'number', requiresArg: true, default: 0, describe: 'wait for this many nodes to join before the first step' })
           .option('max-node-failures', { type: 'number', requiresArg: true, default: 10, describe: 'node drops within one step before the run gives up' })
+          .option('dashboard', { type: 'string', requiresArg: true, describe: 'serve a live dashboard and /metrics on [HOST:]PORT (default host 127.0.0.1; others need --token-file)' })
           .option('balance', { choices: ['static', 'measured'] as const, requiresArg: true, describe: 'shard sizes by thread count or by measured speed (default: measured with --listen)' })
           .option('fault', { type: 'string', requiresArg: true, hidden: true, describe: 'test hook STEP:SLOT:throw|exit' }),
       async (argv) => {
@@ -94,10 +96,23 @@ async function main(): Promise<void> {
           .option('threads', { alias: 'workers', type: 'number', requiresArg: true, describe: 'worker threads (default: every core; --workers is the same flag)' })
           .option('tls-ca', { type: 'string', requiresArg: true, describe: 'trust this CA or self-signed certificate (PEM) for wss://' })
           .option('max-reconnects', { type: 'number', requiresArg: true, default: 0, describe: 'give up after this many failed connection attempts in a row (0: never)' })
+          .option('metrics-port', { type: 'string', requiresArg: true, describe: 'serve this node\'s Prometheus metrics on [HOST:]PORT (default host 127.0.0.1)' })
           .option('exit-at-step', { type: 'number', hidden: true })
           .option('leave-after-step', { type: 'number', hidden: true }),
       async (argv) => {
         process.exitCode = await (await import('./coordinator/commands/worker.js')).runWorker(argv as unknown as WorkerFlags);
+      },
+    )
+    .command(
+      'dashboard',
+      'the dashboard page of a finished run, from its --metrics file',
+      (y) =>
+        y
+          .option('metrics', { type: 'string', requiresArg: true, demandOption: true, describe: 'the run\'s metrics file (JSON lines)' })
+          .option('port', { type: 'string', requiresArg: true, default: '8787', describe: '[HOST:]PORT to serve on (default host 127.0.0.1; others need --token-file)' })
+          .option('token-file', { type: 'string', requiresArg: true, describe: 'the token readers must show off loopback' }),
+      async (argv) => {
+        process.exitCode = await (await import('./coordinator/commands/dashboard.js')).runDashboard(argv as unknown as DashboardFlags);
       },
     )
     .command('bench', 'benchmarks: scaling over threads, worker nodes and emulated networks', (y) =>
@@ -123,7 +138,7 @@ async function main(): Promise<void> {
         )
         .demandCommand(1, 'name a benchmark: scaling'),
     )
-    .demandCommand(1, 'name a command: train, eval, worker, bench')
+    .demandCommand(1, 'name a command: train, eval, worker, dashboard, bench')
     .strict()
     .help()
     .fail((msg, err) => {

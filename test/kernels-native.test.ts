@@ -387,7 +387,7 @@ for (const isa of ['avx512', 'avx2'] as const) describePath(isa);
 
 const silent = (): Reporter & { lines: string[] } => {
   const lines: string[] = [];
-  return { lines, start() {}, step() {}, epoch() {}, log: (l) => void lines.push(l) };
+  return { lines, start() {}, step() {}, epoch() {}, log: (l) => void lines.push(l), close() {} };
 };
 
 const cfg = parseConfig(

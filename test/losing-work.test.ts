@@ -137,7 +137,7 @@ describe('a checkpoint folder that goes away mid-run (in process, through the re
     // Step 15, between the checkpoints of steps 10 and 20: the folder is moved away and a file takes
     // its place, which stops root as it stops anyone.
     const reporter: Reporter = {
-      start() {}, epoch() {}, log() {},
+      start() {}, epoch() {}, log() {}, close() {},
       step: (r) => {
         if (r.step !== 15) return;
         renameSync(ck, `${ck}.moved`);

@@ -50,6 +50,7 @@ export interface TrainFlags {
   maxNodeFailures: number;
   minNodes: number;
   balance?: Balance;
+  dashboard?: string;
 }
 
 export const EXIT_INTERRUPTED = 130;
@@ -107,7 +108,11 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const maxNodeFailures = nonNegativeInt('--max-node-failures', f.maxNodeFailures) ?? 10;
   const checkpointDir = f.checkpointDir ?? defaultCheckpointDir(runIdentity(config));
   checkOutputPaths({ checkpointDir, saveWeights: f.saveWeights, metrics: f.metrics, plot: f.plot });
-  const reporter = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
+  const base = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
+  // Listening before the run: a port in use is a usage error, not a lost run.
+  const dash = f.dashboard ? await (await import('../output/dashboard/live.js')).openLiveDashboard({ address: f.dashboard, token, config, maxSteps, reporter: base }) : null;
+  if (dash && !f.quiet) process.stderr.write(`dashboard: ${dash.url}\n`);
+  const reporter = dash?.reporter ?? base;
   const stop = { requested: false };
   let interrupt: (e: Error) => void = () => {};
   const stopWaiting = new Promise<never>((_, reject) => (interrupt = reject));
@@ -127,7 +132,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
       balance: f.balance ?? (listen ? 'measured' : 'static'), maxNodes: listen ? maxNodes : 0, maxNodeFailures,
       minExecutors: (workers > 0 ? 1 : 0) + (nonNegativeInt('--min-nodes', f.minNodes) ?? 0),
       attachRemote: listen && remote
-        ? (run) => remote.startRemoteServer(run, { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, deadlineMs, heartbeatMs, log: (l) => reporter.log(l) })
+        ? (run) => remote.startRemoteServer(run, { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, deadlineMs, heartbeatMs, log: (l) => reporter.log(l), onMembership: dash?.membership })
         : undefined,
     });
     const seconds = (performance.now() - t0) / 1000;
@@ -158,6 +163,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
     }
     return 0;
   } finally {
+    await dash?.close();
     process.off('SIGINT', onSigint);
   }
 }

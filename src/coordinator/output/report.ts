@@ -72,7 +72,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
         });
         metric({
           type: 'step', step: r.step, epoch: r.epoch + 1, loss: r.loss, samplesPerSec: lastRate,
-          computeMs: Object.fromEntries(interval.compute), reduceUpdateMs: interval.updateMs, steps, plan: r.plan, ...(nodes.length ? { nodes } : {}),
+          computeMs: Object.fromEntries(interval.compute), reduceUpdateMs: interval.updateMs, stepMs: interval.ms, steps, plan: r.plan, ...(nodes.length ? { nodes } : {}),
         });
         interval = { steps: 0, rows: 0, ms: 0, updateMs: 0, compute: new Map() };
       }

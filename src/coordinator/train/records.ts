@@ -77,7 +77,7 @@ export interface Reporter {
   epoch(r: EpochRecord): void;
   log(line: string): void;
   /** The run is over, however it ended: release the terminal (a progress bar's timer). */
-  close?(): void;
+  close(): void;
 }
 
 export type StopReason = 'epochs' | 'target-loss' | 'target-accuracy' | 'interrupted' | 'max-steps';
