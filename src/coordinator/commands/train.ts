@@ -48,6 +48,7 @@ export interface TrainFlags {
   stepDeadline: number;
   heartbeat: number;
   maxNodeFailures: number;
+  maxGradRatio?: number;
   minNodes: number;
   balance?: Balance;
   dashboard?: string;
@@ -109,10 +110,16 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const heartbeatMs = positive('--heartbeat', f.heartbeat);
   const maxNodeFailures = nonNegativeInt('--max-node-failures', f.maxNodeFailures) ?? 10;
   const checkpointDir = f.checkpointDir ?? defaultCheckpointDir(runIdentity(config));
-  checkOutputPaths({ checkpointDir, saveWeights: f.saveWeights, metrics: f.metrics, plot: f.plot });
   const base = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
-  // Listening before the run: a port in use is a usage error, not a lost run.
+  // Listening before the run: a port in use is a usage error, not a lost run; and before the output
+  // folders are made, so a usage error leaves nothing behind.
   const dash = f.dashboard ? await (await import('../output/dashboard/live.js')).openLiveDashboard({ address: f.dashboard, token, config, maxSteps, reporter: base }) : null;
+  try {
+    checkOutputPaths({ checkpointDir, saveWeights: f.saveWeights, metrics: f.metrics, plot: f.plot });
+  } catch (e) {
+    await dash?.close();
+    throw e;
+  }
   if (dash && !f.quiet) process.stderr.write(`dashboard: ${dash.url}\n`);
   const reporter = dash?.reporter ?? base;
   if (threadWarning) reporter.log(threadWarning);
@@ -132,7 +139,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
     const r = await train({
       config, workers, kernels: f.kernels, reporter, stop, stopWaiting, maxSteps, checkpointEvery, resume: f.resume,
       initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(checkpointDir), fault: parseFault(f.fault),
-      balance: f.balance ?? (listen ? 'measured' : 'static'), maxNodes: listen ? maxNodes : 0, maxNodeFailures,
+      balance: f.balance ?? (listen ? 'measured' : 'static'), maxNodes: listen ? maxNodes : 0, maxNodeFailures, maxGradRatio: f.maxGradRatio,
       minExecutors: (workers > 0 ? 1 : 0) + (nonNegativeInt('--min-nodes', f.minNodes) ?? 0),
       attachRemote: listen && remote
         ? (run) => remote.startRemoteServer(run, { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, deadlineMs, heartbeatMs, log: (l) => reporter.log(l), onMembership: dash?.membership })

@@ -12,6 +12,7 @@ export interface WorkerFlags {
   threads?: number;
   tlsCa?: string;
   maxReconnects: number;
+  maxAuthFailures: number;
   exitAtStep?: number;
   leaveAfterStep?: number;
   metricsPort?: string;
@@ -24,6 +25,7 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   const threadWarning = checkThreadCount('--threads', threads);
   if (threadWarning) process.stderr.write(`dptrain worker: ${threadWarning}\n`);
   if (!(Number.isInteger(f.maxReconnects) && f.maxReconnects >= 0)) throw configError('--max-reconnects', `expected a whole number ≥ 0, got ${f.maxReconnects}`);
+  if (!(Number.isInteger(f.maxAuthFailures) && f.maxAuthFailures >= 1)) throw configError('--max-auth-failures', `expected a whole number ≥ 1, got ${f.maxAuthFailures}`);
   const log = (l: string): void => void process.stderr.write(`dptrain worker: ${l}\n`);
   let counters: NodeCounters | undefined;
   if (f.metricsPort !== undefined) {
@@ -35,7 +37,7 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   }
   return runNode({
     connect: f.connect, token: f.tokenFile ? readToken(f.tokenFile) : undefined, threads, tlsCa: f.tlsCa,
-    maxReconnects: f.maxReconnects, exitAtStep: f.exitAtStep, leaveAfterStep: f.leaveAfterStep,
+    maxReconnects: f.maxReconnects, maxAuthFailures: f.maxAuthFailures, exitAtStep: f.exitAtStep, leaveAfterStep: f.leaveAfterStep,
     log, counters,
   });
 }

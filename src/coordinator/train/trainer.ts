@@ -7,7 +7,7 @@ import { createArena } from '../../core/arena.js';
 import type { DataSplit } from '../../core/data/types.js';
 import { evaluate, type EvalResult } from '../../core/eval.js';
 import { initParams } from '../../core/init.js';
-import { createKernels, type KernelChoice } from '../../core/kernels/index.js';
+import { createKernels, resolveKernels, type KernelChoice } from '../../core/kernels/index.js';
 import { paramLayout, type ParamLayout } from '../../core/layout.js';
 import { checkDataFits, denseViews, type Model } from '../../core/model.js';
 import { stateVectors } from '../../core/optim.js';
@@ -24,6 +24,7 @@ import { LocalPool } from '../../worker/pool/local-pool.js';
 import { Scheduler, type Balance } from './scheduler.js';
 import { StepRunner, type StepResult, type UpdatePlacement } from './step.js';
 import type { EpochRecord, RemoteAttachment, Reporter, RunContext, StopReason } from './records.js';
+import { DEFAULT_MAX_GRAD_RATIO, GradientGuard } from './gradient-guard.js';
 
 export type { EpochRecord, NodeStatus, RemoteAttachment, Reporter, RunContext, StepRecord, StopReason } from './records.js';
 
@@ -60,6 +61,11 @@ export interface TrainOptions {
   readonly maxNodes?: number;
   /** Node drops within one step before the run gives up. */
   readonly maxNodeFailures?: number;
+  /**
+   * A remote shard whose per-row gradient norm exceeds this many times the step's other shards'
+   * and the recent steps' median drops its node (default DEFAULT_MAX_GRAD_RATIO; 0: off).
+   */
+  readonly maxGradRatio?: number;
   /** Executors (the local pool counts as one) to wait for before the first step. */
   readonly minExecutors?: number;
   /** Starts accepting remote nodes into the run's scheduler; closed at the end of the run. */
@@ -99,7 +105,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const chunkRows = Math.max(1, Math.ceil(batchSize / Math.max(1, threads)));
   const arena = withBatchContext(() => createArena(spec, { shards: slots.count, maxRows: chunkRows, stateVectors: stateVectors(config.optimizer) }), batchSize, data.train.n);
   const own = arena.workspaces[slots.own];
-  const kernels = createKernels(opts.kernels, arena.memory, own.scratch);
+  // Resolved once here: the threads get the concrete backend (the native paths differ in their bits).
+  const { backend, note } = resolveKernels(opts.kernels);
+  if (note) reporter.log(note);
+  const kernels = createKernels(backend, arena.memory, own.scratch);
   const model: Model = { spec, layout, kernels };
 
   const nTrain = data.train.n;
@@ -120,14 +129,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     else initParams(arena.params, layout, config.init, seed);
   }
 
+  const maxGradRatio = opts.maxGradRatio ?? DEFAULT_MAX_GRAD_RATIO;
+  if (!(maxGradRatio === 0 || maxGradRatio > 1)) throw new DptrainError('CONFIG_INVALID', `--max-grad-ratio: expected 0 (off) or a number above 1, got ${maxGradRatio}`);
   const scheduler = new Scheduler({
     balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10,
     minMembers: opts.minExecutors, stopWaiting: opts.stopWaiting, firstStep: position.step + 1,
+    guard: maxGradRatio > 0 ? new GradientGuard(maxGradRatio, arena.slots) : undefined,
   });
   const local = threads > 0
     ? new LocalPool({
       threads, arena, kernels, spareSlots: slots.spare,
-      init: { memory: arena.memory, layout: arena.layout, spec, kernels: opts.kernels, train: data.train, test: data.test, order, optimizer: config.optimizer, fault: opts.fault },
+      init: { memory: arena.memory, layout: arena.layout, spec, kernels: backend, train: data.train, test: data.test, order, optimizer: config.optimizer, fault: opts.fault },
       onRetry: (what, attempt, reason) => reporter.log(`warning: ${what} failed (${reason}); re-running it (attempt ${attempt + 1})`),
     })
     : null;
