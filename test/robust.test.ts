@@ -12,6 +12,8 @@ import { paramLayout } from '../src/core/layout.js';
 import { saveWeights } from '../src/core/io/safetensors.js';
 import { parseConfig } from '../src/core/config.js';
 import { losses } from '../src/core/losses.js';
+import { createKernels } from '../src/core/kernels/index.js';
+import { nativeKernelsAvailable } from '../src/core/kernels/native.js';
 import { readCheckpoint } from '../src/coordinator/train/checkpoint.js';
 import { BACKENDS, CLI, makeKernels, runCli as dptrain, workdir as tmpWorkdir } from './helpers.js';
 
@@ -22,6 +24,9 @@ const spirals = {
 };
 const workdir = (config: object = spirals): string => tmpWorkdir('robust', config);
 
+// The native kernels where this machine built them.
+const NATIVE = nativeKernelsAvailable().ok ? ['native' as const] : [];
+
 /** The one line on stderr (fails the test if there are more). */
 function oneLine(stderr: string): string {
   const lines = stderr.trimEnd().split('\n');
@@ -30,7 +35,7 @@ function oneLine(stderr: string): string {
 }
 
 describe('a diverging run stops (item 5)', () => {
-  it.each([['wasm', '2'], ['ts', '1']])('--lr 1e30 (kernels %s, %s threads): exit 3 at the step, no NaN checkpoint, names the last good one', (kernels, workers) => {
+  it.each([['wasm', '2'], ['ts', '1'], ...NATIVE.map((k) => [k, '2'])])('--lr 1e30 (kernels %s, %s threads): exit 3 at the step, no NaN checkpoint, names the last good one', (kernels, workers) => {
     const dir = workdir();
     const r = dptrain(['train', '--config', 'c.json', '--workers', workers, '--kernels', kernels, '--lr', '1e30', '--checkpoint-every', '1', '--checkpoint-dir', 'ck', '--save-weights', 'w.safetensors'], dir);
     expect(r.code).toBe(3);
@@ -59,7 +64,7 @@ describe('a diverging run stops (item 5)', () => {
     expect(existsSync(join(dir, 'ck')) ? readdirSync(join(dir, 'ck')) : []).toEqual([]);
   });
 
-  it.each(['wasm', 'ts'])('eval of a wrecked model (all weights 1e10, kernels %s) reports ln 2, not a loss of 0', (kernels) => {
+  it.each(['wasm', 'ts', ...NATIVE])('eval of a wrecked model (all weights 1e10, kernels %s) reports ln 2, not a loss of 0', (kernels) => {
     const dir = workdir();
     const layout = paramLayout(parseConfig(spirals, 'c.json', dir).model);
     saveWeights(join(dir, 'w.safetensors'), layout, new Float32Array(layout.size).fill(1e10), { format: 'pt' });
@@ -69,10 +74,10 @@ describe('a diverging run stops (item 5)', () => {
     expect(r.stdout).toMatch(/^test samples 80 {2}loss 0\.6931 {2}accuracy/m);
   });
 
-  it.each(BACKENDS)('the %s backend\'s cross-entropy works with differences from the row max', (backend) => {
+  it.each([...BACKENDS, ...NATIVE])('the %s backend\'s cross-entropy works with differences from the row max', (backend) => {
     const spec = { layers: [1, 3], hidden: 'relu', output: 'identity', softmaxOutput: false, bias: true, loss: 'cross-entropy' } as const;
     const arena = createArena(spec, { shards: 1, maxRows: 4, stateVectors: 0 });
-    const kernels = makeKernels(backend, arena);
+    const kernels = backend === 'native' ? createKernels('native', arena.memory, arena.workspaces[0].scratch) : makeKernels(backend, arena);
     const ws = arena.workspaces[0];
     const h = ws.z[0].subarray(0, 6);
     const dh = ws.d0.subarray(0, 6);
