@@ -18,7 +18,9 @@ export type ErrorCode =
   | 'AUTH_FAILED'
   | 'WORKER_FAILED'
   | 'NO_EXECUTORS'
-  | 'INTERRUPTED';
+  | 'INTERRUPTED'
+  | 'WEIGHTS_UNDESCRIBED'
+  | 'NOT_A_CLASSIFIER';
 
 export class DptrainError extends Error {
   readonly code: ErrorCode;

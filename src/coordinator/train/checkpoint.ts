@@ -40,13 +40,16 @@ export function checkpointPath(dir: string, step: number): string {
   return join(dir, `${PREFIX}${String(step).padStart(9, '0')}${SUFFIX}`);
 }
 
-export function writeCheckpoint(dir: string, layout: ParamLayout, params: Float32Array, state: readonly Float32Array[], meta: CheckpointMeta): string {
+/** `extra`: more metadata (the model's description), beside the loop position and the digest. */
+export function writeCheckpoint(
+  dir: string, layout: ParamLayout, params: Float32Array, state: readonly Float32Array[], meta: CheckpointMeta, extra: Record<string, string> = {},
+): string {
   mkdirSync(dir, { recursive: true });
   const tensors = namedTensors(layout, params);
   state.forEach((s, i) => tensors.set(stateName(i), { shape: [layout.size], data: s.subarray(0, layout.size) }));
   // The digest covers the data section exactly as written (little-endian F32, tensors in order).
   const digest = digestOf([...tensors.values()].map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)));
-  const chunks = encodeSafetensors(tensors, { dptrain: JSON.stringify(meta), sha256: digest });
+  const chunks = encodeSafetensors(tensors, { ...extra, dptrain: JSON.stringify(meta), sha256: digest });
   const path = checkpointPath(dir, meta.step);
   writeFileAtomic(path, chunks);
   for (const old of listCheckpoints(dir).slice(0, -KEEP)) rmSync(old, { force: true });

@@ -16,6 +16,8 @@ import { loadWeights, saveWeights } from '../../core/io/safetensors.js';
 import { DptrainError, isDptrainError } from '../../core/errors.js';
 import type { FaultHook } from '../../worker/messages.js';
 import { loadConfigData, type Config } from '../../core/config.js';
+import { describeModel } from '../../core/describe-model.js';
+import { modelMetadata, type ModelDescription } from '../../core/io/model-file.js';
 import { newestCheckpoint, restoreCheckpoint, writeCheckpoint, type LoopPosition } from './checkpoint.js';
 import { LocalPool } from '../../worker/pool/local-pool.js';
 import { Scheduler, type Balance } from './scheduler.js';
@@ -70,6 +72,8 @@ export interface TrainResult {
   readonly stoppedBy: StopReason;
   readonly checkpoint: string | null;
   readonly final: EvalResult | null;
+  /** What the weights files of the run say about the model. */
+  readonly description: ModelDescription;
 }
 
 // A separate stream from weight init, so changing one does not shift the other.
@@ -84,6 +88,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const data = opts.data ?? loadConfigData(config);
   checkDataFits(spec, data.train);
   checkDataFits(spec, data.test);
+  // Every file the run writes describes its model, so eval and predict need no config.
+  const description = describeModel(config, data.train, opts.data === undefined);
+  const describing = modelMetadata(description);
 
   const layout = paramLayout(spec);
   const threads = opts.workers;
@@ -143,7 +150,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let final: EvalResult | null = null;
   const saveCheckpoint = (pos: LoopPosition): void => {
     if (!opts.checkpointDir) return;
-    checkpoint = writeCheckpoint(opts.checkpointDir, layout, arena.params, arena.state, { version: 1, ...pos, config: config.raw });
+    checkpoint = writeCheckpoint(opts.checkpointDir, layout, arena.params, arena.state, { version: 1, ...pos, config: config.raw }, describing);
   };
 
   try {
@@ -211,8 +218,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         break;
       }
     }
-    if (opts.saveWeights) saveWeights(opts.saveWeights, layout, arena.params, { format: 'pt' });
-    return { params: Float32Array.from(arena.params), steps: step, history, stoppedBy, checkpoint, final };
+    if (opts.saveWeights) saveWeights(opts.saveWeights, layout, arena.params, { format: 'pt', ...describing });
+    return { params: Float32Array.from(arena.params), steps: step, history, stoppedBy, checkpoint, final, description };
   } finally {
     await remote?.close();
     await local?.close();

@@ -1,0 +1,133 @@
+// The library's public option and result types, written out by hand so that the published
+// declarations read like documentation and name no internal module (a test checks ConfigInput
+// against the config schema's input type).
+
+import type { Activation, InitName, LossName, OutputName } from '../../core/spec.js';
+import type { SyntheticName } from '../../core/data/synthetic.js';
+import type { KernelChoice } from '../../core/kernels/index.js';
+import type { ArrayData, ArrayDataSplit } from '../../core/data/arrays.js';
+import type { EpochRecord, StepRecord, StopReason } from '../train/records.js';
+import type { EvalResult } from '../../core/eval.js';
+import type { ModelDescription } from '../../core/io/model-file.js';
+
+export type { Activation, ArrayData, ArrayDataSplit, EpochRecord, EvalResult, InitName, KernelChoice, LossName, ModelDescription, OutputName, StepRecord, StopReason, SyntheticName };
+
+/** A data source, as `data` in a config file. Relative paths are relative to `baseDir`. */
+export type DataSource =
+  | { source: 'mnist'; train?: number; test?: number }
+  | { source: 'idx'; images: string; labels: string; testImages?: string; testLabels?: string; train?: number; test?: number }
+  | { source: 'csv'; path: string; target: string | string[]; testPath?: string; test?: number }
+  | { source: 'synthetic'; name: SyntheticName; n?: number; test?: number };
+
+export type OptimizerInput =
+  | { name: 'sgd'; lr: number; momentum?: number; dampening?: number; nesterov?: boolean; weightDecay?: number }
+  | { name: 'adam'; lr: number; betas?: [number, number]; eps?: number; weightDecay?: number };
+
+/** The same object as a config file (see the README's Config section); defaults as there. */
+export interface ConfigInput {
+  model: { layers: number[]; hidden?: Activation; output?: OutputName; bias?: boolean; init?: InitName };
+  loss: LossName;
+  optimizer: OptimizerInput;
+  /** Required unless `TrainOptions.data` gives the data. */
+  data?: DataSource;
+  training?: { epochs?: number; batchSize?: number; shuffle?: boolean; seed?: number; targetLoss?: number; targetAccuracy?: number };
+}
+
+/** Accepting remote worker nodes (`dptrain worker --connect ws://HOST:PORT`) into the run. */
+export interface ListenOptions {
+  /** Default 127.0.0.1; any other address needs a token. */
+  readonly host?: string;
+  /** 0 picks a free port (see onListening). */
+  readonly port: number;
+  /** The shared secret nodes must prove. */
+  readonly token?: string;
+  /** PEM files to serve wss:// with. */
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
+  /** Nodes accepted at once (default 8). */
+  readonly maxNodes?: number;
+  /** Nodes to wait for before the first step (default 0). */
+  readonly minNodes?: number;
+  /** Milliseconds a node may take for one step before it is dropped (default 30000). */
+  readonly stepDeadlineMs?: number;
+  /** Milliseconds between heartbeats; three missed drop a node (default 1000). */
+  readonly heartbeatMs?: number;
+  /** Node drops within one step before the run gives up (default 10). */
+  readonly maxNodeFailures?: number;
+  /** Shard sizes by thread count or by measured speed (default measured). */
+  readonly balance?: 'static' | 'measured';
+  /** Told the server's URL once it listens. */
+  readonly onListening?: (url: string) => void;
+}
+
+export interface TrainOptions {
+  readonly config: ConfigInput;
+  /** A config data source, or your own arrays (default: config.data). */
+  readonly data?: DataSource | ArrayDataSplit;
+  /** Folder that relative paths in config and data are relative to (default: the working directory). */
+  readonly baseDir?: string;
+  /** Worker threads (default: every core; 0 only with listen). */
+  readonly workers?: number;
+  /** Kernel backend (default auto: WebAssembly SIMD where available). */
+  readonly kernels?: KernelChoice;
+  /** Start from these weights (safetensors). */
+  readonly initWeights?: string;
+  /** Write the final weights here (safetensors, self-describing). */
+  readonly saveWeights?: string;
+  /** Folder for checkpoints; none are written without it. */
+  readonly checkpointDir?: string;
+  /** Steps between checkpoints (default 0: at the end and when aborted only). */
+  readonly checkpointEvery?: number;
+  /** Continue from the newest checkpoint in checkpointDir. */
+  readonly resume?: boolean;
+  /** Stop after this many optimizer steps in total (with a checkpoint). */
+  readonly maxSteps?: number;
+  readonly listen?: ListenOptions;
+  /** Stops the run at the next step boundary with a checkpoint, as Ctrl-C does on the CLI. */
+  readonly signal?: AbortSignal;
+  /** Each optimizer step's record (as in --metrics). */
+  readonly onStep?: (record: StepRecord) => void;
+  /** Each epoch's record, after its evaluation. */
+  readonly onEpoch?: (record: EpochRecord) => void;
+  /** Progress and warning lines (default: none are printed). */
+  readonly onLog?: (line: string) => void;
+}
+
+/** What a model was trained on, how its targets were encoded and which data it can be evaluated on. */
+export type EvaluationData = DataSource | ArrayData;
+
+export interface Model {
+  /** The description written into its weights files. */
+  readonly description: ModelDescription;
+  readonly inputs: number;
+  readonly outputs: number;
+  /** Number of classes for a classifier, 0 for regression. */
+  readonly classes: number;
+  /** rows × outputs: probabilities for a classifier with cross-entropy (softmax of the logits) or a sigmoid output, else the raw outputs. */
+  predict(x: Float32Array, rows: number): Float32Array;
+  /** One class per row, decided as `dptrain eval` decides it (classifiers only). */
+  classify(x: Float32Array, rows: number): Int32Array;
+  /** Loss and accuracy as `dptrain eval`: on a data source's test split, or on these arrays. */
+  evaluate(data: EvaluationData, options?: { baseDir?: string }): EvalResult;
+  /** Writes the weights (safetensors, with the description in its metadata). */
+  save(path: string): void;
+  /** A copy of the weights, in the layout of the weights file's tensors, one after another. */
+  weights(): Float32Array;
+}
+
+export interface TrainResult {
+  readonly model: Model;
+  /** One record per epoch (resumed runs: the epochs of this call). */
+  readonly history: readonly EpochRecord[];
+  readonly stoppedBy: StopReason;
+  /** Optimizer steps taken in total. */
+  readonly steps: number;
+  /** The last checkpoint written, if any. */
+  readonly checkpoint: string | null;
+}
+
+export interface LoadModelOptions {
+  /** Describes the model of a file without dptrain metadata (e.g. written by PyTorch): a config object or a config file's path. */
+  readonly config?: ConfigInput | string;
+  readonly kernels?: KernelChoice;
+}
