@@ -1,8 +1,7 @@
 // dptrain as a library: the package root's typed API (train, loadModel, the error class and the
 // public types), on the same code path as the CLI. Nothing here holds state between calls.
 
-export { train } from './coordinator/api/train.js';
-export { loadModel } from './coordinator/api/model.js';
+export { train, loadModel } from './coordinator/api/public.js';
 export { DptrainError, type ErrorCode } from './core/errors.js';
 export type {
   Activation, ArrayData, ArrayDataSplit, ConfigInput, DataSource, EpochRecord, EvalResult, EvaluationData, InitName, KernelChoice,

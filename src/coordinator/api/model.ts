@@ -82,21 +82,13 @@ export class TrainedModel implements Model {
   }
 }
 
-/**
- * A model from a weights file or a checkpoint. Its own description is used when it has one (a
- * config given as well must describe the same model); otherwise the config's, or for an older
- * checkpoint the config inside it.
- */
-export function loadModel(path: string, options: LoadModelOptions = {}): Model {
-  return loadModelFile(path, options);
-}
-
 export interface LoadModelFileOptions extends LoadModelOptions {
   readonly baseDir?: string;
   /** The config to use only when the file does not describe its model (the eval command's default). */
   readonly fallbackConfig?: string;
 }
 
+/** A model from a weights file or a checkpoint (public.ts's loadModel, and the eval and predict commands). */
 export function loadModelFile(path: string, options: LoadModelFileOptions = {}): TrainedModel {
   const baseDir = resolve(options.baseDir ?? '.');
   const file = readModelFile(resolve(baseDir, path));

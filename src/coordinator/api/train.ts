@@ -1,4 +1,4 @@
-// The library's `train`: options checked once at the entry, the config and data resolved, an
+// The library's training run (public.ts's `train`): options checked once at the entry, the config and data resolved, an
 // AbortSignal turned into the trainer's stop request, callbacks wired to the run's records, and the
 // result handed back as a Model. The CLI's `dptrain train` runs through runTraining too.
 
@@ -29,12 +29,6 @@ export interface RunHooks {
 
 export interface RunResult extends TrainResult {
   readonly run: TrainerResult;
-}
-
-/** Trains a model; resolves when the run ends (epochs done, a target met, aborted or maxSteps). */
-export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { run: _run, ...result } = await runTraining(options);
-  return result;
 }
 
 export async function runTraining(options: TrainOptions, hooks: RunHooks = {}): Promise<RunResult> {

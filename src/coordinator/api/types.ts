@@ -1,16 +1,68 @@
 // The library's public option and result types, written out by hand so that the published
-// declarations read like documentation and name no internal module (a test checks ConfigInput
-// against the config schema's input type).
+// declarations read like documentation and reach no internal module (arena, threads, sockets).
+// They cannot drift silently: the internal records are handed to callbacks typed with these, and a
+// test checks ConfigInput against the config schema's input type.
 
 import type { Activation, InitName, LossName, OutputName } from '../../core/spec.js';
 import type { SyntheticName } from '../../core/data/synthetic.js';
-import type { KernelChoice } from '../../core/kernels/index.js';
 import type { ArrayData, ArrayDataSplit } from '../../core/data/arrays.js';
-import type { EpochRecord, StepRecord, StopReason } from '../train/records.js';
-import type { EvalResult } from '../../core/eval.js';
 import type { ModelDescription } from '../../core/io/model-file.js';
 
-export type { Activation, ArrayData, ArrayDataSplit, EpochRecord, EvalResult, InitName, KernelChoice, LossName, ModelDescription, OutputName, StepRecord, StopReason, SyntheticName };
+export type { Activation, ArrayData, ArrayDataSplit, InitName, LossName, ModelDescription, OutputName, SyntheticName };
+
+/** Kernel backend: `wasm` (WebAssembly SIMD), `ts` (plain TypeScript), `auto` (wasm where available). */
+export type KernelChoice = 'auto' | 'wasm' | 'ts';
+
+/** Loss and accuracy on a data set (as `dptrain eval` prints them). */
+export interface EvalResult {
+  readonly loss: number;
+  /** null for regression data. */
+  readonly accuracy: number | null;
+  /** confusion[actual][predicted], for classification data. */
+  readonly confusion: number[][] | null;
+  readonly n: number;
+}
+
+/** One optimizer step, as --metrics sees it. */
+export interface StepRecord {
+  readonly step: number;
+  readonly epoch: number;
+  readonly batch: number;
+  readonly batches: number;
+  readonly rows: number;
+  /** The epoch's mean train loss so far. */
+  readonly loss: number;
+  readonly stepMs: number;
+  /** Per shard, in shard order: who computed it and how long its forward + backward took. */
+  readonly shards: readonly { readonly by: string; readonly rows: number; readonly computeMs: number }[];
+  /** Reduction of the gradient slots plus the optimizer update. */
+  readonly updateMs: number;
+  /** Rows given to each member (the local pool, remote nodes) this step. */
+  readonly plan: readonly { readonly member: string; readonly rows: number }[];
+  /** Connected remote nodes after the step (empty without listen). */
+  readonly nodes: readonly {
+    readonly id: string;
+    readonly address: string;
+    readonly threads: number;
+    readonly bytesSent: number;
+    readonly bytesReceived: number;
+    readonly lastSeenMsAgo: number;
+  }[];
+}
+
+/** One epoch, after its evaluation (test.n is 0 when there is no test split). */
+export interface EpochRecord {
+  readonly epoch: number;
+  readonly step: number;
+  readonly trainLoss: number;
+  readonly test: EvalResult;
+  readonly samplesPerSec: number;
+  readonly seconds: number;
+  /** True for the last epoch of the run. */
+  readonly stopping: boolean;
+}
+
+export type StopReason = 'epochs' | 'target-loss' | 'target-accuracy' | 'interrupted' | 'max-steps';
 
 /** A data source, as `data` in a config file. Relative paths are relative to `baseDir`. */
 export type DataSource =
