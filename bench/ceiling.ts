@@ -1,7 +1,5 @@
-// What this machine's cores give together: the forward GEMM of the reference layer (128×784×512,
-// wasm kernels) run for a fixed time in one thread, then in two independent threads with memories
-// of their own at once. On a VM whose vCPUs share a physical core or a noisy host, two threads give
-// far less than 2×; the scaling benchmark reports its speedups beside this ceiling.
+// What this machine's cores give together: the reference forward GEMM (wasm) in one thread, then in
+// two independent threads at once; the scaling benchmark reports its speedups beside this ceiling.
 
 import { Worker } from 'node:worker_threads';
 import { median } from '../src/coordinator/bench/stats.js';

@@ -1,15 +1,10 @@
-// npm run bench:dispatch — what a Piscina task costs the step. For each of Piscina's `atomics`
-// modes ('sync', the pool's choice; 'async'; 'disabled'), rounds of one task per thread (2
-// threads), either empty or a real 64-row MNIST shard, with a 1.2 ms pause between rounds as the
-// coordinator's update makes. Reported per round (medians): the latency until the later task
-// starts, from the later end to the coordinator seeing both, and the round's wall time minus the
-// longer task (the dispatch overhead a step pays).
+// npm run bench:dispatch — what a Piscina task costs a step, for each `atomics` mode: rounds of one
+// task per thread (empty or a 64-row MNIST shard), task start and finish latencies, round overhead.
 
-import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { arenaLayout, arenaViews, createArenaMemory } from '../src/core/arena.js';
-import { loadConfigData, parseConfig, readConfigFile } from '../src/core/config.js';
-import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/core/io/package-files.js';
+import { loadConfig, loadConfigData } from '../src/core/config.js';
+import { DEFAULT_CONFIG } from '../src/core/io/package-files.js';
 import { fmt, median, table } from '../src/coordinator/bench/stats.js';
 import { initParams } from '../src/core/init.js';
 import { paramLayout } from '../src/core/layout.js';
@@ -23,7 +18,7 @@ const REPEATS = 3;
 const PAUSE_MS = 1.2;
 const MODES = ['sync', 'async', 'disabled'] as const;
 
-const config = parseConfig(readConfigFile(DEFAULT_CONFIG), DEFAULT_CONFIG, join(PACKAGE_ROOT, 'config'), []);
+const config = loadConfig(DEFAULT_CONFIG);
 const spec = config.model;
 const data = loadConfigData(config).train;
 const layout = arenaLayout(spec, { shards: THREADS, maxRows: ROWS, stateVectors: 0 });

@@ -1,7 +1,5 @@
-// npm run bench:kernels — the kernel backends side by side at fixed sizes: GFLOP/s of the three
-// products of each dense layer of the reference MLP (ts vs wasm, as a fraction of the SIMD ceiling),
-// then single-thread training samples/s of the reference workload with the share of the step spent
-// in the products. Results also go to bench/results/kernels.json. Flags: --quick (short budgets).
+// npm run bench:kernels — the kernel backends side by side at fixed sizes: GFLOP/s of the reference
+// MLP's products (ts vs wasm) and single-thread training samples/s. Writes bench/results/kernels.json.
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';

@@ -1,13 +1,10 @@
-// npm run bench:pool — is the Piscina pool what limits two threads, or the machine? Interleaved in
-// one process, rounds of: the trainer with 1 and 2 pool threads (batch 128), and bare worker_threads
-// running the same shardGradients on the same shared arena and data (1 × 128 rows, 2 × 64 rows),
-// each step dispatched by postMessage. Medians of samples/s per configuration.
+// npm run bench:pool — is the Piscina pool what limits two threads, or the machine? The trainer's
+// pool against bare worker_threads running the same shardGradients, interleaved in one process.
 
 import { Worker } from 'node:worker_threads';
-import { join } from 'node:path';
 import { arenaLayout, createArenaMemory } from '../src/core/arena.js';
-import { loadConfigData, parseConfig, readConfigFile } from '../src/core/config.js';
-import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/core/io/package-files.js';
+import { loadConfig, loadConfigData } from '../src/core/config.js';
+import { DEFAULT_CONFIG } from '../src/core/io/package-files.js';
 import { fmt, median, table } from '../src/coordinator/bench/stats.js';
 import { train } from '../src/coordinator/train/trainer.js';
 import type { ModelSpec } from '../src/core/spec.js';
@@ -17,7 +14,7 @@ const STEPS = 40;
 const WARMUP = 8;
 const ROUNDS = 3;
 
-const config = parseConfig(readConfigFile(DEFAULT_CONFIG), DEFAULT_CONFIG, join(PACKAGE_ROOT, 'config'), [
+const config = loadConfig(DEFAULT_CONFIG, [
   { path: 'training.batchSize', value: BATCH, flag: '--batch' },
 ]);
 const spec: ModelSpec = config.model;

@@ -1,23 +1,19 @@
-// npm run bench:scaling — samples/s of the reference workload (784-512-512-10, ReLU, cross-entropy,
-// SGD with momentum) on the embedded MNIST digits for 1..N worker threads at batch 128 and 512, with
-// speedup, parallel efficiency and the split of a step (forward/backward, dispatch + waiting, reduce +
-// update), medians over the measured steps after a warm-up; whole `dptrain train` runs (start-up
-// included) with their peak memory; and TensorFlow.js (cpu and wasm backends) in the same run.
-// Writes bench/results/scaling.json.
+// npm run bench:scaling — local rows of the reference workload for 1..N threads, measured as `dptrain
+// bench scaling` measures them (rows.ts), whole CLI runs and TensorFlow.js in the same run.
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../src/core/config.js';
+import { loadConfig } from '../src/core/config.js';
 import { PACKAGE_ROOT, DEFAULT_CONFIG } from '../src/core/io/package-files.js';
-import { readConfigFile } from '../src/core/config.js';
-import { train, type StepRecord } from '../src/coordinator/train/trainer.js';
+import type { StepRecord } from '../src/coordinator/train/trainer.js';
 import type { KernelChoice } from '../src/core/kernels/index.js';
-import { fmt, median, table } from '../src/coordinator/bench/stats.js';
+import { fullBatches, runLocalSteps, scalingRow, stepTimes, type ScalingRow } from '../src/coordinator/bench/rows.js';
+import { fmt, table } from '../src/coordinator/bench/stats.js';
+import { CLI } from '../src/coordinator/bench/net/fleet.js';
 import { tfjsTrainingRow, type TfjsRow } from './tfjs.js';
 import { parallelCeiling } from './ceiling.js';
-import { periodReporter } from './step-periods.js';
 
 interface Args {
   threads: number[];
@@ -50,42 +46,20 @@ function parseArgs(argv: string[]): Args {
   };
 }
 
-export interface ScalingRow {
-  readonly threads: number;
-  readonly batch: number;
-  readonly samplesPerSec: number;
-  readonly speedup: number;
-  readonly efficiency: number;
-  readonly stepMs: number;
-  /** Median of the slowest shard's forward + backward. */
-  readonly computeMs: number;
-  /** Median of (step − slowest shard − update): dispatch, waking threads, waiting. */
-  readonly dispatchMs: number;
-  /** Median of reduce + optimizer update. */
-  readonly updateMs: number;
-  readonly outsideFraction: number;
-}
-
-/** Runs `steps` measured steps (after the warm-up) with `threads` workers; returns the full-batch step records. */
+/** The counted steps (full batches after the warm-up) of one run with `threads` workers. */
 async function measureSteps(threads: number, batch: number, a: Args): Promise<StepRecord[]> {
-  const base = readConfigFile(DEFAULT_CONFIG);
-  const config = parseConfig(base, DEFAULT_CONFIG, join(PACKAGE_ROOT, 'config'), [
+  const config = loadConfig(DEFAULT_CONFIG, [
     { path: 'training.batchSize', value: batch, flag: '--batch' },
     { path: 'training.epochs', value: 1000, flag: '--epochs' },
   ]);
-  const steps: StepRecord[] = [];
-  await train({ config, workers: threads, kernels: a.kernels, maxSteps: a.warmup + a.steps, skipEval: true, reporter: periodReporter(steps) });
-  // Full batches only: the short last batch of an epoch would skew the medians.
-  return steps.slice(Math.max(1, a.warmup)).filter((s) => s.rows === batch);
+  const steps = await runLocalSteps({ config, threads, kernels: a.kernels, maxSteps: a.warmup + a.steps });
+  return fullBatches(steps, a.warmup, batch).map((i) => steps[i]);
 }
 
-function summarize(threads: number, batch: number, measured: readonly StepRecord[]): Omit<ScalingRow, 'speedup' | 'efficiency'> {
-  const slowest = (s: StepRecord): number => Math.max(...s.shards.map((x) => x.computeMs));
-  const stepMs = median(measured.map((s) => s.stepMs));
-  const computeMs = median(measured.map(slowest));
-  const updateMs = median(measured.map((s) => s.updateMs));
-  const dispatchMs = median(measured.map((s) => s.stepMs - s.updateMs - slowest(s)));
-  return { threads, batch, samplesPerSec: (1000 * batch) / stepMs, stepMs, computeMs, dispatchMs, updateMs, outsideFraction: (stepMs - computeMs) / stepMs };
+/** A local row from the counted steps of every round. */
+function localRow(threads: number, batch: number, steps: readonly StepRecord[], baseStepMs: number): ScalingRow {
+  const m = { combo: { batch, threads, nodes: 0, baselineOnly: false }, ...stepTimes(steps), bytesSent: null, bytesReceived: null, pids: [] };
+  return scalingRow(m, baseStepMs, 'loopback', null);
 }
 
 interface WholeRun {
@@ -99,11 +73,10 @@ interface WholeRun {
 /** `dptrain train` as a user runs it: the default job (the shipped MNIST config), start-up, evaluation and checkpoints included. */
 function wholeRun(threads: number, kernels: KernelChoice): WholeRun {
   const dir = join(tmpdir(), `dptrain-bench-${process.pid}-${threads}`);
-  const cli = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
-  const config = parseConfig(readConfigFile(DEFAULT_CONFIG), DEFAULT_CONFIG, join(PACKAGE_ROOT, 'config'), []);
+  const config = loadConfig(DEFAULT_CONFIG);
   const samples = config.training.epochs * 8000;
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [cli, 'train', '--workers', String(threads), '--kernels', kernels, '--checkpoint-dir', dir], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLI, 'train', '--workers', String(threads), '--kernels', kernels, '--checkpoint-dir', dir], { encoding: 'utf8' });
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`dptrain train failed: ${r.stderr}`);
   const rss = /peak memory (\d+) MB/.exec(r.stdout);
@@ -118,18 +91,14 @@ async function main(): Promise<void> {
     const records = new Map<number, StepRecord[]>(a.threads.map((t) => [t, []]));
     for (let round = 0; round < a.rounds; round++)
       for (const threads of a.threads) records.get(threads)!.push(...(await measureSteps(threads, batch, a)));
-    const single = summarize(1, batch, records.get(1) ?? []).samplesPerSec;
-    for (const threads of a.threads) {
-      const r = summarize(threads, batch, records.get(threads)!);
-      const speedup = r.samplesPerSec / single;
-      rows.push({ ...r, speedup, efficiency: speedup / threads });
-    }
+    const base = records.get(1)?.length ? stepTimes(records.get(1)!).stepMs : NaN;
+    for (const threads of a.threads) rows.push(localRow(threads, batch, records.get(threads)!, base));
   }
   const ceiling = await parallelCeiling();
   console.log(`\ndptrain step throughput (median of ${a.rounds} rounds × ${a.steps} steps, each after ${a.warmup} warm-up steps, thread counts alternating; kernels ${a.kernels})`);
   console.log(table(
     ['batch', 'threads', 'samples/s', 'speedup', 'efficiency', 'step ms', 'fwd+bwd ms', 'dispatch ms', 'update ms', 'outside'],
-    rows.map((r) => [String(r.batch), String(r.threads), fmt(r.samplesPerSec), fmt(r.speedup, 2), `${fmt(100 * r.efficiency, 1)}%`, fmt(r.stepMs, 2), fmt(r.computeMs, 2), fmt(r.dispatchMs, 3), fmt(r.updateMs, 3), `${fmt(100 * r.outsideFraction, 1)}%`]),
+    rows.map((r) => [String(r.batch), String(r.threads), fmt(r.samplesPerSec), fmt(r.speedup, 2), `${fmt(100 * r.efficiency, 1)}%`, fmt(r.stepMs, 2), fmt(r.computeMs, 2), fmt(r.commMs, 3), fmt(r.updateMs, 3), `${fmt((100 * (r.stepMs - r.computeMs)) / r.stepMs, 1)}%`]),
   ));
 
   console.log(`\nthis machine's own 2-thread ceiling, measured after the rows: the 128×784×512 wasm GEMM in 1 thread ${fmt(ceiling.one, 1)} GFLOP/s, in 2 independent threads ${fmt(ceiling.two, 1)} GFLOP/s together (${fmt(ceiling.two / ceiling.one, 2)}×)`);

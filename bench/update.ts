@@ -1,15 +1,10 @@
-// npm run bench:update — where should a step's reduce + optimizer update run? Interleaved in one
-// process, rounds of the trainer (MNIST MLP, SGD with momentum) with the update on the coordinator
-// thread (whole vector, in place), on the pool's threads in a second Piscina round (one slice per
-// thread), and fused into the shard tasks (each thread updates its slice once all shards are
-// summed), at 1 and 2 threads, batch 128 and 512. Medians of step time, update time, samples/s.
+// npm run bench:update — where should a step's reduce + optimizer update run: on the coordinator
+// thread, in a second round of slices on the pool, or fused into the shard tasks? Interleaved rounds.
 
-import { join } from 'node:path';
-import { parseConfig, readConfigFile } from '../src/core/config.js';
-import { DEFAULT_CONFIG, PACKAGE_ROOT } from '../src/core/io/package-files.js';
+import { loadConfig } from '../src/core/config.js';
+import { DEFAULT_CONFIG } from '../src/core/io/package-files.js';
+import { fullBatches, runLocalSteps, stepTimes } from '../src/coordinator/bench/rows.js';
 import { fmt, median, table } from '../src/coordinator/bench/stats.js';
-import { train, type StepRecord } from '../src/coordinator/train/trainer.js';
-import { periodReporter } from './step-periods.js';
 
 const STEPS = 40;
 const WARMUP = 8;
@@ -19,16 +14,12 @@ const THREADS = [1, 2];
 const WHERE = ['coordinator', 'threads', 'fused'] as const;
 
 async function measure(batch: number, workers: number, update: (typeof WHERE)[number]): Promise<{ stepMs: number; updateMs: number }> {
-  const config = parseConfig(readConfigFile(DEFAULT_CONFIG), DEFAULT_CONFIG, join(PACKAGE_ROOT, 'config'), [
+  const config = loadConfig(DEFAULT_CONFIG, [
     { path: 'training.batchSize', value: batch, flag: '--batch' },
   ]);
-  const steps: StepRecord[] = [];
-  await train({
-    config, workers, kernels: 'wasm', update, maxSteps: WARMUP + STEPS, skipEval: true,
-    reporter: periodReporter(steps),
-  });
-  const kept = steps.slice(WARMUP);
-  return { stepMs: median(kept.map((r) => r.stepMs)), updateMs: median(kept.map((r) => r.updateMs)) };
+  const steps = await runLocalSteps({ config, threads: workers, kernels: 'wasm', update, maxSteps: WARMUP + STEPS });
+  const { stepMs, updateMs } = stepTimes(fullBatches(steps, WARMUP, batch).map((i) => steps[i]));
+  return { stepMs, updateMs };
 }
 
 const key = (b: number, t: number, w: string): string => `${b}/${t}/${w}`;

@@ -1,16 +1,13 @@
-// `dptrain bench scaling` as a user runs it (the compiled CLI, real worker processes, real sockets
-// on 127.0.0.1): rows, results.json, charts, the emulated link's latency, --net-namespaces (the
-// namespace path where root and iproute2 allow it, the one-line fallback where not), Ctrl-C, and
-// nothing left running afterwards.
+// `dptrain bench scaling` as a user runs it (compiled CLI, real worker processes and sockets): rows,
+// results.json, charts, emulated links, --net-namespaces and its fallback, Ctrl-C, nothing left running.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ScalingReport } from '../src/coordinator/bench/scaling.js';
+import { CLI, workdir as scratch } from './helpers.js';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
 const IS_ROOT = process.getuid?.() === 0;
 const NOBODY = 65534;
 
@@ -24,9 +21,8 @@ const tiny = {
 
 /** A folder anyone may use (a run as nobody writes its results here too). */
 function workdir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'dptrain-bench-'));
+  const dir = scratch('bench', tiny);
   chmodSync(dir, 0o777);
-  writeFileSync(join(dir, 'c.json'), JSON.stringify(tiny));
   chmodSync(join(dir, 'c.json'), 0o644);
   return dir;
 }
@@ -198,8 +194,7 @@ describe('dptrain bench scaling', () => {
       run.workers = ps.map((l) => l.trim().split(/\s+/)).filter((f) => Number(f[1]) === child.pid && f.includes('worker')).map((f) => Number(f[0]));
     }
     expect(run.workers).toHaveLength(1);
-    // Let it get into its steps (a node closed mid-request once left a 2-minute deadline timer
-    // holding the process: interrupted at 0.5 s here it was often still starting).
+    // Let it get into its steps, so that the interrupt lands mid-request rather than during start-up.
     await new Promise((r) => setTimeout(r, 1500));
     return run;
   }

@@ -1,11 +1,11 @@
 // The charts render headless to well-formed SVG with the expected series: marks counted per mark
 // group, axis titles and legend entries found as text; null and NaN values are left out, not fatal.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { speedupSvg, stepSplitSvg, trainingCurvesSvg, writeSvgAtomic, type SpeedupRow } from '../src/coordinator/output/charts.js';
+import { workdir } from './helpers.js';
 
 /** Balanced tags, one <svg> root: enough of XML to catch a truncated or garbled document. */
 function expectWellFormedSvg(svg: string): void {
@@ -100,7 +100,7 @@ describe('stepSplitSvg', () => {
 
 describe('writeSvgAtomic', () => {
   it('writes the chart whole', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dptrain-charts-'));
+    const dir = workdir('charts');
     try {
       const svg = await stepSplitSvg([{ label: 'a', part: 'compute', ms: 1 }]);
       writeSvgAtomic(join(dir, 'split.svg'), svg);

@@ -1,15 +1,17 @@
-// `dptrain` as a user runs it: a real child process of the compiled CLI.
+// `dptrain` as a user runs it: a real child process of the compiled CLI; and its bad-input
+// messages, the config's checked in this process, the command line's own through the CLI.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { paramLayout } from '../src/core/layout.js';
 import { loadWeights } from '../src/core/io/safetensors.js';
 import { parseConfig } from '../src/core/config.js';
-
-const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
+import { isDptrainError } from '../src/core/errors.js';
+import { DEFAULT_CONFIG } from '../src/core/io/package-files.js';
+import { runTrain, type TrainFlags } from '../src/coordinator/commands/train.js';
+import { CLI, workdir } from './helpers.js';
 
 function dptrain(args: string[], cwd: string) {
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
@@ -24,15 +26,11 @@ const spirals = {
   training: { epochs: 30, batchSize: 32, seed: 5 },
 };
 
-function workdir(config: object = spirals): string {
-  const dir = mkdtempSync(join(tmpdir(), 'dptrain-cli-'));
-  writeFileSync(join(dir, 'c.json'), JSON.stringify(config));
-  return dir;
-}
+const runDir = (config: object = spirals): string => workdir('cli', config);
 
 describe('dptrain train, end to end', () => {
   it('trains, prints epoch lines and a summary, writes weights, checkpoint and metrics', () => {
-    const dir = workdir();
+    const dir = runDir();
     const r = dptrain(['train', '--config', 'c.json', '--workers', '2', '--save-weights', 'w.safetensors', '--metrics', 'm.jsonl', '--metrics-every', '5', '--plot', 'curves.svg'], dir);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -76,7 +74,7 @@ describe('dptrain train, end to end', () => {
   });
 
   it('stops at --target-accuracy and continues with --resume', () => {
-    const dir = workdir();
+    const dir = runDir();
     const r = dptrain(['train', '--config', 'c.json', '--workers', '1', '--target-accuracy', '0.7', '--epochs', '200'], dir);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/stopped by target-accuracy/);
@@ -91,7 +89,7 @@ describe('dptrain train, end to end', () => {
   });
 
   it('Ctrl-C finishes the step, writes a checkpoint and exits 130 with a line saying where', async () => {
-    const dir = workdir({ ...spirals, training: { ...spirals.training, epochs: 100000 } });
+    const dir = runDir({ ...spirals, training: { ...spirals.training, epochs: 100000 } });
     const child = spawn(process.execPath, [CLI, 'train', '--config', 'c.json', '--workers', '2'], { cwd: dir });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -111,8 +109,8 @@ describe('dptrain train, end to end', () => {
   });
 });
 
-describe('bad input: one line naming what and where, exit 2', () => {
-  const good = workdir();
+describe('bad input: one line naming what and where', () => {
+  const good = runDir();
   writeFileSync(join(good, 'broken.json'), '{ "model": ');
   writeFileSync(join(good, 'extra.json'), JSON.stringify({ ...spirals, model: { ...spirals.model, colour: 'red' } }));
   writeFileSync(join(good, 'bce.json'), JSON.stringify({ ...spirals, loss: 'bce' }));
@@ -120,25 +118,49 @@ describe('bad input: one line naming what and where, exit 2', () => {
   writeFileSync(join(good, 'data.csv'), 'a,b,label\n1,2,0\n3,x,1\n');
   writeFileSync(join(good, 'csv.json'), JSON.stringify({ ...spirals, data: { source: 'csv', path: 'data.csv', target: 'label' } }));
   writeFileSync(join(good, 'w.safetensors'), 'not a weights file at all');
+
+  // Config and flag values, checked in this process by the code `dptrain train` runs (the flags as
+  // yargs hands them over); the CLI prints the message after "dptrain: " and exits 2.
+  const defaults: TrainFlags = {
+    config: DEFAULT_CONFIG, kernels: 'auto', checkpointDir: 'checkpoints', checkpointEvery: 0, resume: false, metricsEvery: 10, quiet: true,
+    maxNodes: 8, stepDeadline: 30000, heartbeat: 1000, maxNodeFailures: 10, minNodes: 0,
+  };
+  const configCases: [string, Partial<TrainFlags>, RegExp][] = [
+    ['--workers 0', { workers: 0 }, /^--workers: expected a whole number ≥ 1 \(0 only with --listen\), got 0$/],
+    ['--lr -1', { config: 'c.json', lr: -1 }, /^--lr \(optimizer\.lr\): Too small: expected number to be >0$/],
+    ['--batch-size 1.5', { config: 'c.json', batchSize: 1.5 }, /^--batch-size \(training\.batchSize\): Invalid input: expected int, received number$/],
+    ['--config missing.json', { config: 'missing.json' }, /^missing\.json: cannot read: ENOENT/],
+    ['--config broken.json', { config: 'broken.json' }, /^broken\.json: not valid JSON \(/],
+    ['--config bce.json', { config: 'bce.json' }, /^bce\.json: model\.output: loss bce takes probabilities: the output must be sigmoid$/],
+    ['--config nolayers.json', { config: 'nolayers.json' }, /^nolayers\.json: model\.layers: needs at least an input and an output width$/],
+    ['--set model.hidden=swish', { config: 'c.json', set: ['model.hidden=swish'] }, /^--set model\.hidden=swish \(model\.hidden\): Invalid option: expected one of "identity"\|"relu"/],
+    ['--config csv.json', { config: 'csv.json' }, /^.*data\.csv: line 3, column 2 \("b"\): non-numeric value "x"$/],
+    ['--init-weights w.safetensors', { config: 'c.json', initWeights: 'w.safetensors' }, /^w\.safetensors: header length \d+ runs past the end/],
+  ];
+  it.each(configCases)('dptrain train %s', async (_flags, flags, pattern) => {
+    const cwd = process.cwd();
+    process.chdir(good);
+    try {
+      const error = await runTrain({ ...defaults, ...flags }).then(() => null, (e: unknown) => e);
+      expect(isDptrainError(error), String(error)).toBe(true);
+      const message = (error as Error).message;
+      expect(message.split('\n')).toHaveLength(1);
+      expect(message).toMatch(pattern);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
+  // What only the command line sees (yargs' own checks), and one config error end to end.
   const table: [string[], RegExp][] = [
     [['train', '--bogus'], /^dptrain: Unknown argument: bogus$/],
-    [['train', '--workers', '0'], /^dptrain: --workers: expected a whole number ≥ 1 \(0 only with --listen\), got 0$/],
-    [['train', '--config', 'c.json', '--lr', '-1'], /^dptrain: --lr \(optimizer\.lr\): Too small: expected number to be >0$/],
-    [['train', '--config', 'c.json', '--batch-size', '1.5'], /^dptrain: --batch-size \(training\.batchSize\): Invalid input: expected int, received number$/],
     [['train', '--config', 'c.json', '--epochs'], /^dptrain: Not enough arguments following: epochs$/],
     [['train', '--kernels', 'gpu'], /^dptrain: Invalid values: Argument: kernels, Given: "gpu", Choices: "auto", "wasm", "ts"$/],
-    [['train', '--config', 'missing.json'], /^dptrain: missing\.json: cannot read: ENOENT/],
-    [['train', '--config', 'broken.json'], /^dptrain: broken\.json: not valid JSON \(/],
     [['train', '--config', 'extra.json'], /^dptrain: extra\.json: model: unknown field colour$/],
-    [['train', '--config', 'bce.json'], /^dptrain: bce\.json: model\.output: loss bce takes probabilities: the output must be sigmoid$/],
-    [['train', '--config', 'nolayers.json'], /^dptrain: nolayers\.json: model\.layers: needs at least an input and an output width$/],
-    [['train', '--config', 'c.json', '--set', 'model.hidden=swish'], /^dptrain: --set model\.hidden=swish \(model\.hidden\): Invalid option: expected one of "identity"\|"relu"/],
-    [['train', '--config', 'csv.json'], /^dptrain: .*data\.csv: line 3, column 2 \("b"\): non-numeric value "x"$/],
-    [['train', '--config', 'c.json', '--init-weights', 'w.safetensors'], /^dptrain: w\.safetensors: header length \d+ runs past the end/],
     [['eval', '--config', 'c.json'], /^dptrain: Missing required argument: weights$/],
     [[], /^dptrain: name a command: train, eval/],
   ];
-  it.each(table)('dptrain %j', (args, pattern) => {
+  it.each(table)('dptrain %j exits 2 with one line', (args, pattern) => {
     const r = dptrain(args, good);
     expect(r.code).toBe(2);
     const lines = r.stderr.trimEnd().split('\n');

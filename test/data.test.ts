@@ -2,9 +2,8 @@
 // encoding that loadData applies for the loss.
 
 import { afterAll, describe, it, expect } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { loadMnist, mnistDigitsFromJson, mnistPackPath, readMnistPack, writeMnistPack } from '../src/core/data/mnist.js';
@@ -14,11 +13,11 @@ import { loadSynthetic } from '../src/core/data/synthetic.js';
 import { encodeTargets, loadData } from '../src/core/data/index.js';
 import { sharedF32 } from '../src/core/data/shared.js';
 import type { Dataset } from '../src/core/data/types.js';
-import { sameBits } from './helpers.js';
+import { sameBits, workdir } from './helpers.js';
 
 const tmpDirs: string[] = [];
 const tmp = (): string => {
-  const dir = mkdtempSync(join(tmpdir(), 'dptrain-data-'));
+  const dir = workdir('data');
   tmpDirs.push(dir);
   return dir;
 };
@@ -48,7 +47,7 @@ describe('shared buffers', () => {
 describe('mnist (embedded digits)', () => {
   it('the build packs the JSON digits bit for bit; a truncated or foreign file is not taken for a pack', () => {
     const fromJson = mnistDigitsFromJson();
-    const dir = mkdtempSync(join(tmpdir(), 'dptrain-pack-'));
+    const dir = workdir('pack');
     const file = join(dir, 'digits.bin');
     writeMnistPack(file, fromJson);
     const packed = readMnistPack(file)!;

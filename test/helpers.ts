@@ -1,6 +1,9 @@
-// Test helpers: a model + arena in one call, seeded random data, and checkGrad, the one
-// finite-difference gradient check every gradient test goes through.
+// Test helpers: a model + arena in one call, seeded random data, checkGrad (the one gradient check),
+// and the compiled CLI's path, scratch folders and a silent reporter for tests that train.
 
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createArena, type ArenaViews } from '../src/core/arena.js';
 import type { Dataset } from '../src/core/data/types.js';
 import { initParams } from '../src/core/init.js';
@@ -13,6 +16,23 @@ import { denseViews, shardGradients, forward, gatherRows, type DenseViews, type 
 import { losses } from '../src/core/losses.js';
 import { Rng } from '../src/core/rng.js';
 import type { Activation, LossName, ModelSpec } from '../src/core/spec.js';
+import type { Reporter } from '../src/coordinator/train/trainer.js';
+
+/** The compiled CLI (`npm run build`), as `dptrain` runs it. */
+export const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
+
+/** A fresh folder under the system's temporary one; with `config`, it holds it as c.json. */
+export function workdir(prefix: string, config?: object): string {
+  const dir = mkdtempSync(join(tmpdir(), `dptrain-${prefix}-`));
+  if (config !== undefined) writeFileSync(join(dir, 'c.json'), JSON.stringify(config));
+  return dir;
+}
+
+/** A reporter that prints nothing and keeps the log lines. */
+export function silentReporter(): Reporter & { lines: string[] } {
+  const lines: string[] = [];
+  return { lines, start() {}, step() {}, epoch() {}, log: (l) => void lines.push(l) };
+}
 
 export type BackendName = 'naive' | 'ts' | 'wasm';
 export const BACKENDS: BackendName[] = ['naive', 'ts', 'wasm'];

@@ -1,12 +1,11 @@
-// The network emulator holds its latency and bandwidth, measured through it on 127.0.0.1, in both
-// directions, keeps bytes intact and in order, pushes back on a sender that outruns the receiver,
-// and leaves nothing open after close().
+// The network emulator, measured through it on 127.0.0.1: latency and bandwidth both ways, bytes
+// intact and in order, backpressure on a sender that outruns the receiver, nothing left open.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseNet, startNetem } from '../src/coordinator/bench/net/netem.js';
-import { median } from '../src/coordinator/bench/stats.js';
+import { leastSquares, median } from '../src/coordinator/bench/stats.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -33,19 +32,6 @@ interface Received {
   bytesPerSec: number;
 }
 
-function slope(ts: readonly number[], ys: readonly number[]): number {
-  const n = ts.length;
-  const tMean = ts.reduce((a, b) => a + b, 0) / n;
-  const yMean = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (ts[i] - tMean) * (ys[i] - yMean);
-    den += (ts[i] - tMean) ** 2;
-  }
-  return num / den;
-}
-
 function receiveAll(s: Socket): Promise<Received> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -58,7 +44,7 @@ function receiveAll(s: Socket): Promise<Received> {
       total.push((sum += c.length));
     });
     s.once('error', reject);
-    s.once('end', () => resolve({ bytes: Buffer.concat(chunks), bytesPerSec: slope(at, total) }));
+    s.once('end', () => resolve({ bytes: Buffer.concat(chunks), bytesPerSec: leastSquares(at, total).slope }));
   });
 }
 

@@ -1,15 +1,13 @@
 // Helpers for tests with real worker-node processes and real sockets on 127.0.0.1.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { CHALLENGE_PATH, PROOF_HEADER, proofFor } from '../src/core/protocol/auth.js';
 import { decodeCoordinatorFrame, encodeFrame, PROTOCOL_VERSION, type StepRequest } from '../src/core/protocol/wire.js';
 import { startRemoteServer } from '../src/coordinator/remote/server.js';
-export { relDiff, sameBits } from './helpers.js';
+import { CLI } from './helpers.js';
+export { CLI, relDiff, sameBits } from './helpers.js';
 import { train, type Reporter, type StepRecord, type TrainOptions, type TrainResult } from '../src/coordinator/train/trainer.js';
-
-export const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
 
 const children = new Set<ChildProcess>();
 

@@ -3,7 +3,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { listCheckpoints, readCheckpoint } from '../src/coordinator/train/checkp
 import { parseConfig } from '../src/core/config.js';
 import { paramLayout } from '../src/core/layout.js';
 import { loadWeights } from '../src/core/io/safetensors.js';
+import { workdir } from './helpers.js';
 import { CLI, killAll, track, resultFrame, rogue, sameBits, spawnNode } from './remote-helpers.js';
 
 afterAll(killAll);
@@ -41,11 +42,7 @@ function coordinator(dir: string, port: number, extra: string[]): ChildProcess &
   return child;
 }
 
-function workdir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'dptrain-remote-resume-'));
-  writeFileSync(join(dir, 'c.json'), JSON.stringify(raw));
-  return dir;
-}
+const runDir = (): string => workdir('remote-resume', raw);
 
 function weights(file: string): Float32Array {
   const p = new Float32Array(layout.size);
@@ -55,14 +52,14 @@ function weights(file: string): Float32Array {
 
 describe('coordinator restarted with --resume', () => {
   it('takes its nodes back and ends as an uninterrupted run', async () => {
-    const refDir = workdir();
+    const refDir = runDir();
     const refPort = await freePort();
     const ref = coordinator(refDir, refPort, ['--min-nodes', '2', '--save-weights', 'w.safetensors']);
     spawnNode(`ws://127.0.0.1:${refPort}`);
     spawnNode(`ws://127.0.0.1:${refPort}`);
     expect(await ref.done, ref.out).toBe(0);
 
-    const dir = workdir();
+    const dir = runDir();
     const port = await freePort();
     const url = `ws://127.0.0.1:${port}`;
     const args = ['--min-nodes', '2', '--checkpoint-every', '10', '--save-weights', 'w.safetensors'];
@@ -87,7 +84,7 @@ describe('coordinator restarted with --resume', () => {
 
 describe('when every node keeps failing', () => {
   it('gives up with exit code 1 and a line saying why; the last checkpoint is intact', async () => {
-    const dir = workdir();
+    const dir = runDir();
     const port = await freePort();
     const url = `ws://127.0.0.1:${port}`;
     const warmup = coordinator(dir, port, ['--max-steps', '3', '--checkpoint-every', '1']);
@@ -114,7 +111,7 @@ describe('when every node keeps failing', () => {
 
 describe('Ctrl-C while waiting for nodes', () => {
   it('ends the wait with a checkpoint and exit code 130', async () => {
-    const dir = workdir();
+    const dir = runDir();
     const port = await freePort();
     const run = coordinator(dir, port, ['--min-nodes', '1']);
     while (!run.out.includes('waiting for 1 more worker node(s)')) await new Promise((r) => setTimeout(r, 20));

@@ -1,13 +1,12 @@
-// The scale-out model (scaleout.ts) fed with what `dptrain bench scaling` measured: compute per
-// sample and thread efficiency from the local rows, frame costs timed here, reduce and update
-// costs fitted to the measured updateMs; and the predictions it makes from them.
+// The scale-out model (scaleout-model.ts) fed with what `dptrain bench scaling` measured: compute,
+// thread efficiency, frame, reduce and update costs; and the predictions it makes from them.
 
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { decodeNodeFrame, encodeFrame } from '../../core/protocol/wire.js';
 import { predictStep, ringAllreduceSec, treeAllreduceSec, type ScaleoutInputs } from './scaleout-model.js';
 import type { NetProfile } from './net/netem.js';
-import { median } from './stats.js';
+import { leastSquares, median } from './stats.js';
 
 /** What one measured row contributes to the model (medians over its measured steps). */
 export interface RowTimes {
@@ -157,21 +156,6 @@ export function fitBatchInputs(rows: readonly RowTimes[], batch: number): BatchI
   const reduceMs = Number.isFinite(slope) ? Math.max(0, slope) : 0;
   const updateMs = Number.isFinite(slope) && slope >= 0 ? Math.max(0, intercept) : Math.max(0, median(points.map((p) => p.ms - reduceMs * p.slots)));
   return { batch, computeSecPerSample: single.poolMs / 1000 / batch, threadEfficiency, reduceSecPerNode: reduceMs / 1000, updateSec: updateMs / 1000 };
-}
-
-function leastSquares(xs: readonly number[], ys: readonly number[]): { slope: number; intercept: number } {
-  const n = xs.length;
-  const xMean = xs.reduce((a, b) => a + b, 0) / n;
-  const yMean = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (xs[i] - xMean) * (ys[i] - yMean);
-    den += (xs[i] - xMean) ** 2;
-  }
-  // One distinct slot count says nothing about the slope.
-  const slope = den > 0 ? num / den : NaN;
-  return { slope, intercept: yMean - (Number.isFinite(slope) ? slope : 0) * xMean };
 }
 
 /** Loopback has no link to model: no latency, no rate limit (its costs are the frames' CPU). */

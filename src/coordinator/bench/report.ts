@@ -1,6 +1,5 @@
-// What `dptrain bench scaling` shows and keeps: the tables for stdout (measured rows beside the
-// model's prediction, then predictions for larger clusters, labelled as such), results.json, and
-// the two charts. Formatting only; every number comes from the ScalingReport.
+// What `dptrain bench scaling` shows and keeps: stdout tables, results.json and the two charts.
+// Formatting only; every number comes from the ScalingReport.
 
 import { cpus } from 'node:os';
 import { mkdirSync } from 'node:fs';

@@ -1,6 +1,5 @@
-// The scale-out model: step time of data-parallel training over N remote nodes with the
-// coordinator star dptrain is built on, from measured single-thread and per-frame costs; and the
-// ring and tree all-reduce times it would be compared with. Pure arithmetic, no measuring here.
+// The scale-out model: step time over N remote nodes for the coordinator star dptrain is built on,
+// and for ring and tree all-reduce. Pure arithmetic from costs measured elsewhere.
 
 export interface ScaleoutInputs {
   /** Forward + backward of one sample on one thread, seconds (measured). */

@@ -1,10 +1,26 @@
-// Small statistics and plain-text tables shared by the benchmarks (bench/ and dptrain bench).
+// Small statistics (median, least squares) and plain-text tables shared by the benchmarks (bench/
+// and dptrain bench) and their tests.
 
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** The least-squares line through (xs, ys); slope NaN when the xs do not vary. */
+export function leastSquares(xs: readonly number[], ys: readonly number[]): { slope: number; intercept: number } {
+  const n = xs.length;
+  const xMean = xs.reduce((a, b) => a + b, 0) / n;
+  const yMean = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i] - xMean) * (ys[i] - yMean);
+    den += (xs[i] - xMean) ** 2;
+  }
+  const slope = den > 0 ? num / den : NaN;
+  return { slope, intercept: yMean - (Number.isFinite(slope) ? slope : 0) * xMean };
 }
 
 export function fmt(x: number, digits = 0): string {

@@ -1,6 +1,5 @@
-// The worker nodes of one benchmark row: real `dptrain worker` processes, each behind its own link
-// (straight to the coordinator on loopback, through an emulating proxy, or from a network namespace
-// of its own), and the one place that stops all of them, politely or at once.
+// The worker nodes of one benchmark row: `dptrain worker` processes, each behind its own link, and
+// the one place that stops all of them, politely or at once.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';

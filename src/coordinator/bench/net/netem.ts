@@ -1,6 +1,5 @@
-// A network emulator without root: a TCP proxy on 127.0.0.1 that gives each direction of each
-// connection its own link, a token bucket (bandwidth) followed by a delay line (one-way latency).
-// It shapes only what passes through it; it never connects anywhere but the given target.
+// A network emulator without root: a TCP proxy on 127.0.0.1 giving each direction of a connection a
+// token bucket (bandwidth) and a delay line (latency). It connects nowhere but the given target.
 
 import { createConnection, createServer, type Socket } from 'node:net';
 import { configError } from '../../../core/errors.js';

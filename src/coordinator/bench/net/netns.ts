@@ -1,6 +1,5 @@
-// `dptrain bench scaling --net-namespaces`: a network namespace per worker node, joined to ours by a
-// veth pair whose two ends are rate-limited by `tc tbf`. Needs root and iproute2 (ip, tc). Latency
-// stays in the user-space proxy: the kernels we target have tbf but not netem.
+// `--net-namespaces`: a network namespace per worker node on a veth pair rate-limited by `tc tbf`
+// (root and iproute2). Latency stays in the user-space proxy: the kernels we target lack netem.
 
 import { spawnSync } from 'node:child_process';
 

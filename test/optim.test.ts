@@ -1,3 +1,5 @@
+// The optimizers' update rules, step by step, against values worked out by hand.
+
 import { describe, expect, it } from 'vitest';
 import { naiveKernels } from '../src/core/kernels/naive.js';
 import { stateVectors, updateSlice, type OptimizerConfig } from '../src/core/optim.js';

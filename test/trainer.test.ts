@@ -1,8 +1,8 @@
 // The trainer with real Piscina threads over the shared arena: invariants 1, 2, 4 and 5 of DESIGN.md.
 
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createArena } from '../src/core/arena.js';
 import { evaluate } from '../src/core/eval.js';
@@ -13,13 +13,8 @@ import { paramLayout } from '../src/core/layout.js';
 import { denseViews, shardGradients } from '../src/core/model.js';
 import { listCheckpoints } from '../src/coordinator/train/checkpoint.js';
 import { parseConfig, type Config } from '../src/core/config.js';
-import { train, type Reporter, type TrainOptions } from '../src/coordinator/train/trainer.js';
-import { randomData, relDiff, sameBits } from './helpers.js';
-
-const silent = (): Reporter & { lines: string[] } => {
-  const lines: string[] = [];
-  return { lines, start() {}, step() {}, epoch() {}, log: (l) => void lines.push(l) };
-};
+import { train, type TrainOptions } from '../src/coordinator/train/trainer.js';
+import { randomData, relDiff, sameBits, silentReporter, workdir } from './helpers.js';
 
 function config(over: { batchSize?: number; shuffle?: boolean; epochs?: number; optimizer?: object } = {}): Config {
   return parseConfig(
@@ -39,7 +34,7 @@ const cfg = config();
 const data = { train: randomData(cfg.model, 200, 1), test: randomData(cfg.model, 40, 2) };
 
 function run(workers: number, extra: Partial<TrainOptions> = {}) {
-  return train({ config: cfg, workers, kernels: 'ts', reporter: silent(), data, skipEval: true, ...extra });
+  return train({ config: cfg, workers, kernels: 'ts', reporter: silentReporter(), data, skipEval: true, ...extra });
 }
 
 
@@ -65,7 +60,7 @@ describe('averaging is exact (invariant 1)', () => {
     // 29 rows, batch 13, no shuffle: batches of 13, 13 and 3 rows; 3 threads cut 13 into 5, 4, 4.
     const c = config({ batchSize: 13, shuffle: false, epochs: 1, optimizer: { name: 'sgd', lr: 0.5 } });
     const d = { train: randomData(c.model, 29, 5), test: randomData(c.model, 4, 6) };
-    const r = await train({ config: c, workers: 3, kernels: 'ts', reporter: silent(), data: d, skipEval: true });
+    const r = await train({ config: c, workers: 3, kernels: 'ts', reporter: silentReporter(), data: d, skipEval: true });
     expect(r.steps).toBe(3);
     // The same three steps through the core, each batch computed whole, serially.
     const layout = paramLayout(c.model);
@@ -84,7 +79,7 @@ describe('averaging is exact (invariant 1)', () => {
 describe('a dying worker changes nothing (invariant 4)', () => {
   it.each(['throw', 'exit'] as const)('a shard whose task %ss mid-step is re-run with the same result', async (mode) => {
     const clean = await run(2, { maxSteps: 20 });
-    const reporter = silent();
+    const reporter = silentReporter();
     const hurt = await run(2, { maxSteps: 20, fault: { step: 7, slot: 1, mode }, reporter });
     expect(reporter.lines.some((l) => /shard 1 of step 7 (\(with update slice 1\) )?failed .*re-running it/.test(l))).toBe(true);
     expect(sameBits(hurt.params, clean.params)).toBe(true);
@@ -96,7 +91,7 @@ describe('the update spread over the threads', () => {
   for (const update of ['fused', 'threads'] as const)
     it.each(['throw', 'exit'] as const)(`${update}: a thread that %ss halfway through its update slice: the slice is re-run, same bits`, async (mode) => {
       const clean = await run(2, { maxSteps: 20, update: 'coordinator' });
-      const reporter = silent();
+      const reporter = silentReporter();
       const hurt = await run(2, { maxSteps: 20, update, fault: { step: 7, slot: 1, mode, phase: 'update' }, reporter });
       const what = update === 'fused' ? /shard \d+ of step 7 \(with update slice 1\) failed .*re-running it/ : /update slice 1 of step 7 failed .*re-running it/;
       expect(reporter.lines.some((l) => what.test(l)), reporter.lines.join('\n')).toBe(true);
@@ -107,7 +102,7 @@ describe('the update spread over the threads', () => {
     // 27 rows, batch 6, 4 threads: every epoch ends with a 3-row batch cut into 3 shards.
     const c = config({ batchSize: 6, epochs: 3 });
     const d = { train: randomData(c.model, 27, 8), test: randomData(c.model, 5, 9) };
-    const go = (update: TrainOptions['update']) => train({ config: c, workers: 4, kernels: 'ts', reporter: silent(), data: d, update });
+    const go = (update: TrainOptions['update']) => train({ config: c, workers: 4, kernels: 'ts', reporter: silentReporter(), data: d, update });
     const [fused, here] = [await go('fused'), await go('coordinator')];
     expect(fused.steps).toBe(15);
     expect(sameBits(fused.params, here.params)).toBe(true);
@@ -118,7 +113,7 @@ describe('the update spread over the threads', () => {
     for (const optimizer of [undefined, { name: 'adam', lr: 0.01 }]) {
       const c = optimizer ? config({ optimizer }) : cfg;
       for (const n of [1, 2, 3]) {
-        const go = (update: TrainOptions['update']) => train({ config: c, workers: n, kernels: 'ts', reporter: silent(), data, skipEval: true, maxSteps: 20, update });
+        const go = (update: TrainOptions['update']) => train({ config: c, workers: n, kernels: 'ts', reporter: silentReporter(), data, skipEval: true, maxSteps: 20, update });
         const here = await go('coordinator');
         for (const update of ['fused', 'threads'] as const)
           expect(sameBits((await go(update)).params, here.params), `${optimizer?.name ?? 'sgd'}, ${n} threads, ${update}`).toBe(true);
@@ -134,14 +129,14 @@ describe('fused steps posted with the next one', () => {
     // coordinator, which posts nothing ahead), and the checkpoint is written after the last step run.
     const stopAt = async (update: TrainOptions['update'], dir: string) => {
       const stop = { requested: false };
-      const reporter = { ...silent(), step: (r: { step: number }) => void (r.step === 7 && (stop.requested = true)) };
+      const reporter = { ...silentReporter(), step: (r: { step: number }) => void (r.step === 7 && (stop.requested = true)) };
       return run(2, { update, stop, reporter, checkpointDir: dir });
     };
-    const dir = mkdtempSync(join(tmpdir(), 'dptrain-ahead-'));
+    const dir = workdir('ahead');
     const fused = await stopAt('fused', dir);
     expect([fused.stoppedBy, fused.steps]).toEqual(['interrupted', 8]);
     expect(basename(listCheckpoints(dir).at(-1)!)).toBe('ckpt-000000008.safetensors');
-    const here = await stopAt('coordinator', mkdtempSync(join(tmpdir(), 'dptrain-ahead-')));
+    const here = await stopAt('coordinator', workdir('ahead'));
     expect([here.stoppedBy, here.steps]).toEqual(['interrupted', 7]);
     const resumed = await run(2, { checkpointDir: dir, resume: true });
     expect(resumed.steps).toBe(whole.steps);
@@ -153,7 +148,7 @@ describe('evaluation on the pool', () => {
   it('2 and 3 threads evaluate as the coordinator does: same accuracy and confusion, loss to 1e-12', async () => {
     const c = config({ epochs: 1 });
     for (const workers of [2, 3]) {
-      const r = await train({ config: c, workers, kernels: 'ts', reporter: silent(), data });
+      const r = await train({ config: c, workers, kernels: 'ts', reporter: silentReporter(), data });
       const layout = paramLayout(c.model);
       const arena = createArena(c.model, { shards: 1, maxRows: 16, stateVectors: 0 });
       arena.params.set(r.params);
@@ -170,7 +165,7 @@ describe('evaluation on the pool', () => {
 
 describe('resume equals never stopped (invariant 5)', () => {
   it('a run stopped after k steps and resumed ends bit-identical', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dptrain-resume-'));
+    const dir = workdir('resume');
     const whole = await run(2);
     // 200 rows / batch 16 = 13 steps an epoch; stop mid-epoch 2.
     const first = await run(2, { checkpointDir: dir, maxSteps: 17, checkpointEvery: 5 });
@@ -182,7 +177,7 @@ describe('resume equals never stopped (invariant 5)', () => {
   });
 
   it('a truncated checkpoint is refused with a warning and the previous one is used', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dptrain-trunc-'));
+    const dir = workdir('trunc');
     const whole = await run(2);
     await run(2, { checkpointDir: dir, maxSteps: 20, checkpointEvery: 10 });
     const files = listCheckpoints(dir);
@@ -190,7 +185,7 @@ describe('resume equals never stopped (invariant 5)', () => {
     const newest = files[1];
     const bytes = readFileSync(newest);
     writeFileSync(newest, bytes.subarray(0, bytes.length - 100));
-    const reporter = silent();
+    const reporter = silentReporter();
     const resumed = await run(2, { checkpointDir: dir, resume: true, reporter });
     expect(reporter.lines.some((l) => /warning: skipping checkpoint .*ckpt-000000020.* runs past/.test(l))).toBe(true);
     expect(reporter.lines.some((l) => /resuming from .*ckpt-000000010.safetensors at step 10/.test(l))).toBe(true);
@@ -198,13 +193,13 @@ describe('resume equals never stopped (invariant 5)', () => {
   });
 
   it('a checkpoint with flipped bytes fails its checksum', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dptrain-flip-'));
+    const dir = workdir('flip');
     await run(1, { checkpointDir: dir, maxSteps: 10, checkpointEvery: 5 });
     const newest = listCheckpoints(dir)[1];
     const bytes = readFileSync(newest);
     bytes[bytes.length - 7] ^= 0xff;
     writeFileSync(newest, bytes);
-    const reporter = silent();
+    const reporter = silentReporter();
     await run(1, { checkpointDir: dir, resume: true, reporter, maxSteps: 11 });
     expect(reporter.lines.some((l) => /ckpt-000000010.safetensors: checksum mismatch/.test(l))).toBe(true);
     expect(reporter.lines.some((l) => /resuming from .*ckpt-000000005/.test(l))).toBe(true);
@@ -214,8 +209,8 @@ describe('resume equals never stopped (invariant 5)', () => {
 describe('Adam through the pool', () => {
   it('trains with Adam the same on 1 and 2 threads', async () => {
     const c = config({ optimizer: { name: 'adam', lr: 0.01 } });
-    const a = await train({ config: c, workers: 1, kernels: 'ts', reporter: silent(), data, skipEval: true, maxSteps: 30 });
-    const b = await train({ config: c, workers: 2, kernels: 'ts', reporter: silent(), data, skipEval: true, maxSteps: 30 });
+    const a = await train({ config: c, workers: 1, kernels: 'ts', reporter: silentReporter(), data, skipEval: true, maxSteps: 30 });
+    const b = await train({ config: c, workers: 2, kernels: 'ts', reporter: silentReporter(), data, skipEval: true, maxSteps: 30 });
     expect(relDiff(b.params, a.params)).toBeLessThan(1e-4);
   });
 });

@@ -1,3 +1,6 @@
+// The model's forward and backward: a hand-worked 3-3-3 example, checkGrad over every activation,
+// loss and kernel backend, the shard-sum identity, and the data checks where data meets the model.
+
 import { describe, expect, it } from 'vitest';
 import { createArena } from '../src/core/arena.js';
 import { naiveKernels } from '../src/core/kernels/naive.js';
@@ -6,8 +9,8 @@ import { denseViews, forward, shardGradients, checkDataFits } from '../src/core/
 import { ACTIVATIONS, LOSSES, type Activation, type LossName } from '../src/core/spec.js';
 import { BACKENDS, checkGrad, fixture, randomData, spec } from './helpers.js';
 
-describe('the lectures\' 3-3-3 worked example', () => {
-  it('gives the hidden and output values of the lecture', () => {
+describe('a 3-3-3 worked example (sigmoid, half-sse, no bias)', () => {
+  it('gives the hidden and output values worked out by hand', () => {
     const s = spec([3, 3, 3], 'sigmoid', 'sigmoid', 'half-sse', false);
     const layout = paramLayout(s);
     expect(layout.tensors.map((t) => t.name)).toEqual(['0.weight', '2.weight']);
