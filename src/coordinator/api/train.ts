@@ -37,6 +37,8 @@ export async function runTraining(options: TrainOptions, hooks: RunHooks = {}): 
   const arrays = isArraySplit(options.data) ? options.data : null;
   const config = hooks.config ?? resolveConfig(options.config, baseDir, arrays ? 'arrays' : (options.data as DataSource | undefined)).config;
   const data = arrays ? arraySplit(arrays, config) : undefined;
+  // Paths stay as the caller wrote them (messages name them so) unless a baseDir is given.
+  const at = (p: string | undefined): string | undefined => (p === undefined || options.baseDir === undefined ? p : resolve(baseDir, p));
   const workers = options.workers ?? defaultThreads();
   const listen = options.listen;
   const stop = { requested: false };
@@ -56,9 +58,7 @@ export async function runTraining(options: TrainOptions, hooks: RunHooks = {}): 
     const r = await runTrainer({
       config, workers, kernels: options.kernels ?? 'auto', reporter: withCallbacks(reporter, options), stop, stopWaiting,
       maxSteps: options.maxSteps, checkpointEvery: options.checkpointEvery ?? 0, resume: options.resume ?? false,
-      initWeights: options.initWeights && resolve(baseDir, options.initWeights),
-      saveWeights: options.saveWeights && resolve(baseDir, options.saveWeights),
-      checkpointDir: options.checkpointDir && resolve(baseDir, options.checkpointDir),
+      initWeights: at(options.initWeights), saveWeights: at(options.saveWeights), checkpointDir: at(options.checkpointDir),
       fault: hooks.fault, data,
       // Without a test split the epochs are not evaluated (their records say n = 0).
       skipEval: data !== undefined && data.test.n === 0,
@@ -89,7 +89,7 @@ function checkOptions(o: TrainOptions): void {
   };
   wholeAtLeast('workers', o.listen ? 0 : 1);
   wholeAtLeast('checkpointEvery', 0);
-  wholeAtLeast('maxSteps', 1);
+  wholeAtLeast('maxSteps', 0);
   if (o.kernels !== undefined && !KERNEL_CHOICES.includes(o.kernels)) throw configError('options.kernels', `expected one of ${KERNEL_CHOICES.join(', ')}, got ${String(o.kernels)}`);
   if (o.resume && !o.checkpointDir) throw configError('options.resume', 'needs options.checkpointDir');
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw configError('options.signal', 'expected an AbortSignal');
