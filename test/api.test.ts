@@ -27,6 +27,12 @@ const xorConfig: ConfigInput = {
 };
 const xorData = { train: { x: XOR_X, y: XOR_Y, rows: 4 }, test: { x: XOR_X, y: XOR_Y, rows: 4 } };
 
+function metadataOf(file: string): Record<string, string> {
+  const buf = readFileSync(file);
+  const len = Number(buf.readBigUInt64LE(0));
+  return (JSON.parse(buf.subarray(8, 8 + len).toString('utf8')) as { __metadata__: Record<string, string> }).__metadata__;
+}
+
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'dptrain-api-'));
 
 describe('train() on the caller\'s arrays', () => {
@@ -48,6 +54,13 @@ describe('train() on the caller\'s arrays', () => {
     // In sequence, the same seed gives the same bits.
     const again = await train({ config: xorConfig, data: xorData, workers: 2 });
     expect(again.model.weights()).toEqual(a.model.weights());
+  });
+
+  it('takes a config data source as options.data, in place of config.data', async () => {
+    const r = await train({ config: xorConfig, data: { source: 'synthetic', name: 'xor', n: 8 }, workers: 1 });
+    expect(r.history.at(-1)!.test.n).toBe(4);
+    expect(r.model.description.data).toEqual({ source: { source: 'synthetic', name: 'xor', n: 8 }, seed: 3 });
+    expect([...r.model.classify(XOR_X, 4)]).toEqual([0, 1, 1, 0]);
   });
 
   it('rejects a NaN in the data, naming the row and column', async () => {
@@ -99,8 +112,9 @@ describe('AbortSignal, checkpoints and resume', () => {
     expect(stopped.steps).toBeGreaterThanOrEqual(15);
     expect(stopped.steps).toBeLessThan(20);
     expect(stopped.checkpoint && existsSync(stopped.checkpoint)).toBe(true);
-    // A checkpoint is a model file too.
-    expect(loadModel(stopped.checkpoint!).description.layers).toEqual([2, 16, 2]);
+    // A checkpoint is a model file too, describing its model in its own metadata.
+    expect(metadataOf(stopped.checkpoint!)['dptrain.model']).toBe(JSON.stringify(stopped.model.description));
+    expect(loadModel(stopped.checkpoint!).description).toEqual(stopped.model.description);
     const resumed = await train({ config: spirals, workers: 2, checkpointDir: dir, resume: true });
     expect(resumed.stoppedBy).toBe('epochs');
     expect(resumed.steps).toBe(whole.steps);
