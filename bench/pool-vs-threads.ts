@@ -24,7 +24,7 @@ async function pool(threads: number): Promise<number> {
   const stepMs: number[] = [];
   await train({
     config, workers: threads, kernels: 'wasm', maxSteps: WARMUP + STEPS, skipEval: true,
-    reporter: { start() {}, epoch() {}, log() {}, step: (r) => void stepMs.push(r.stepMs) },
+    reporter: { start() {}, epoch() {}, log() {}, close() {}, step: (r) => void stepMs.push(r.stepMs) },
   });
   return (1000 * BATCH) / median(stepMs.slice(WARMUP));
 }

@@ -10,11 +10,13 @@ import type { WorkerFlags } from './coordinator/commands/worker.js';
 import { KERNEL_CHOICES, type KernelChoice } from './core/kernels/index.js';
 import { DEFAULT_CONFIG } from './core/io/package-files.js';
 import type { BenchScalingFlags } from './coordinator/commands/bench.js';
+import type { DashboardFlags } from './coordinator/commands/dashboard.js';
 
 const USAGE_ERROR = 2;
 
-// Runtime failures (every node lost, a worker thread failing for good) exit 1; bad input exits 2.
-const RUNTIME_ERRORS = new Set(['NO_EXECUTORS', 'WORKER_FAILED']);
+// Runtime failures (every node lost, a worker thread failing for good, a write failing mid-run) exit 1;
+// bad input exits 2.
+const RUNTIME_ERRORS = new Set(['NO_EXECUTORS', 'WORKER_FAILED', 'WRITE_FAILED']);
 const RUNTIME_ERROR = 1;
 
 function fail(message: string, code = USAGE_ERROR): never {
@@ -46,9 +48,9 @@ async function main(): Promise<void> {
           .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' })
           .option('init-weights', { type: 'string', requiresArg: true, describe: 'start from these weights (safetensors)' })
           .option('save-weights', { type: 'string', requiresArg: true, describe: 'write the final weights (safetensors)' })
-          .option('checkpoint-dir', { type: 'string', requiresArg: true, default: 'checkpoints', describe: 'folder for checkpoints' })
+          .option('checkpoint-dir', { type: 'string', requiresArg: true, describe: 'folder for checkpoints (default: checkpoints/CONFIG-RUNID, one per run)' })
           .option('checkpoint-every', { type: 'number', requiresArg: true, default: 0, describe: 'steps between checkpoints (0: at the end and on Ctrl-C only)' })
-          .option('resume', { type: 'boolean', default: false, describe: 'continue from the newest checkpoint in --checkpoint-dir' })
+          .option('resume', { type: 'boolean', default: false, describe: 'continue from the newest checkpoint of this run in --checkpoint-dir' })
           .option('metrics', { type: 'string', requiresArg: true, describe: 'write metrics as JSON lines to this file' })
           .option('plot', { type: 'string', requiresArg: true, describe: 'write loss and accuracy per epoch as an SVG chart at the end' })
           .option('metrics-every', { type: 'number', requiresArg: true, default: 10, describe: 'steps per metrics line' })
@@ -65,6 +67,7 @@ async function main(): Promise<void> {
           .option('heartbeat', { type: 'number', requiresArg: true, default: 1000, describe: 'ms between heartbeats; 3 missed drop a node' })
           .option('min-nodes', { type: 'number', requiresArg: true, default: 0, describe: 'wait for this many nodes to join before the first step' })
           .option('max-node-failures', { type: 'number', requiresArg: true, default: 10, describe: 'node drops within one step before the run gives up' })
+          .option('dashboard', { type: 'string', requiresArg: true, describe: 'serve a live dashboard and /metrics on [HOST:]PORT (default host 127.0.0.1; others need --token-file)' })
           .option('balance', { choices: ['static', 'measured'] as const, requiresArg: true, describe: 'shard sizes by thread count or by measured speed (default: measured with --listen)' })
           .option('fault', { type: 'string', requiresArg: true, hidden: true, describe: 'test hook STEP:SLOT:throw|exit' }),
       async (argv) => {
@@ -107,10 +110,23 @@ async function main(): Promise<void> {
           .option('threads', { alias: 'workers', type: 'number', requiresArg: true, describe: 'worker threads (default: every core; --workers is the same flag)' })
           .option('tls-ca', { type: 'string', requiresArg: true, describe: 'trust this CA or self-signed certificate (PEM) for wss://' })
           .option('max-reconnects', { type: 'number', requiresArg: true, default: 0, describe: 'give up after this many failed connection attempts in a row (0: never)' })
+          .option('metrics-port', { type: 'string', requiresArg: true, describe: 'serve this node\'s Prometheus metrics on [HOST:]PORT (default host 127.0.0.1)' })
           .option('exit-at-step', { type: 'number', hidden: true })
           .option('leave-after-step', { type: 'number', hidden: true }),
       async (argv) => {
         process.exitCode = await (await import('./coordinator/commands/worker.js')).runWorker(argv as unknown as WorkerFlags);
+      },
+    )
+    .command(
+      'dashboard',
+      'the dashboard page of a finished run, from its --metrics file',
+      (y) =>
+        y
+          .option('metrics', { type: 'string', requiresArg: true, demandOption: true, describe: 'the run\'s metrics file (JSON lines)' })
+          .option('port', { type: 'string', requiresArg: true, default: '8787', describe: '[HOST:]PORT to serve on (default host 127.0.0.1; others need --token-file)' })
+          .option('token-file', { type: 'string', requiresArg: true, describe: 'the token readers must show off loopback' }),
+      async (argv) => {
+        process.exitCode = await (await import('./coordinator/commands/dashboard.js')).runDashboard(argv as unknown as DashboardFlags);
       },
     )
     .command('bench', 'benchmarks: scaling over threads, worker nodes and emulated networks', (y) =>
@@ -136,7 +152,7 @@ async function main(): Promise<void> {
         )
         .demandCommand(1, 'name a benchmark: scaling'),
     )
-    .demandCommand(1, 'name a command: train, eval, predict, worker, bench')
+    .demandCommand(1, 'name a command: train, eval, predict, worker, dashboard, bench')
     .strict()
     .help()
     .fail((msg, err) => {

@@ -31,7 +31,7 @@ export function workdir(prefix: string, config?: object): string {
 /** A reporter that prints nothing and keeps the log lines. */
 export function silentReporter(): Reporter & { lines: string[] } {
   const lines: string[] = [];
-  return { lines, start() {}, step() {}, epoch() {}, log: (l) => void lines.push(l) };
+  return { lines, start() {}, step() {}, epoch() {}, close() {}, log: (l) => void lines.push(l) };
 }
 
 export type BackendName = 'naive' | 'ts' | 'wasm';

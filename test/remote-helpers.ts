@@ -55,6 +55,7 @@ export async function remoteRun(
   const reporter: Reporter = {
     start() {},
     epoch() {},
+    close() {},
     step: (r) => {
       steps.push(r);
       extra.onStep?.(r);

@@ -35,7 +35,7 @@ async function freePort(): Promise<number> {
 }
 
 function coordinator(dir: string, port: number, extra: string[]): ChildProcess & { out: string; done: Promise<number | null> } {
-  const child = track(spawn(process.execPath, [CLI, 'train', '--config', 'c.json', '--workers', '0', '--listen', `127.0.0.1:${port}`, '--balance', 'static', '--quiet', ...extra], { cwd: dir })) as ChildProcess & { out: string; done: Promise<number | null> };
+  const child = track(spawn(process.execPath, [CLI, 'train', '--config', 'c.json', '--workers', '0', '--listen', `127.0.0.1:${port}`, '--balance', 'static', '--quiet', '--checkpoint-dir', 'checkpoints', ...extra], { cwd: dir })) as ChildProcess & { out: string; done: Promise<number | null> };
   child.out = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (child.out += d));
   child.done = new Promise((r) => child.on('exit', (code) => r(code)));

@@ -19,6 +19,9 @@ export type ErrorCode =
   | 'WORKER_FAILED'
   | 'NO_EXECUTORS'
   | 'INTERRUPTED'
+  | 'OUTPUT_UNWRITABLE'
+  | 'WRITE_FAILED'
+  | 'RESUME_MISMATCH'
   | 'WEIGHTS_UNDESCRIBED'
   | 'NOT_A_CLASSIFIER';
 
@@ -39,6 +42,14 @@ export const configError = (where: string, what: string): DptrainError =>
 
 export const unreadable = (file: string, cause: unknown): DptrainError =>
   new DptrainError('FILE_UNREADABLE', `${file}: cannot read: ${cause instanceof Error ? cause.message : String(cause)}`);
+
+/** An output path found unusable before the first step (a usage error). */
+export const outputUnwritable = (flag: string, path: string, reason: string): DptrainError =>
+  new DptrainError('OUTPUT_UNWRITABLE', `${flag} ${path}: cannot write there (${reason})`);
+
+/** A write that failed after the run began; `kept` says what is still on disk. */
+export const writeFailed = (what: string, path: string, reason: string, kept: string): DptrainError =>
+  new DptrainError('WRITE_FAILED', `cannot write ${what} ${path} (${reason}); ${kept}`);
 
 export function isDptrainError(e: unknown): e is DptrainError {
   return e instanceof DptrainError;

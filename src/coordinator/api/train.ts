@@ -11,6 +11,8 @@ import { KERNEL_CHOICES } from '../../core/kernels/index.js';
 import type { FaultHook } from '../../worker/messages.js';
 import { defaultThreads } from '../../worker/pool/local-pool.js';
 import { train as runTrainer, type Reporter, type TrainResult as TrainerResult } from '../train/trainer.js';
+import { checkOutputPaths } from '../output/paths.js';
+import type { MembershipEvent } from '../remote/server.js';
 import { resolveConfig } from './config-input.js';
 import { TrainedModel } from './model.js';
 import type { ArrayDataSplit, DataSource, TrainOptions, TrainResult } from './types.js';
@@ -20,11 +22,14 @@ const OPTION_NAMES = new Set<string>([
   'resume', 'maxSteps', 'listen', 'signal', 'onStep', 'onEpoch', 'onLog',
 ] satisfies (keyof TrainOptions)[]);
 
-/** What the CLI adds to a run: its own config parse (errors name its flags), reporter and test hooks. */
+/** What the CLI adds to a run: its own config parse (errors name its flags), reporter, dashboard and test hooks. */
 export interface RunHooks {
   readonly config?: Config;
   readonly reporter?: Reporter;
   readonly fault?: FaultHook;
+  readonly onMembership?: (e: MembershipEvent) => void;
+  /** The caller has checked the output paths already (naming its own flags). */
+  readonly outputsChecked?: boolean;
 }
 
 export interface RunResult extends TrainResult {
@@ -39,6 +44,8 @@ export async function runTraining(options: TrainOptions, hooks: RunHooks = {}): 
   const data = arrays ? arraySplit(arrays, config) : undefined;
   // Paths stay as the caller wrote them (messages name them so) unless a baseDir is given.
   const at = (p: string | undefined): string | undefined => (p === undefined || options.baseDir === undefined ? p : resolve(baseDir, p));
+  // Before the first step, so that no run trains and then fails to write.
+  if (!hooks.outputsChecked) checkOutputPaths({ checkpointDir: at(options.checkpointDir), saveWeights: at(options.saveWeights) });
   const workers = options.workers ?? defaultThreads();
   const listen = options.listen;
   const stop = { requested: false };
@@ -69,7 +76,7 @@ export async function runTraining(options: TrainOptions, hooks: RunHooks = {}): 
       attachRemote: listen && remote
         ? (run) => remote.startRemoteServer(run, {
           host: listen.host ?? '127.0.0.1', port: listen.port, token: listen.token, tlsCert: listen.tlsCert, tlsKey: listen.tlsKey,
-          deadlineMs: listen.stepDeadlineMs ?? 30_000, heartbeatMs: listen.heartbeatMs ?? 1000, log: (l) => reporter.log(l), onListening: listen.onListening,
+          deadlineMs: listen.stepDeadlineMs ?? 30_000, heartbeatMs: listen.heartbeatMs ?? 1000, log: (l) => reporter.log(l), onListening: listen.onListening, onMembership: hooks.onMembership,
         })
         : undefined,
     });
@@ -115,7 +122,7 @@ function arraySplit(d: ArrayDataSplit, config: Config): DataSplit {
 }
 
 function silentReporter(onLog: ((line: string) => void) | undefined): Reporter {
-  return { start() {}, step() {}, epoch() {}, log: (l) => onLog?.(l) };
+  return { start() {}, step() {}, epoch() {}, log: (l) => onLog?.(l), close() {} };
 }
 
 function withCallbacks(base: Reporter, o: TrainOptions): Reporter {
@@ -130,5 +137,6 @@ function withCallbacks(base: Reporter, o: TrainOptions): Reporter {
       o.onEpoch?.(r);
     },
     log: (l) => base.log(l),
+    close: () => base.close(),
   };
 }

@@ -111,6 +111,7 @@ export function stepCollector(steps: StepRecord[], on: { start?: Reporter['start
     },
     epoch() {},
     log() {},
+    close() {},
   };
 }
 

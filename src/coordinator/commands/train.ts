@@ -3,13 +3,16 @@
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { configError } from '../../core/errors.js';
+import { configError, writeFailed } from '../../core/errors.js';
+import { ioReason } from '../../core/io/atomic-file.js';
 import type { KernelChoice } from '../../core/kernels/index.js';
 import type { FaultHook } from '../../worker/messages.js';
 import { loadConfig, parseSetFlag, type Override } from '../../core/config.js';
 import { defaultThreads } from '../../worker/pool/local-pool.js';
 import { createReporter } from '../output/report.js';
+import { checkOutputPaths } from '../output/paths.js';
 import { runTraining } from '../api/train.js';
+import { defaultCheckpointDir, runIdentity } from '../train/run-id.js';
 import { readToken } from '../../core/protocol/auth.js';
 import type { Balance } from '../train/scheduler.js';
 
@@ -25,7 +28,8 @@ export interface TrainFlags {
   kernels: KernelChoice;
   initWeights?: string;
   saveWeights?: string;
-  checkpointDir: string;
+  /** Default: one folder per run under checkpoints/ (see run-id.ts). */
+  checkpointDir?: string;
   checkpointEvery: number;
   resume: boolean;
   metrics?: string;
@@ -46,6 +50,7 @@ export interface TrainFlags {
   maxNodeFailures: number;
   minNodes: number;
   balance?: Balance;
+  dashboard?: string;
 }
 
 export const EXIT_INTERRUPTED = 130;
@@ -101,7 +106,13 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const heartbeatMs = positive('--heartbeat', f.heartbeat);
   const maxNodeFailures = nonNegativeInt('--max-node-failures', f.maxNodeFailures) ?? 10;
   const minNodes = nonNegativeInt('--min-nodes', f.minNodes) ?? 0;
-  const reporter = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
+  const checkpointDir = f.checkpointDir ?? defaultCheckpointDir(runIdentity(config));
+  checkOutputPaths({ checkpointDir, saveWeights: f.saveWeights, metrics: f.metrics, plot: f.plot });
+  const base = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
+  // Listening before the run: a port in use is a usage error, not a lost run.
+  const dash = f.dashboard ? await (await import('../output/dashboard/live.js')).openLiveDashboard({ address: f.dashboard, token, config, maxSteps, reporter: base }) : null;
+  if (dash && !f.quiet) process.stderr.write(`dashboard: ${dash.url}\n`);
+  const reporter = dash?.reporter ?? base;
   // Ctrl-C is the library's AbortSignal: the run stops after the current step with a checkpoint.
   const abort = new AbortController();
   const onSigint = (): void => {
@@ -115,23 +126,29 @@ export async function runTrain(f: TrainFlags): Promise<number> {
     const { run: r } = await runTraining(
       {
         config: config.raw, workers, kernels: f.kernels, maxSteps, checkpointEvery, resume: f.resume, signal: abort.signal,
-        initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(f.checkpointDir),
+        initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(checkpointDir),
         listen: listen
           ? { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, maxNodes, minNodes, stepDeadlineMs, heartbeatMs, maxNodeFailures, balance: f.balance }
           : undefined,
       },
-      // The config as parsed here, so that its errors name the flags that set a field.
-      { config, reporter, fault: parseFault(f.fault) },
+      // The config as parsed here, so that its errors name the flags that set a field; the output
+      // paths are checked above, by their flags.
+      { config, reporter, fault: parseFault(f.fault), onMembership: dash?.membership, outputsChecked: true },
     );
     const seconds = (performance.now() - t0) / 1000;
     if (f.plot && r.history.length > 0) {
       const points = r.history.map((h) => ({ epoch: h.epoch + 1, trainLoss: h.trainLoss, testLoss: h.test.loss, testAccuracy: h.test.accuracy }));
       // Loaded only when asked for: Vega takes about a second to import.
       const { trainingCurvesSvg, writeSvgAtomic } = await import('../output/charts.js');
-      writeSvgAtomic(resolve(f.plot), await trainingCurvesSvg(points));
+      const svg = await trainingCurvesSvg(points);
+      try {
+        writeSvgAtomic(resolve(f.plot), svg);
+      } catch (e) {
+        throw writeFailed('the plot', f.plot, ioReason(e), `the model is in ${r.checkpoint ?? 'no checkpoint'}`);
+      }
     }
     if (r.stoppedBy === 'interrupted') {
-      process.stderr.write(`dptrain: interrupted at step ${r.steps}; checkpoint ${r.checkpoint} (continue with --resume --checkpoint-dir ${f.checkpointDir})\n`);
+      process.stderr.write(`dptrain: interrupted at step ${r.steps}; checkpoint ${r.checkpoint} (continue with --resume${f.checkpointDir ? ` --checkpoint-dir ${f.checkpointDir}` : ''})\n`);
       return EXIT_INTERRUPTED;
     }
     if (!f.quiet) {
@@ -146,6 +163,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
     }
     return 0;
   } finally {
+    await dash?.close();
     process.off('SIGINT', onSigint);
   }
 }

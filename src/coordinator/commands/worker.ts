@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { configError } from '../../core/errors.js';
 import { readToken } from '../../core/protocol/auth.js';
-import { runNode } from '../../worker/node/node.js';
+import { runNode, type NodeCounters } from '../../worker/node/node.js';
 
 export interface WorkerFlags {
   connect: string;
@@ -13,6 +13,7 @@ export interface WorkerFlags {
   maxReconnects: number;
   exitAtStep?: number;
   leaveAfterStep?: number;
+  metricsPort?: string;
 }
 
 export async function runWorker(f: WorkerFlags): Promise<number> {
@@ -20,9 +21,18 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   const threads = f.threads ?? availableParallelism();
   if (!(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) throw configError('--threads', `expected a whole number from 1 to 1024, got ${f.threads}`);
   if (!(Number.isInteger(f.maxReconnects) && f.maxReconnects >= 0)) throw configError('--max-reconnects', `expected a whole number ≥ 0, got ${f.maxReconnects}`);
+  const log = (l: string): void => void process.stderr.write(`dptrain worker: ${l}\n`);
+  let counters: NodeCounters | undefined;
+  if (f.metricsPort !== undefined) {
+    // prom-client is loaded only by nodes that serve metrics.
+    const m = await import('../output/dashboard/worker-metrics.js');
+    const metrics = m.createWorkerMetrics(threads);
+    log(`metrics on ${(await m.serveWorkerMetrics(String(f.metricsPort), metrics.registry)).url}`);
+    counters = metrics.counters;
+  }
   return runNode({
     connect: f.connect, token: f.tokenFile ? readToken(f.tokenFile) : undefined, threads, tlsCa: f.tlsCa,
     maxReconnects: f.maxReconnects, exitAtStep: f.exitAtStep, leaveAfterStep: f.leaveAfterStep,
-    log: (l) => process.stderr.write(`dptrain worker: ${l}\n`),
+    log, counters,
   });
 }

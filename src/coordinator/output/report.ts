@@ -1,8 +1,11 @@
 // What a run tells its user: a progress bar on a TTY (cli-progress), one plain line per epoch
 // otherwise (CI, pipes), nothing but errors with --quiet; and the --metrics JSONL file, one line per
-// step interval and per epoch.
+// step interval and per epoch (on resume, the lines up to the checkpoint's step are kept and the
+// rest appended).
 
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { ioReason } from '../../core/io/atomic-file.js';
+import { writeFailed } from '../../core/errors.js';
 import cliProgress from 'cli-progress';
 import type { EpochRecord, Reporter, StepRecord } from '../train/records.js';
 
@@ -33,9 +36,13 @@ export function createReporter(opts: ReporterOptions): Reporter {
   // Rows and compute time per executor over the epoch, for each node's samples/s.
   const epochWork = new Map<string, { rows: number; ms: number }>();
   let lastRate = 0;
-  if (opts.metrics) writeFileSync(opts.metrics, '');
   const metric = (o: object): void => {
-    if (opts.metrics) appendFileSync(opts.metrics, `${JSON.stringify(o)}\n`);
+    if (!opts.metrics) return;
+    try {
+      appendFileSync(opts.metrics, `${JSON.stringify(o)}\n`);
+    } catch (e) {
+      throw writeFailed('metrics to', opts.metrics, ioReason(e), 'the run stops here; its last checkpoint is kept');
+    }
   };
   const stopBar = (): void => {
     bar?.stop();
@@ -45,6 +52,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
   return {
     start(info) {
       epochs = info.epochs;
+      if (opts.metrics) openMetrics(opts.metrics, info.resumedAt);
       if (opts.quiet) return;
       write(`dptrain: ${info.params.toLocaleString('en-US')} parameters, ${info.train} train / ${info.test} test samples, batch ${info.batchSize}, ${info.threads} worker thread${info.threads === 1 ? '' : 's'}, kernels ${info.backend}`);
     },
@@ -64,7 +72,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
         });
         metric({
           type: 'step', step: r.step, epoch: r.epoch + 1, loss: r.loss, samplesPerSec: lastRate,
-          computeMs: Object.fromEntries(interval.compute), reduceUpdateMs: interval.updateMs, steps, plan: r.plan, ...(nodes.length ? { nodes } : {}),
+          computeMs: Object.fromEntries(interval.compute), reduceUpdateMs: interval.updateMs, stepMs: interval.ms, steps, plan: r.plan, ...(nodes.length ? { nodes } : {}),
         });
         interval = { steps: 0, rows: 0, ms: 0, updateMs: 0, compute: new Map() };
       }
@@ -108,5 +116,30 @@ export function createReporter(opts: ReporterOptions): Reporter {
       stopBar();
       process.stderr.write(`${line}\n`);
     },
+    close: stopBar,
   };
+}
+
+/**
+ * A fresh run starts the file empty; a resumed one keeps the lines of steps up to the checkpoint's
+ * (those after it are run again) and appends.
+ */
+function openMetrics(path: string, resumedAt: number | null): void {
+  try {
+    if (resumedAt === null || !existsSync(path)) {
+      writeFileSync(path, '');
+      return;
+    }
+    const kept = readFileSync(path, 'utf8').split('\n').filter((line) => {
+      try {
+        const step = (JSON.parse(line) as { step?: unknown }).step;
+        return typeof step === 'number' && step <= resumedAt;
+      } catch {
+        return false;
+      }
+    });
+    writeFileSync(path, kept.map((l) => `${l}\n`).join(''));
+  } catch (e) {
+    throw writeFailed('metrics to', path, ioReason(e), 'nothing was trained');
+  }
 }

@@ -28,7 +28,13 @@ export interface ListenOptions {
   readonly log: (line: string) => void;
   /** Told where the server listens (the port when 0 was asked for). */
   readonly onListening?: (url: string) => void;
+  /** Told of every join and drop (the dashboard's executors' table). */
+  readonly onMembership?: (e: MembershipEvent) => void;
 }
+
+export type MembershipEvent =
+  | { readonly kind: 'joined'; readonly id: string; readonly address: string; readonly threads: number }
+  | { readonly kind: 'dropped'; readonly id: string; readonly address: string; readonly reason: string };
 
 export interface NodeInfo {
   readonly id: string;
@@ -121,6 +127,7 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
           freeSlots.push(slot);
           freeSlots.sort((a, b) => a - b);
           o.log(`node ${id} (${address}) dropped: ${reason}`);
+          o.onMembership?.({ kind: 'dropped', id, address, reason });
         },
       });
       ws.on('message', () => (info.lastSeen = Date.now()));
@@ -132,6 +139,7 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
       nodes.set(id, info);
       run.scheduler.join(node, [slot]);
       o.log(`node ${id} (${address}, ${threads} thread${threads > 1 ? 's' : ''}) joined; it takes part from step ${run.scheduler.nextStep}`);
+      o.onMembership?.({ kind: 'joined', id, address, threads });
     });
   };
 

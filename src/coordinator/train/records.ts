@@ -76,6 +76,8 @@ export interface Reporter {
   step(r: StepRecord): void;
   epoch(r: EpochRecord): void;
   log(line: string): void;
+  /** The run is over, however it ended: release the terminal (a progress bar's timer). */
+  close(): void;
 }
 
 export type StopReason = 'epochs' | 'target-loss' | 'target-accuracy' | 'interrupted' | 'max-steps';

@@ -13,12 +13,15 @@ import { checkDataFits, denseViews, type Model } from '../../core/model.js';
 import { stateVectors } from '../../core/optim.js';
 import { Rng, type RngState } from '../../core/rng.js';
 import { loadWeights, saveWeights } from '../../core/io/safetensors.js';
-import { DptrainError, isDptrainError } from '../../core/errors.js';
+import { ioReason } from '../../core/io/atomic-file.js';
+import { DptrainError, isDptrainError, writeFailed } from '../../core/errors.js';
 import type { FaultHook } from '../../worker/messages.js';
 import { loadConfigData, type Config } from '../../core/config.js';
 import { describeModel } from '../../core/describe-model.js';
 import { modelMetadata, type ModelDescription } from '../../core/io/model-file.js';
-import { newestCheckpoint, restoreCheckpoint, writeCheckpoint, type LoopPosition } from './checkpoint.js';
+import { packHistory, restoreCheckpoint, unpackHistory, writeCheckpoint, type LoopPosition } from './checkpoint.js';
+import { findResumeCheckpoint } from './resume.js';
+import { runIdentity } from './run-id.js';
 import { LocalPool } from '../../worker/pool/local-pool.js';
 import { Scheduler, type Balance } from './scheduler.js';
 import { StepRunner, type StepResult, type UpdatePlacement } from './step.js';
@@ -68,6 +71,7 @@ export interface TrainOptions {
 export interface TrainResult {
   readonly params: Float32Array;
   readonly steps: number;
+  /** Every finished epoch of the run, those before a resume included (restored from the checkpoint). */
   readonly history: readonly EpochRecord[];
   readonly stoppedBy: StopReason;
   readonly checkpoint: string | null;
@@ -107,16 +111,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const batches = Math.ceil(nTrain / batchSize);
 
   let position: LoopPosition = { step: 0, epoch: 0, batch: 0, epochRng: new Rng(seed ^ SHUFFLE_SALT).state(), epochLossSum: 0, epochCount: 0 };
-  const resumed = opts.resume && opts.checkpointDir ? newestCheckpoint(opts.checkpointDir, (l) => reporter.log(l)) : null;
+  const run = runIdentity(config);
+  const resumed = opts.resume && opts.checkpointDir ? findResumeCheckpoint(opts.checkpointDir, run, config.raw.training, (l) => reporter.log(l)) : null;
+  const history: EpochRecord[] = [];
   if (resumed) {
     restoreCheckpoint(resumed, layout, arena.params, arena.state);
     position = resumed.meta;
-    // Resuming under another config is allowed (e.g. a new lr) but no longer replays the same run.
-    if (JSON.stringify(resumed.meta.config) !== JSON.stringify(config.raw))
-      reporter.log(`warning: ${resumed.path} was written under a different config; the run will not repeat the original`);
-    reporter.log(`resuming from ${resumed.path} at step ${position.step} (epoch ${position.epoch + 1}, batch ${position.batch})`);
+    history.push(...unpackHistory(resumed.meta.history, data.test.n));
   } else {
-    if (opts.resume) reporter.log(`no checkpoint in ${opts.checkpointDir ?? '(no --checkpoint-dir)'}: starting fresh`);
+    if (opts.resume) reporter.log(`no checkpoint of this run (${run.name}, run id ${run.id}) in ${opts.checkpointDir ?? '(no --checkpoint-dir)'}: starting fresh`);
     if (opts.initWeights) loadWeights(opts.initWeights, layout, arena.params);
     else initParams(arena.params, layout, config.init, seed);
   }
@@ -139,23 +142,28 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const placement = opts.update ?? (local ? 'fused' : 'coordinator');
   if (placement !== 'coordinator' && !local) throw new DptrainError('CONFIG_INVALID', 'the update can only run on worker threads when there are some (--workers ≥ 1)');
   const steps = new StepRunner({ scheduler, local, arena, kernels, optimizer: config.optimizer, placement, membershipFixed: !opts.attachRemote });
-  const run: RunContext = {
+  const context: RunContext = {
     arena, scheduler, spec, config, data, order, chunkRows, landingSlots: slots.landing, kernelName: kernels.name, dataInline: opts.data !== undefined,
   };
   let remote: RemoteAttachment | null = null;
 
-  const history: EpochRecord[] = [];
   let stoppedBy: StopReason = 'epochs';
-  let checkpoint: string | null = null;
+  let checkpoint: string | null = resumed?.path ?? null;
   let final: EvalResult | null = null;
+  const kept = (): string => (checkpoint ? `the previous checkpoint ${checkpoint} is kept` : 'no earlier checkpoint of this run was written');
   const saveCheckpoint = (pos: LoopPosition): void => {
     if (!opts.checkpointDir) return;
-    checkpoint = writeCheckpoint(opts.checkpointDir, layout, arena.params, arena.state, { version: 1, ...pos, config: config.raw }, describing);
+    const meta = { version: 1 as const, ...pos, config: config.raw, runId: run.id, configName: run.name, run: run.fields, history: packHistory(history) };
+    try {
+      checkpoint = writeCheckpoint(opts.checkpointDir, layout, arena.params, arena.state, meta, describing);
+    } catch (e) {
+      throw writeFailed('the checkpoint of step', `${pos.step} in ${opts.checkpointDir}`, ioReason(e), kept());
+    }
   };
 
   try {
     // Inside the try: if listening fails (a port in use), the pool's threads are still stopped.
-    remote = opts.attachRemote ? await opts.attachRemote(run) : null;
+    remote = opts.attachRemote ? await opts.attachRemote(context) : null;
     reporter.start({ backend: kernels.name, threads, params: layout.size, train: nTrain, test: data.test.n, epochs, batchSize, resumedAt: resumed ? position.step : null });
     let { step } = position;
     const rng = new Rng(position.epochRng);
@@ -218,9 +226,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         break;
       }
     }
-    if (opts.saveWeights) saveWeights(opts.saveWeights, layout, arena.params, { format: 'pt', ...describing });
+    if (opts.saveWeights) {
+      try {
+        saveWeights(opts.saveWeights, layout, arena.params, { format: 'pt', ...describing });
+      } catch (e) {
+        throw writeFailed('the weights', opts.saveWeights, ioReason(e), checkpoint ? `they are in the checkpoint ${checkpoint}` : 'they are lost');
+      }
+    }
     return { params: Float32Array.from(arena.params), steps: step, history, stoppedBy, checkpoint, final, description };
   } finally {
+    // A progress bar left running (the step posted ahead of an interrupt draws one) holds the process open.
+    reporter.close?.();
     await remote?.close();
     await local?.close();
   }

@@ -28,6 +28,14 @@ export interface NodeOptions {
   readonly leaveAfterStep?: number;
   /** Stop reconnecting after this many failed attempts in a row (0: never stop). */
   readonly maxReconnects?: number;
+  /** Told of the node's work (`dptrain worker --metrics-port`). */
+  readonly counters?: NodeCounters;
+}
+
+export interface NodeCounters {
+  stepServed(computeMs: number, resultBytes: number): void;
+  received(bytes: number): void;
+  reconnecting(): void;
 }
 
 interface Session {
@@ -57,6 +65,7 @@ export async function runNode(o: NodeOptions): Promise<number> {
         return 1;
       }
       o.log(`connection to ${o.connect} lost (${outcome}); reconnecting in ${delay} ms`);
+      o.counters?.reconnecting();
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(5000, delay * 2);
     }
@@ -98,6 +107,7 @@ async function connectOnce(o: NodeOptions, previous: Session | null, keep: (s: S
       ws.send(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: o.threads }));
     });
     ws.on('message', (data: Buffer) => {
+      o.counters?.received(data.length);
       let frame: ReturnType<typeof decodeCoordinatorFrame>;
       try {
         frame = decodeCoordinatorFrame(data, peer);
@@ -179,10 +189,10 @@ async function answer(o: NodeOptions, ws: WebSocket, s: Session, h: StepRequest,
   const t0 = performance.now();
   const [r] = await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]);
   const leaving = o.leaveAfterStep === h.step;
-  ws.send(encodeFrame(
-    { t: 'result', req: h.req, step: h.step, count: r.count, lossSum: r.lossSum, computeMs: performance.now() - t0, leaving },
-    s.arena.slots[0],
-  ));
+  const computeMs = performance.now() - t0;
+  const result = encodeFrame({ t: 'result', req: h.req, step: h.step, count: r.count, lossSum: r.lossSum, computeMs, leaving }, s.arena.slots[0]);
+  ws.send(result);
+  o.counters?.stepServed(computeMs, result.length);
   if (leaving) {
     o.log(`leaving after step ${h.step}`);
     ws.send(encodeFrame({ t: 'bye', reason: 'leaving' }), () => process.exit(0));
