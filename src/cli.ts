@@ -67,6 +67,7 @@ async function main(): Promise<void> {
           .option('heartbeat', { type: 'number', requiresArg: true, default: 1000, describe: 'ms between heartbeats; 3 missed drop a node' })
           .option('min-nodes', { type: 'number', requiresArg: true, default: 0, describe: 'wait for this many nodes to join before the first step' })
           .option('max-node-failures', { type: 'number', requiresArg: true, default: 10, describe: 'node drops within one step before the run gives up' })
+          .option('max-grad-ratio', { type: 'number', requiresArg: true, default: 100, describe: 'drop a node whose per-row gradient norm exceeds this many times the step\'s other shards\' and recent steps\' median (0: off)' })
           .option('dashboard', { type: 'string', requiresArg: true, describe: 'serve a live dashboard and /metrics on [HOST:]PORT (default host 127.0.0.1; others need --token-file)' })
           .option('balance', { choices: ['static', 'measured'] as const, requiresArg: true, describe: 'shard sizes by thread count or by measured speed (default: measured with --listen)' })
           .option('fault', { type: 'string', requiresArg: true, hidden: true, describe: 'test hook STEP:SLOT:throw|exit' }),
@@ -110,6 +111,7 @@ async function main(): Promise<void> {
           .option('threads', { alias: 'workers', type: 'number', requiresArg: true, describe: 'worker threads (default: every core; --workers is the same flag)' })
           .option('tls-ca', { type: 'string', requiresArg: true, describe: 'trust this CA or self-signed certificate (PEM) for wss://' })
           .option('max-reconnects', { type: 'number', requiresArg: true, default: 0, describe: 'give up after this many failed connection attempts in a row (0: never)' })
+          .option('max-auth-failures', { type: 'number', requiresArg: true, default: 5, describe: 'give up after the coordinator failed authentication or was refused this many times in a row' })
           .option('metrics-port', { type: 'string', requiresArg: true, describe: 'serve this node\'s Prometheus metrics on [HOST:]PORT (default host 127.0.0.1)' })
           .option('exit-at-step', { type: 'number', hidden: true })
           .option('leave-after-step', { type: 'number', hidden: true }),

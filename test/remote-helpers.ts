@@ -1,11 +1,14 @@
 // Helpers for tests with real worker-node processes and real sockets on 127.0.0.1.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { WebSocket } from 'ws';
-import { CHALLENGE_PATH, PROOF_HEADER, proofFor } from '../src/core/protocol/auth.js';
+import { writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import { WebSocket, WebSocketServer } from 'ws';
+import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, coordinatorProof, freshNonce, NODE_NONCE_HEADER, nodeProof, PROOF_HEADER } from '../src/core/protocol/auth.js';
 import { decodeCoordinatorFrame, encodeFrame, PROTOCOL_VERSION, type StepRequest } from '../src/core/protocol/wire.js';
 import { startRemoteServer } from '../src/coordinator/remote/server.js';
-import { CLI } from './helpers.js';
+import { CLI, workdir } from './helpers.js';
 export { CLI, relDiff, sameBits } from './helpers.js';
 import { train, type Reporter, type StepRecord, type TrainOptions, type TrainResult } from '../src/coordinator/train/trainer.js';
 
@@ -105,7 +108,9 @@ export async function rogue(url: string, o: RogueOptions = {}): Promise<{ ws: We
   if (o.proofToken !== undefined) {
     const res = await fetch(new URL(CHALLENGE_PATH, url.replace(/^ws/, 'http')));
     const { nonce } = (await res.json()) as { nonce: string };
-    headers[PROOF_HEADER] = proofFor(o.proofToken, nonce);
+    const mine = freshNonce();
+    headers[PROOF_HEADER] = nodeProof(o.proofToken, nonce, mine);
+    headers[NODE_NONCE_HEADER] = mine;
   }
   const ws = new WebSocket(url, { headers });
   const status = new Promise<number | 'open'>((resolve) => {
@@ -127,4 +132,57 @@ export async function rogue(url: string, o: RogueOptions = {}): Promise<{ ws: We
 /** A well-formed result frame for a request, with the given gradient. */
 export function resultFrame(req: StepRequest, gradient: Float32Array, over: Record<string, unknown> = {}): Buffer {
   return encodeFrame({ t: 'result', req: req.req, step: req.step, count: req.rows, lossSum: 1, computeMs: 1, leaving: false, ...over }, gradient);
+}
+
+export interface FakeCoordinator {
+  readonly url: string;
+  /** Every frame any node sent it, raw. */
+  readonly received: Buffer[];
+  close(): Promise<void>;
+}
+
+/**
+ * A coordinator impostor on 127.0.0.1: it hands out challenges, accepts every upgrade, answers with
+ * a coordinator proof under `proveWith` (none when absent) and calls `onConnection` on each socket.
+ */
+export async function fakeCoordinator(o: { proveWith?: string; onConnection: (ws: WebSocket) => void }): Promise<FakeCoordinator> {
+  const received: Buffer[] = [];
+  const server = createServer((req, res) => {
+    if (req.url === CHALLENGE_PATH) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ nonce: `${Date.now()}-fake` }));
+    else res.writeHead(404).end();
+  });
+  const wss = new WebSocketServer({ server });
+  wss.on('headers', (headers: string[], req: IncomingMessage) => {
+    if (o.proveWith === undefined) return;
+    const proof = String(req.headers[PROOF_HEADER] ?? '');
+    headers.push(`${COORDINATOR_PROOF_HEADER}: ${coordinatorProof(o.proveWith, proof.slice(0, proof.lastIndexOf('.')), String(req.headers[NODE_NONCE_HEADER]))}`);
+  });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data: Buffer) => received.push(data));
+    o.onConnection(ws);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `ws://127.0.0.1:${(server.address() as { port: number }).port}`,
+    received,
+    close: async () => {
+      for (const c of wss.clients) c.terminate();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** Resolves with the child's exit code (or the signal's name). */
+export function exited(child: ChildProcess): Promise<number | string> {
+  return new Promise((r) => {
+    if (child.exitCode !== null) r(child.exitCode);
+    else child.on('exit', (code, signal) => r(code ?? signal ?? -1));
+  });
+}
+
+export async function tokenFile(token: string): Promise<string> {
+  const f = join(workdir('token'), 'token');
+  writeFileSync(f, `${token}\n`);
+  return f;
 }

@@ -1,7 +1,6 @@
 // Remote worker nodes with real `dptrain worker` processes and real sockets on 127.0.0.1:
 // equivalence with local training, invariants 4 and 6, membership, and the hostile-peer cases.
 
-import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -11,8 +10,8 @@ import { parseConfig } from '../src/core/config.js';
 import { train } from '../src/coordinator/train/trainer.js';
 import { paramLayout } from '../src/core/layout.js';
 import { encodeFrame, PROTOCOL_VERSION } from '../src/core/protocol/wire.js';
-import { silentReporter, workdir } from './helpers.js';
-import { killAll, relDiff, remoteRun, resultFrame, rogue, sameBits, spawnNode, waitForLine } from './remote-helpers.js';
+import { silentReporter } from './helpers.js';
+import { killAll, relDiff, remoteRun, resultFrame, rogue, sameBits, spawnNode, tokenFile, waitForLine } from './remote-helpers.js';
 
 afterAll(killAll);
 
@@ -139,6 +138,7 @@ describe('hostile and broken peers (invariant 6)', () => {
   });
 
   const grad = (v: number, n = P) => new Float32Array(n).fill(v);
+  const GUARDED = /^node node1 dropped during step 1 \(gradient norm per row \S+ is \S+ × the reference \S+ \(bound 100 ×, --max-grad-ratio\)\); recomputing its shard elsewhere$/;
   const cases: [string, (req: Parameters<typeof resultFrame>[0], ws: import('ws').WebSocket) => void, RegExp][] = [
     ['garbage bytes', (_q, ws) => ws.send(Buffer.from('this is not a frame at all, just bytes')), /declared header length \d+ does not fit/],
     ['a truncated msgpack header', (q, ws) => ws.send(resultFrame(q, grad(0)).subarray(0, 12)), /declared header length|header/],
@@ -153,6 +153,9 @@ describe('hostile and broken peers (invariant 6)', () => {
     ['an oversized frame', (_q, ws) => ws.send(Buffer.alloc(4 * P + 70 * 1024)), /Max payload size exceeded|disconnected/],
     ['an unexpected message type', (_q, ws) => ws.send(encodeFrame({ t: 'welcome', v: PROTOCOL_VERSION })), /unexpected message type "welcome"/],
     ['a text frame', (_q, ws) => ws.send('hello'), /text frame, the protocol is binary/],
+    // Finite, so the wire lets them through: the gradient guard refuses them (item 10 of issue #11).
+    ['a finite gradient filled with 3e38', (q, ws) => ws.send(resultFrame(q, grad(3e38))), GUARDED],
+    ['a finite gradient far larger than the others', (q, ws) => ws.send(resultFrame(q, grad(1e3))), GUARDED],
   ];
   it.each(cases)('%s: the peer is dropped with its reason, nothing applied', async (_name, misbehave, reason) => {
     const r = await remoteRun({ ...base, config: short, workers: 1, minExecutors: 2 }, (url) => {
@@ -161,6 +164,14 @@ describe('hostile and broken peers (invariant 6)', () => {
     const drop = r.lines.find((l) => /node node1 .*dropped/.test(l));
     expect(drop, r.lines.join('\n')).toMatch(reason);
     expect(sameBits(r.result.params, reference)).toBe(true);
+  });
+
+  it('the gradient guard reads norms only: with --max-grad-ratio 0 the same poison is applied', async () => {
+    const r = await remoteRun({ ...base, config: short, workers: 1, minExecutors: 2, maxGradRatio: 0 }, (url) => {
+      void rogue(url, { onStep: (q, _p, ws) => ws.send(resultFrame(q, grad(1e3))) });
+    });
+    expect(r.lines.some((l) => /gradient norm per row/.test(l))).toBe(false);
+    expect(sameBits(r.result.params, reference)).toBe(false);
   });
 
   it('wrong token and no token are refused in the upgrade; honest nodes train', async () => {
@@ -223,9 +234,3 @@ describe('hostile and broken peers (invariant 6)', () => {
     expect(atEnd - before).toBeLessThan(bound);
   });
 });
-
-async function tokenFile(token: string): Promise<string> {
-  const f = join(workdir('token'), 'token');
-  writeFileSync(f, `${token}\n`);
-  return f;
-}

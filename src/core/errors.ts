@@ -1,29 +1,14 @@
 // Every error dptrain raises on purpose: a stable `code` for tests and callers, and a one-line
 // message that names what is wrong and where (field, file, line, peer).
 
-export type ErrorCode =
-  | 'CONFIG_INVALID'
-  | 'FILE_UNREADABLE'
-  | 'DATA_MALFORMED'
-  | 'WEIGHTS_MISMATCH'
-  | 'CHECKPOINT_CORRUPT'
-  | 'SHAPE_MISMATCH'
-  | 'LABEL_OUT_OF_RANGE'
-  | 'WIRE_MALFORMED'
-  | 'WIRE_LENGTH_MISMATCH'
-  | 'WIRE_NOT_FINITE'
-  | 'WIRE_STALE'
-  | 'WIRE_UNEXPECTED'
-  | 'WIRE_OVERSIZED'
-  | 'AUTH_FAILED'
-  | 'WORKER_FAILED'
-  | 'NO_EXECUTORS'
-  | 'INTERRUPTED'
-  | 'OUTPUT_UNWRITABLE'
-  | 'WRITE_FAILED'
-  | 'RESUME_MISMATCH'
-  | 'WEIGHTS_UNDESCRIBED'
-  | 'NOT_A_CLASSIFIER';
+export const ERROR_CODES = [
+  'CONFIG_INVALID', 'FILE_UNREADABLE', 'DATA_MALFORMED', 'WEIGHTS_MISMATCH', 'CHECKPOINT_CORRUPT', 'SHAPE_MISMATCH',
+  'LABEL_OUT_OF_RANGE', 'WIRE_MALFORMED', 'WIRE_LENGTH_MISMATCH', 'WIRE_NOT_FINITE', 'WIRE_STALE', 'WIRE_UNEXPECTED',
+  'WIRE_OVERSIZED', 'WIRE_FORBIDDEN', 'GRADIENT_OUTLIER', 'AUTH_FAILED', 'WORKER_FAILED', 'NO_EXECUTORS', 'INTERRUPTED',
+  'OUTPUT_UNWRITABLE', 'WRITE_FAILED', 'RESUME_MISMATCH', 'WEIGHTS_UNDESCRIBED', 'NOT_A_CLASSIFIER',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class DptrainError extends Error {
   readonly code: ErrorCode;
@@ -50,6 +35,15 @@ export const outputUnwritable = (flag: string, path: string, reason: string): Dp
 /** A write that failed after the run began; `kept` says what is still on disk. */
 export const writeFailed = (what: string, path: string, reason: string, kept: string): DptrainError =>
   new DptrainError('WRITE_FAILED', `cannot write ${what} ${path} (${reason}); ${kept}`);
+
+/**
+ * What a process tells a peer about its own failure: the code and a fixed sentence, never the
+ * message, which may quote a local file or path. The message goes to the local log only.
+ */
+export function peerSafe(e: unknown): { code: ErrorCode | 'INTERNAL'; message: string } {
+  const code = isDptrainError(e) ? e.code : 'INTERNAL';
+  return { code, message: `the node failed (${code}); details are in its own log` };
+}
 
 export function isDptrainError(e: unknown): e is DptrainError {
   return e instanceof DptrainError;

@@ -106,6 +106,11 @@ export interface ListenOptions {
   readonly heartbeatMs?: number;
   /** Node drops within one step before the run gives up (default 10). */
   readonly maxNodeFailures?: number;
+  /**
+   * Drop a node whose shard's per-row gradient norm exceeds this many times the step's other
+   * shards' and the recent steps' median (default 100; 0: off).
+   */
+  readonly maxGradRatio?: number;
   /** Shard sizes by thread count or by measured speed (default measured). */
   readonly balance?: 'static' | 'measured';
   /** Told the server's URL once it listens. */

@@ -48,6 +48,7 @@ export interface TrainFlags {
   stepDeadline: number;
   heartbeat: number;
   maxNodeFailures: number;
+  maxGradRatio?: number;
   minNodes: number;
   balance?: Balance;
   dashboard?: string;
@@ -107,10 +108,16 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const maxNodeFailures = nonNegativeInt('--max-node-failures', f.maxNodeFailures) ?? 10;
   const minNodes = nonNegativeInt('--min-nodes', f.minNodes) ?? 0;
   const checkpointDir = f.checkpointDir ?? defaultCheckpointDir(runIdentity(config));
-  checkOutputPaths({ checkpointDir, saveWeights: f.saveWeights, metrics: f.metrics, plot: f.plot });
   const base = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
-  // Listening before the run: a port in use is a usage error, not a lost run.
+  // Listening before the run: a port in use is a usage error, not a lost run; and before the output
+  // folders are made, so a usage error leaves nothing behind.
   const dash = f.dashboard ? await (await import('../output/dashboard/live.js')).openLiveDashboard({ address: f.dashboard, token, config, maxSteps, reporter: base }) : null;
+  try {
+    checkOutputPaths({ checkpointDir, saveWeights: f.saveWeights, metrics: f.metrics, plot: f.plot });
+  } catch (e) {
+    await dash?.close();
+    throw e;
+  }
   if (dash && !f.quiet) process.stderr.write(`dashboard: ${dash.url}\n`);
   const reporter = dash?.reporter ?? base;
   // Ctrl-C is the library's AbortSignal: the run stops after the current step with a checkpoint.
@@ -128,7 +135,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
         config: config.raw, workers, kernels: f.kernels, maxSteps, checkpointEvery, resume: f.resume, signal: abort.signal,
         initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(checkpointDir),
         listen: listen
-          ? { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, maxNodes, minNodes, stepDeadlineMs, heartbeatMs, maxNodeFailures, balance: f.balance }
+          ? { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, maxNodes, minNodes, stepDeadlineMs, heartbeatMs, maxNodeFailures, balance: f.balance, maxGradRatio: f.maxGradRatio }
           : undefined,
       },
       // The config as parsed here, so that its errors name the flags that set a field; the output

@@ -11,6 +11,7 @@ export interface WorkerFlags {
   threads?: number;
   tlsCa?: string;
   maxReconnects: number;
+  maxAuthFailures: number;
   exitAtStep?: number;
   leaveAfterStep?: number;
   metricsPort?: string;
@@ -21,6 +22,7 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   const threads = f.threads ?? availableParallelism();
   if (!(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) throw configError('--threads', `expected a whole number from 1 to 1024, got ${f.threads}`);
   if (!(Number.isInteger(f.maxReconnects) && f.maxReconnects >= 0)) throw configError('--max-reconnects', `expected a whole number ≥ 0, got ${f.maxReconnects}`);
+  if (!(Number.isInteger(f.maxAuthFailures) && f.maxAuthFailures >= 1)) throw configError('--max-auth-failures', `expected a whole number ≥ 1, got ${f.maxAuthFailures}`);
   const log = (l: string): void => void process.stderr.write(`dptrain worker: ${l}\n`);
   let counters: NodeCounters | undefined;
   if (f.metricsPort !== undefined) {
@@ -32,7 +34,7 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   }
   return runNode({
     connect: f.connect, token: f.tokenFile ? readToken(f.tokenFile) : undefined, threads, tlsCa: f.tlsCa,
-    maxReconnects: f.maxReconnects, exitAtStep: f.exitAtStep, leaveAfterStep: f.leaveAfterStep,
+    maxReconnects: f.maxReconnects, maxAuthFailures: f.maxAuthFailures, exitAtStep: f.exitAtStep, leaveAfterStep: f.leaveAfterStep,
     log, counters,
   });
 }

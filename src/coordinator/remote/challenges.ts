@@ -1,38 +1,52 @@
-// The coordinator's side of the node handshake: one-time nonces issued before the upgrade and the
-// proofs checked against them (constant-time; a nonce is consumed by its first use).
+// The coordinator's side of the node handshake: stateless challenges (signed with a per-run random
+// key and timestamped, so issuing one stores nothing an unauthenticated client could fill) and the
+// check of a node's proof, which answers with the coordinator's own proof for the node.
 
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { proofFor } from '../../core/protocol/auth.js';
+import { createHmac, randomBytes } from 'node:crypto';
+import { coordinatorProof, isNonce, nodeProof, sameProof } from '../../core/protocol/auth.js';
 
-const NONCE_TTL_MS = 30_000;
-const MAX_OUTSTANDING = 1024;
+const CHALLENGE_TTL_MS = 30_000;
+/** Proven challenges remembered until they expire; only token holders can add to it. */
+const MAX_PROVEN = 4096;
+const CHALLENGE_FORMAT = /^([0-9a-z]{1,12})-([0-9a-f]{32})-([0-9a-f]{32})$/;
 
-/** Issues nonces and checks proofs. */
+export type Verdict = { readonly ok: true; readonly coordinatorProof: string } | { readonly ok: false; readonly why: string };
+
 export class Challenges {
-  private readonly outstanding = new Map<string, number>();
+  private readonly key = randomBytes(32);
+  /** Challenges already answered with a valid proof, and when they expire: each is good once. */
+  private readonly proven = new Map<string, number>();
   constructor(private readonly token: string) {}
 
-  issue(now = Date.now()): string | null {
-    for (const [n, expires] of this.outstanding) if (expires < now) this.outstanding.delete(n);
-    // Bound the memory an unauthenticated client can make us spend.
-    if (this.outstanding.size >= MAX_OUTSTANDING) return null;
-    const nonce = randomBytes(24).toString('hex');
-    this.outstanding.set(nonce, now + NONCE_TTL_MS);
-    return nonce;
+  issue(now = Date.now()): string {
+    const stamp = now.toString(36);
+    const salt = randomBytes(16).toString('hex');
+    return `${stamp}-${salt}-${this.sign(stamp, salt)}`;
   }
 
-  /** True when the proof answers a live nonce with the right token; the nonce is used up either way. */
-  verify(proof: string | undefined, now = Date.now()): boolean {
-    if (typeof proof !== 'string') return false;
-    const dot = proof.indexOf('.');
-    if (dot <= 0) return false;
-    const nonce = proof.slice(0, dot);
-    const expires = this.outstanding.get(nonce);
-    if (expires === undefined) return false;
-    this.outstanding.delete(nonce);
-    if (expires < now) return false;
-    const want = Buffer.from(proofFor(this.token, nonce));
-    const got = Buffer.from(proof);
-    return want.length === got.length && timingSafeEqual(want, got);
+  /** Checks a node's proof header and nonce; a valid proof uses its challenge up. */
+  verify(proofHeader: unknown, nodeNonce: unknown, now = Date.now()): Verdict {
+    if (typeof proofHeader !== 'string') return { ok: false, why: 'no token proof' };
+    if (!isNonce(nodeNonce)) return { ok: false, why: 'no node nonce (an older node?)' };
+    const dot = proofHeader.lastIndexOf('.');
+    const challenge = proofHeader.slice(0, Math.max(0, dot));
+    const m = CHALLENGE_FORMAT.exec(challenge);
+    if (!m || !sameProof(this.sign(m[1], m[2]), m[3])) return { ok: false, why: 'not a challenge this coordinator issued' };
+    const age = now - parseInt(m[1], 36);
+    if (!(age >= 0 && age <= CHALLENGE_TTL_MS)) return { ok: false, why: 'expired challenge' };
+    if (!sameProof(nodeProof(this.token, challenge, nodeNonce), proofHeader)) return { ok: false, why: 'wrong token proof' };
+    // Insertion order is expiry order: the expired ones are at the front.
+    for (const [c, expires] of this.proven) {
+      if (expires >= now) break;
+      this.proven.delete(c);
+    }
+    if (this.proven.has(challenge)) return { ok: false, why: 'challenge already used' };
+    if (this.proven.size >= MAX_PROVEN) return { ok: false, why: 'too many recent connections' };
+    this.proven.set(challenge, now + CHALLENGE_TTL_MS);
+    return { ok: true, coordinatorProof: coordinatorProof(this.token, challenge, nodeNonce) };
+  }
+
+  private sign(stamp: string, salt: string): string {
+    return createHmac('sha256', this.key).update(`challenge ${stamp} ${salt}`).digest('hex').slice(0, 32);
   }
 }

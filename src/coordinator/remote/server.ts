@@ -1,5 +1,6 @@
 // The coordinator's door for remote worker nodes: an HTTP(S) server whose upgrade step checks the
-// node's challenge-response proof before any WebSocket frame is read, a handshake (hello → welcome
+// node's proof and answers with its own before any WebSocket frame is read (unauthenticated
+// requests are rate-limited per address and cost no state), a handshake (hello → welcome
 // with the config, the chunk size of the shard recipe, the kernels and the data or how to load it),
 // and membership: a node joins the scheduler at the next step boundary and leaves, with the reason
 // logged, when it is dropped.
@@ -10,9 +11,10 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DptrainError } from '../../core/errors.js';
-import { CHALLENGE_PATH, PROOF_HEADER } from '../../core/protocol/auth.js';
+import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, NODE_NONCE_HEADER, PROOF_HEADER } from '../../core/protocol/auth.js';
 import { Challenges } from './challenges.js';
-import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, PROTOCOL_VERSION, type Welcome } from '../../core/protocol/wire.js';
+import { DEFAULT_BUCKETS, RefusalLog, SourceLimiter, type BucketOptions } from './admission.js';
+import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, NAMED_SOURCES, PROTOCOL_VERSION, type Welcome } from '../../core/protocol/wire.js';
 import { RemoteNode } from './node-handle.js';
 import type { RemoteAttachment, RunContext } from '../train/records.js';
 
@@ -26,6 +28,8 @@ export interface ListenOptions {
   readonly deadlineMs: number;
   readonly heartbeatMs: number;
   readonly log: (line: string) => void;
+  /** Per-address limits on challenge and upgrade requests. */
+  readonly buckets?: BucketOptions;
   /** Told where the server listens (the port when 0 was asked for). */
   readonly onListening?: (url: string) => void;
   /** Told of every join and drop (the dashboard's executors' table). */
@@ -45,6 +49,8 @@ export interface NodeInfo {
 }
 
 const HELLO_TIMEOUT_MS = 10_000;
+/** A request's headers must arrive within this: a slow client holds a socket, nothing more. */
+const HEADERS_TIMEOUT_MS = 10_000;
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -64,29 +70,50 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
     throw new DptrainError('CONFIG_INVALID', `--listen ${o.host}:${o.port}: a --token-file is required to listen on an address other than loopback`);
   if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new DptrainError('CONFIG_INVALID', '--tls-cert and --tls-key go together');
   const challenges = o.token ? new Challenges(o.token) : null;
+  const limiter = new SourceLimiter(o.buckets ?? DEFAULT_BUCKETS);
+  const refusals = new RefusalLog(o.log);
   const handler = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
     if (req.method === 'GET' && req.url === CHALLENGE_PATH && challenges) {
-      const nonce = challenges.issue();
-      res.writeHead(nonce ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(nonce ? { nonce } : { error: 'busy' }));
+      if (!limiter.take(req.socket.remoteAddress ?? '')) {
+        refusals.refused(req.socket.remoteAddress ?? '', `refused a challenge to ${req.socket.remoteAddress}:${req.socket.remotePort}: too many requests from its address`);
+        res.writeHead(429, { connection: 'close' }).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ nonce: challenges.issue() }));
       return;
     }
     res.writeHead(404).end();
   };
   const server: Server = o.tlsCert && o.tlsKey ? createHttpsServer({ cert: readBytes(o.tlsCert), key: readBytes(o.tlsKey) }, handler) : createHttpServer(handler);
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = HEADERS_TIMEOUT_MS;
   const paramCount = run.arena.layout.paramCount;
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxNodeFrameBytes({ paramCount }) });
+  // The coordinator's proof for each upgrade it accepted, sent in the 101 response's headers.
+  const answers = new WeakMap<IncomingMessage, string>();
+  wss.on('headers', (headers: string[], req: IncomingMessage) => {
+    const proof = answers.get(req);
+    if (proof) headers.push(`${COORDINATOR_PROOF_HEADER}: ${proof}`);
+  });
   const freeSlots = [...run.landingSlots];
   const nodes = new Map<string, NodeInfo>();
   const live = new Set<RemoteNode>();
   let nextId = 1;
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const address = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    const proof = req.headers[PROOF_HEADER];
-    if (challenges && !challenges.verify(Array.isArray(proof) ? proof[0] : proof)) {
-      o.log(`refused a connection from ${address}: ${proof ? 'wrong token proof' : 'no token proof'}`);
-      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
+    const host = req.socket.remoteAddress ?? '';
+    const address = `${host}:${req.socket.remotePort}`;
+    const refuse = (status: string, why: string): void => {
+      refusals.refused(host, `refused a connection from ${address}: ${why}`);
+      socket.on('error', () => {}); // a client resetting its refused socket is no concern of ours
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    if (!limiter.take(host)) return refuse('429 Too Many Requests', 'too many requests from its address');
+    if (challenges) {
+      const one = (h: string | string[] | undefined): string | undefined => (Array.isArray(h) ? h[0] : h);
+      const verdict = challenges.verify(one(req.headers[PROOF_HEADER]), one(req.headers[NODE_NONCE_HEADER]));
+      if (!verdict.ok) return refuse('401 Unauthorized', verdict.why);
+      answers.set(req, verdict.coordinatorProof);
     }
     wss.handleUpgrade(req, socket, head, (ws) => handshake(ws, address));
   });
@@ -160,6 +187,7 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
         id: n.id, address: n.address, threads: n.threads, bytesSent: n.traffic.sent, bytesReceived: n.traffic.received, lastSeenMsAgo: Date.now() - n.lastSeen,
       })),
     async close() {
+      refusals.close();
       await Promise.all([...live].map((n) => n.close()));
       for (const c of wss.clients) c.terminate();
       await new Promise<void>((r) => wss.close(() => r()));
@@ -169,12 +197,16 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
   };
 }
 
-/** The welcome: the config, the recipe's chunk rows, the kernels, and the data (inline unless the node can load it by name). */
+/**
+ * The welcome: the config, the recipe's chunk rows, the kernels, and the data: inline (the config
+ * then without its data section, whose paths are this machine's) unless the node can load it by name.
+ */
 function welcomeFrame(run: RunContext, nodeId: string): Buffer {
   const train = run.data.train;
-  const inline = run.config.data.source === 'csv' || run.config.data.source === 'idx' || run.dataInline;
+  const inline = !NAMED_SOURCES.includes(run.config.data.source) || run.dataInline;
+  const { data: _local, ...withoutData } = run.config.raw;
   const header: Welcome = {
-    t: 'welcome', v: PROTOCOL_VERSION, nodeId, config: JSON.stringify(run.config.raw), chunkRows: run.chunkRows, kernels: run.kernelName,
+    t: 'welcome', v: PROTOCOL_VERSION, nodeId, config: JSON.stringify(inline ? withoutData : run.config.raw), chunkRows: run.chunkRows, kernels: run.kernelName,
     data: inline ? 'inline' : 'source', n: train.n, nIn: train.nIn, yWidth: train.yWidth, classes: train.classes,
   };
   return inline ? encodeFrame(header, train.x, train.y) : encodeFrame(header);

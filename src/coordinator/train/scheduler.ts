@@ -7,6 +7,7 @@
 import { DptrainError } from '../../core/errors.js';
 import type { Executor, StepUpdate, ShardOutcome, ShardSpec } from '../../worker/pool/executor.js';
 import { equalRanges, partition } from '../../core/partition.js';
+import type { GradientGuard } from './gradient-guard.js';
 
 export type Balance = 'static' | 'measured';
 
@@ -46,6 +47,8 @@ export interface SchedulerOptions {
   readonly minMembers?: number;
   /** The first step this scheduler will run (after a resume, the checkpoint's step + 1). */
   readonly firstStep?: number;
+  /** Judges each step's remote gradients before the step is reduced (absent: off). */
+  readonly guard?: GradientGuard;
 }
 
 const RATE_SMOOTHING = 0.3;
@@ -83,6 +86,9 @@ export class Scheduler {
   }
 
   private failures = 0;
+  /** This step's outcomes by slot, and which member computed each. */
+  private outcomes = new Map<number, ShardOutcome>();
+  private computedBy = new Map<number, Member>();
 
   /**
    * `fuse`: the update to fold into the shards' tasks where the only member can (see
@@ -95,7 +101,8 @@ export class Scheduler {
     this.next = step + 1;
     const members = [...this.members];
     const { shards, byMember, plan } = this.cut(members, start, rows);
-    const outcomes = new Map<number, ShardOutcome>();
+    const outcomes = (this.outcomes = new Map<number, ShardOutcome>());
+    this.computedBy = new Map();
     // Fused only with one member: its tasks then wait for nothing outside it.
     const only = members.length === 1 ? members[0] : null;
     if (fuse && only && shards.length > 0 && only.executor.canFuse?.(shards)) {
@@ -106,6 +113,7 @@ export class Scheduler {
       return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan, updated: true };
     }
     await Promise.all(members.map((m, i) => this.runOn(m, step, byMember[i], outcomes)));
+    await this.guard(step, shards);
     return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan, updated: false };
   }
 
@@ -136,19 +144,41 @@ export class Scheduler {
     const t0 = performance.now();
     try {
       const outs = await m.executor.run(step, shards);
-      for (const o of outs) outcomes.set(o.slot, o);
+      for (const o of outs) {
+        outcomes.set(o.slot, o);
+        this.computedBy.set(o.slot, m);
+      }
       const rows = shards.reduce((a, s) => a + s.hi - s.lo, 0);
       const rate = rows / Math.max(1e-3, performance.now() - t0);
       m.rate = m.rate === 0 ? rate : (1 - RATE_SMOOTHING) * m.rate + RATE_SMOOTHING * rate;
     } catch (e) {
       if (m.local) throw e;
-      if (++this.failures > this.opts.maxFailuresPerStep)
-        throw new DptrainError('NO_EXECUTORS', `step ${step}: ${this.failures} nodes failed during this step (last: ${(e as Error).message}); giving up`);
-      this.opts.log(`node ${m.executor.id} dropped during step ${step} (${(e as Error).message}); recomputing its shard elsewhere`);
-      this.leave(m.executor);
-      void m.executor.close();
-      const other = await this.survivor();
-      await this.runOn(other, step, shards, outcomes);
+      await this.replace(m, step, shards, outcomes, (e as Error).message);
+    }
+  }
+
+  /** Drops node `m` from the run and has its shards of this step recomputed by another member. */
+  private async replace(m: Member, step: number, shards: readonly ShardSpec[], outcomes: Map<number, ShardOutcome>, reason: string): Promise<void> {
+    if (++this.failures > this.opts.maxFailuresPerStep)
+      throw new DptrainError('NO_EXECUTORS', `step ${step}: ${this.failures} nodes failed during this step (last: ${reason}); giving up`);
+    this.opts.log(`node ${m.executor.id} dropped during step ${step} (${reason}); recomputing its shard elsewhere`);
+    this.leave(m.executor);
+    if (m.executor.drop) m.executor.drop(reason);
+    else void m.executor.close();
+    const other = await this.survivor();
+    await this.runOn(other, step, shards, outcomes);
+  }
+
+  /** Until the guard finds no outlier, the member that computed it is dropped and its shards recomputed. */
+  private async guard(step: number, shards: readonly ShardSpec[]): Promise<void> {
+    const guard = this.opts.guard;
+    if (!guard) return;
+    for (;;) {
+      const judged = shards.map((s) => ({ slot: s.slot, rows: s.hi - s.lo, remote: !this.computedBy.get(s.slot)!.local }));
+      const bad = guard.outlier(judged);
+      if (!bad) return;
+      const m = this.computedBy.get(shards[bad.index].slot)!;
+      await this.replace(m, step, shards.filter((s) => this.computedBy.get(s.slot) === m), this.outcomes, bad.reason);
     }
   }
 

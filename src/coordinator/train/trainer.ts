@@ -26,6 +26,7 @@ import { LocalPool } from '../../worker/pool/local-pool.js';
 import { Scheduler, type Balance } from './scheduler.js';
 import { StepRunner, type StepResult, type UpdatePlacement } from './step.js';
 import type { EpochRecord, RemoteAttachment, Reporter, RunContext, StopReason } from './records.js';
+import { DEFAULT_MAX_GRAD_RATIO, GradientGuard } from './gradient-guard.js';
 
 export type { EpochRecord, NodeStatus, RemoteAttachment, Reporter, RunContext, StepRecord, StopReason } from './records.js';
 
@@ -62,6 +63,11 @@ export interface TrainOptions {
   readonly maxNodes?: number;
   /** Node drops within one step before the run gives up. */
   readonly maxNodeFailures?: number;
+  /**
+   * A remote shard whose per-row gradient norm exceeds this many times the step's other shards'
+   * and the recent steps' median drops its node (default DEFAULT_MAX_GRAD_RATIO; 0: off).
+   */
+  readonly maxGradRatio?: number;
   /** Executors (the local pool counts as one) to wait for before the first step. */
   readonly minExecutors?: number;
   /** Starts accepting remote nodes into the run's scheduler; closed at the end of the run. */
@@ -124,9 +130,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     else initParams(arena.params, layout, config.init, seed);
   }
 
+  const maxGradRatio = opts.maxGradRatio ?? DEFAULT_MAX_GRAD_RATIO;
+  if (!(maxGradRatio === 0 || maxGradRatio > 1)) throw new DptrainError('CONFIG_INVALID', `--max-grad-ratio: expected 0 (off) or a number above 1, got ${maxGradRatio}`);
   const scheduler = new Scheduler({
     balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10,
     minMembers: opts.minExecutors, stopWaiting: opts.stopWaiting, firstStep: position.step + 1,
+    guard: maxGradRatio > 0 ? new GradientGuard(maxGradRatio, arena.slots) : undefined,
   });
   const local = threads > 0
     ? new LocalPool({

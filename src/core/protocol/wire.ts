@@ -6,9 +6,10 @@
 // depth and counts) before msgpackr sees them, and every failure has a stable code.
 
 import { Packr, Unpackr } from 'msgpackr';
-import { DptrainError, type ErrorCode } from '../errors.js';
+import { DptrainError, ERROR_CODES, type ErrorCode } from '../errors.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: mutual authentication in the upgrade; welcomes name no file. */
+export const PROTOCOL_VERSION = 2;
 /** The largest header any message has (the welcome carries the config JSON). */
 export const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_DEPTH = 3;
@@ -26,7 +27,11 @@ export interface Welcome {
   readonly t: 'welcome';
   readonly v: number;
   readonly nodeId: string;
-  /** The validated config as JSON text; the node validates it again with the same schema. */
+  /**
+   * The validated config as JSON text; the node validates it again with the same schema. Its data
+   * section names a source the node loads itself (NAMED_SOURCES), or is absent when the rows come
+   * inline: a node never opens a file path that came from the network.
+   */
   readonly config: string;
   readonly chunkRows: number;
   readonly kernels: string;
@@ -56,7 +61,13 @@ export interface ResultHeader {
   readonly leaving: boolean;
 }
 export interface Heartbeat { readonly t: 'heartbeat' }
-export interface ErrorMessage { readonly t: 'error'; readonly message: string }
+/** A peer's own failure: a code and a fixed sentence (never a local message, which may quote a file). */
+export interface ErrorMessage { readonly t: 'error'; readonly code: string; readonly message: string }
+
+/** Data sets a node loads by name; any other source (a file) must reach it inline. */
+export const NAMED_SOURCES: readonly string[] = ['mnist', 'synthetic'];
+/** Config fields that name files: a welcome holding one anywhere is refused. */
+const PATH_FIELDS = new Set(['path', 'testPath', 'images', 'labels', 'testImages', 'testLabels', 'file', 'dir']);
 export interface Bye { readonly t: 'bye'; readonly reason: string }
 
 export type NodeMessage = Hello | ResultHeader | Heartbeat | ErrorMessage | Bye;
@@ -102,6 +113,8 @@ export class WireError extends DptrainError {
   }
 }
 
+const isMap = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
 const fail = (code: ErrorCode, peer: string, what: string): never => {
   throw new WireError(code, `${peer}: ${what}`);
 };
@@ -124,7 +137,7 @@ function splitFrame(data: Uint8Array, peer: string, maxBytes: number): { header:
   } catch (e) {
     fail('WIRE_MALFORMED', peer, `header does not decode (${(e as Error).message})`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('WIRE_MALFORMED', peer, 'header is not a map');
+  if (!isMap(header)) fail('WIRE_MALFORMED', peer, 'header is not a map');
   return { header, payload: data.subarray(4 + headerLen) };
 }
 
@@ -213,8 +226,10 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
     }
     case 'heartbeat':
       return { msg: { t: 'heartbeat' }, gradient: null };
-    case 'error':
-      return { msg: { t: 'error', message: typeof h.message === 'string' ? h.message.slice(0, 500) : '(no message)' }, gradient: null };
+    case 'error': {
+      const code = (ERROR_CODES as readonly unknown[]).includes(h.code) || h.code === 'INTERNAL' ? (h.code as string) : 'UNKNOWN';
+      return { msg: { t: 'error', code, message: typeof h.message === 'string' ? h.message.slice(0, 200) : '(no message)' }, gradient: null };
+    }
     case 'bye':
       return { msg: { t: 'bye', reason: typeof h.reason === 'string' ? h.reason.slice(0, 500) : '(no reason)' }, gradient: null };
     default:
@@ -222,7 +237,35 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
   }
 }
 
-/** Decodes a frame from the coordinator (the node trusts it, but still refuses nonsense clearly). */
+/** Refuses a welcome config that is not JSON, names a file, or names a source the node cannot load by name. */
+function checkWelcomeConfig(text: string, kind: 'source' | 'inline', peer: string): void {
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch {
+    fail('WIRE_MALFORMED', peer, 'welcome config is not JSON');
+  }
+  if (!isMap(config)) return fail('WIRE_MALFORMED', peer, 'welcome config is not a JSON object');
+  const pathField = findPathField(config, 0);
+  if (pathField) fail('WIRE_FORBIDDEN', peer, `welcome config has a file path field (${pathField}); a node opens no path from the network`);
+  const data = config.data;
+  if (kind === 'inline' && data !== undefined) fail('WIRE_FORBIDDEN', peer, 'welcome with inline data also names a data source');
+  if (kind === 'source' && !(isMap(data) && NAMED_SOURCES.includes(data.source as string)))
+    fail('WIRE_FORBIDDEN', peer, `welcome asks the node to load data source ${JSON.stringify(isMap(data) ? data.source : data)?.slice(0, 40)}; a node loads only ${NAMED_SOURCES.join(', ')} by name`);
+}
+
+/** The dotted name of the first file-path field in a parsed JSON value (bounded depth), or null. */
+function findPathField(value: unknown, depth: number): string | null {
+  if (depth > 8 || typeof value !== 'object' || value === null) return null;
+  for (const [k, v] of Object.entries(value)) {
+    if (PATH_FIELDS.has(k)) return k;
+    const inner = findPathField(v, depth + 1);
+    if (inner) return `${k}.${inner}`;
+  }
+  return null;
+}
+
+/** Decodes a frame from the coordinator, already authenticated, still validated like any peer's. */
 export function decodeCoordinatorFrame(data: Uint8Array, peer: string): Frame<CoordinatorMessage> {
   const { header, payload } = splitFrame(data, peer, Number.MAX_SAFE_INTEGER);
   const h = header as Record<string, unknown>;
@@ -235,6 +278,7 @@ export function decodeCoordinatorFrame(data: Uint8Array, peer: string): Frame<Co
       for (const k of ['n', 'nIn', 'yWidth', 'classes'] as const) if (!isInt(h[k], 0, 1 << 30)) fail('WIRE_MALFORMED', peer, `welcome with an invalid ${k}`);
       if (h.data === 'inline' && payload.byteLength !== 4 * (h.n as number) * ((h.nIn as number) + (h.yWidth as number)))
         fail('WIRE_LENGTH_MISMATCH', peer, 'welcome data payload does not match n × (nIn + yWidth) floats');
+      checkWelcomeConfig(h.config as string, h.data as Welcome['data'], peer);
       return { header: h as unknown as Welcome, payload };
     case 'step':
       if (!isInt(h.req, 0, Number.MAX_SAFE_INTEGER) || !isInt(h.step, 1, Number.MAX_SAFE_INTEGER) || !isInt(h.parts, 1, 1024) || !isInt(h.rows, 1, 1 << 30))

@@ -1,19 +1,22 @@
-// `dptrain worker`: a remote node. It authenticates, says hello, builds its own arena and Piscina
+// `dptrain worker`: a remote node. It and the coordinator prove the token to each other (the node
+// acts on nothing before the coordinator has), says hello, builds its own arena and Piscina
 // pool from the coordinator's welcome (the same thread workers as local training), and answers each
 // step request with ONE summed gradient, computed by the shard's recipe so that any executor would
-// get the same bits. When the coordinator goes away it reconnects with backoff.
+// get the same bits. When the coordinator goes away it reconnects with backoff; a peer that fails
+// authentication or is refused too many times in a row ends it. It opens no path named by the
+// network, and tells its peer only an error's code, never the local message.
 
 import { readBytes } from '../../core/io/files.js';
 import { WebSocket } from 'ws';
 import { createArena, type ArenaViews } from '../../core/arena.js';
 import { sharedF32 } from '../../core/data/shared.js';
 import type { Dataset } from '../../core/data/types.js';
-import { DptrainError } from '../../core/errors.js';
+import { DptrainError, peerSafe } from '../../core/errors.js';
 import { createKernels, type KernelChoice } from '../../core/kernels/index.js';
 import { checkDataFits } from '../../core/model.js';
 import { loadConfigData, parseConfig } from '../../core/config.js';
 import { LocalPool } from '../pool/local-pool.js';
-import { CHALLENGE_PATH, PROOF_HEADER, proofFor } from '../../core/protocol/auth.js';
+import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, coordinatorProof, freshNonce, NODE_NONCE_HEADER, nodeProof, PROOF_HEADER, sameProof } from '../../core/protocol/auth.js';
 import { decodeCoordinatorFrame, encodeFrame, payloadFloats, PROTOCOL_VERSION, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
 
 export interface NodeOptions {
@@ -28,6 +31,8 @@ export interface NodeOptions {
   readonly leaveAfterStep?: number;
   /** Stop reconnecting after this many failed attempts in a row (0: never stop). */
   readonly maxReconnects?: number;
+  /** Stop after this many attempts in a row whose peer failed authentication or was refused. */
+  readonly maxAuthFailures: number;
   /** Told of the node's work (`dptrain worker --metrics-port`). */
   readonly counters?: NodeCounters;
 }
@@ -38,6 +43,9 @@ export interface NodeCounters {
   reconnecting(): void;
 }
 
+/** How one connection ended: the run is over, the link was lost, or the peer is not to be trusted. */
+type Outcome = { readonly kind: 'finished' } | { readonly kind: 'lost' | 'refused'; readonly why: string };
+
 interface Session {
   readonly welcome: Welcome;
   readonly arena: ArenaViews;
@@ -46,25 +54,33 @@ interface Session {
 }
 
 const MAX_WELCOME_BYTES = 2 ** 31 - 1;
+const INLINE_STAND_IN = { source: 'synthetic', name: 'xor' };
 
 /** Runs until the coordinator says the training is finished (resolves 0) or reconnecting gives up. */
 export async function runNode(o: NodeOptions): Promise<number> {
   let delay = 200;
   let failures = 0;
+  let refusals = 0;
   let session: Session | null = null;
   try {
     for (;;) {
-      const outcome = await connectOnce(o, session, (s) => (session = s), () => {
+      const outcome = await connectOnce(o, session, (s) => {
+        session = s;
         delay = 200;
         failures = 0;
+        refusals = 0;
       });
-      if (outcome === 'finished') return 0;
+      if (outcome.kind === 'finished') return 0;
       failures++;
+      if (outcome.kind === 'refused' && ++refusals >= o.maxAuthFailures) {
+        o.log(`giving up: ${o.connect} failed authentication or was refused ${refusals} times in a row (last: ${outcome.why})`);
+        return 1;
+      }
       if (o.maxReconnects && failures >= o.maxReconnects) {
         o.log(`giving up after ${failures} failed connection attempts`);
         return 1;
       }
-      o.log(`connection to ${o.connect} lost (${outcome}); reconnecting in ${delay} ms`);
+      o.log(`connection to ${o.connect} ${outcome.kind === 'refused' ? 'refused' : 'lost'} (${outcome.why}); reconnecting in ${delay} ms`);
       o.counters?.reconnecting();
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(5000, delay * 2);
@@ -74,18 +90,23 @@ export async function runNode(o: NodeOptions): Promise<number> {
   }
 }
 
-async function connectOnce(o: NodeOptions, previous: Session | null, keep: (s: Session) => void, connected: () => void): Promise<string> {
+/** One connection, from the challenge to its end. `joined`: a welcome was accepted. */
+async function connectOnce(o: NodeOptions, previous: Session | null, joined: (s: Session) => void): Promise<Outcome> {
   const headers: Record<string, string> = {};
   const ca = o.tlsCa ? readBytes(o.tlsCa) : undefined;
+  const nodeNonce = freshNonce();
+  let challenge = '';
   if (o.token) {
     try {
-      headers[PROOF_HEADER] = proofFor(o.token, await fetchNonce(o.connect, ca));
+      challenge = await fetchChallenge(o.connect, ca);
     } catch (e) {
-      return `challenge failed: ${(e as Error).message}`;
+      return { kind: 'lost', why: `challenge failed: ${(e as Error).message}` };
     }
+    headers[PROOF_HEADER] = nodeProof(o.token, challenge, nodeNonce);
+    headers[NODE_NONCE_HEADER] = nodeNonce;
   }
   const peer = `coordinator ${o.connect}`;
-  return new Promise<string>((resolve) => {
+  return new Promise<Outcome>((resolve) => {
     // A zero masking key: ws then skips masking, which in plain JavaScript (no native bufferutil)
     // is a slow pass over every gradient frame. Masking protects browsers' intermediaries from
     // script-crafted frames; this client is no browser and sends no script-chosen bytes.
@@ -93,27 +114,41 @@ async function connectOnce(o: NodeOptions, previous: Session | null, keep: (s: S
     let session = previous;
     let busy: Promise<void> = Promise.resolve();
     let ended = false;
-    const end = (why: string): void => {
+    const end = (outcome: Outcome): void => {
       if (ended) return;
       ended = true;
       ws.terminate();
-      resolve(why);
+      resolve(outcome);
     };
-    ws.on('unexpected-response', (_req, res) => end(`refused with HTTP ${res.statusCode}`));
-    ws.on('error', (e) => end(e.message));
-    ws.on('close', () => end('closed'));
-    ws.on('open', () => {
-      connected();
-      ws.send(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: o.threads }));
+    const lost = (why: string): void => end({ kind: 'lost', why });
+    const refused = (why: string): void => {
+      o.log(`refused ${peer}: ${why}`);
+      end({ kind: 'refused', why });
+    };
+    // Before 'open': a coordinator that cannot prove the token gets no hello, and none of its
+    // frames is ever decoded.
+    ws.on('upgrade', (res) => {
+      if (!o.token) return;
+      const proof = res.headers[COORDINATOR_PROOF_HEADER];
+      if (!sameProof(coordinatorProof(o.token, challenge, nodeNonce), proof)) {
+        res.socket.destroy();
+        refused(proof === undefined ? 'it did not prove the token' : 'its token proof is wrong');
+      }
     });
+    ws.on('unexpected-response', (_req, res) =>
+      res.statusCode === 401 ? refused('it refused this node\'s token proof (HTTP 401)') : lost(`refused with HTTP ${res.statusCode}`));
+    ws.on('error', (e) => lost(e.message));
+    ws.on('close', () => lost('closed'));
+    ws.on('open', () => ws.send(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: o.threads })));
     ws.on('message', (data: Buffer) => {
       o.counters?.received(data.length);
       let frame: ReturnType<typeof decodeCoordinatorFrame>;
       try {
         frame = decodeCoordinatorFrame(data, peer);
       } catch (e) {
+        if ((e as DptrainError).code === 'WIRE_FORBIDDEN') return refused((e as Error).message);
         o.log((e as Error).message);
-        end('bad frame');
+        lost('bad frame');
         return;
       }
       const h = frame.header;
@@ -121,7 +156,7 @@ async function connectOnce(o: NodeOptions, previous: Session | null, keep: (s: S
         o.log(`coordinator says bye: ${h.reason}`);
         ended = true;
         ws.close();
-        resolve(h.reason === 'training finished' ? 'finished' : `bye: ${h.reason}`);
+        resolve(h.reason === 'training finished' ? { kind: 'finished' } : { kind: 'lost', why: `bye: ${h.reason}` });
         return;
       }
       if (h.t === 'heartbeat') return;
@@ -131,16 +166,17 @@ async function connectOnce(o: NodeOptions, previous: Session | null, keep: (s: S
         try {
           if (h.t === 'welcome') {
             session = await setup(o, h, frame.payload, session);
-            keep(session);
+            joined(session);
             o.log(`joined as ${h.nodeId}: ${session.arena.layout.paramCount} parameters, ${o.threads} thread${o.threads > 1 ? 's' : ''}, kernels ${h.kernels}`);
           } else if (h.t === 'step') {
             if (!session) throw new DptrainError('WIRE_UNEXPECTED', `${peer}: step before welcome`);
             await answer(o, ws, session, h, frame.payload);
           }
         } catch (e) {
+          // The full message stays here: it may quote a local file. The peer hears the code.
           o.log(`error: ${(e as Error).message}`);
-          if (ws.readyState === WebSocket.OPEN) ws.send(encodeFrame({ t: 'error', message: (e as Error).message.slice(0, 400) }));
-          end('error');
+          if (ws.readyState === WebSocket.OPEN) ws.send(encodeFrame({ t: 'error', ...peerSafe(e) }));
+          lost('error');
         }
       });
     });
@@ -150,7 +186,10 @@ async function connectOnce(o: NodeOptions, previous: Session | null, keep: (s: S
 async function setup(o: NodeOptions, w: Welcome, payload: Uint8Array, previous: Session | null): Promise<Session> {
   if (previous && previous.welcome.config === w.config && previous.welcome.chunkRows === w.chunkRows && previous.welcome.kernels === w.kernels) return { ...previous, welcome: w };
   await previous?.pool.close();
-  const config = parseConfig(JSON.parse(w.config), 'the coordinator\'s config', process.cwd());
+  // The wire let through only a named source, or no data section with inline rows: the schema
+  // wants one, and the stand-in is never loaded.
+  const json = JSON.parse(w.config) as Record<string, unknown>;
+  const config = parseConfig(w.data === 'inline' ? { ...json, data: INLINE_STAND_IN } : json, 'the coordinator\'s config', process.cwd());
   const spec = config.model;
   const train = w.data === 'inline' ? inlineData(w, payload) : loadConfigData(config, process.cwd()).train;
   checkDataFits(spec, train);
@@ -199,7 +238,7 @@ async function answer(o: NodeOptions, ws: WebSocket, s: Session, h: StepRequest,
   }
 }
 
-async function fetchNonce(connect: string, ca: Buffer | undefined): Promise<string> {
+async function fetchChallenge(connect: string, ca: Buffer | undefined): Promise<string> {
   const url = new URL(CHALLENGE_PATH, connect.replace(/^ws/, 'http'));
   const mod = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
   return new Promise((resolve, reject) => {

@@ -52,5 +52,7 @@ export interface Executor {
   run(step: number, shards: readonly ShardSpec[], fuse?: StepUpdate): Promise<ShardOutcome[]>;
   /** Whether run() can take `fuse` for these shards (executors that never update: absent). */
   canFuse?(shards: readonly ShardSpec[]): boolean;
+  /** Ends a remote executor the run no longer trusts, with the reason (its owner logs it). */
+  drop?(reason: string): void;
   close(): Promise<void>;
 }

@@ -1,0 +1,60 @@
+// The gradient guard: refuses a remote node's shard whose gradient norm per row is far outside
+// what the step's other shards and the recent steps show. It only reads norms and never alters a
+// gradient, so an honest run keeps its bits; a refused shard's node is dropped and the shard
+// recomputed by its recipe, as for any failed node.
+
+/** Default bound: a node's per-row gradient norm may be this many times the reference. */
+export const DEFAULT_MAX_GRAD_RATIO = 100;
+/** Steps whose median per-row norm joins the reference. */
+const RECENT_STEPS = 8;
+
+export interface GuardedShard {
+  readonly slot: number;
+  readonly rows: number;
+  /** Only remote shards are judged; the coordinator's own threads run its own code. */
+  readonly remote: boolean;
+}
+
+export class GradientGuard {
+  private readonly recent: number[] = [];
+
+  /** `slots`: the arena's gradient slots, where each shard's sum lands. */
+  constructor(readonly maxRatio: number, private readonly slots: readonly Float32Array[]) {}
+
+  /**
+   * The first remote shard whose per-row norm exceeds maxRatio × the median of the other shards'
+   * per-row norms pooled with the recent steps' medians, with the reason; null when none does
+   * (the step is then accepted into the recent history). A step of one shard is not judged.
+   */
+  outlier(shards: readonly GuardedShard[]): { index: number; reason: string } | null {
+    if (shards.length < 2 || !shards.some((s) => s.remote)) return null;
+    const norms = shards.map((s) => this.perRowNorm(s));
+    for (let i = 0; i < shards.length; i++) {
+      if (!shards[i].remote) continue;
+      const reference = median([...norms.filter((_, j) => j !== i), ...this.recent]);
+      if (!(reference > 0) || norms[i] <= this.maxRatio * reference) continue;
+      const ratio = norms[i] / reference;
+      return {
+        index: i,
+        reason: `gradient norm per row ${norms[i].toExponential(2)} is ${ratio.toExponential(2)} × the reference ${reference.toExponential(2)} (bound ${this.maxRatio} ×, --max-grad-ratio)`,
+      };
+    }
+    this.recent.push(median(norms));
+    if (this.recent.length > RECENT_STEPS) this.recent.shift();
+    return null;
+  }
+
+  private perRowNorm(s: GuardedShard): number {
+    const g = this.slots[s.slot];
+    let sum = 0;
+    for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
+    return Math.sqrt(sum) / Math.max(1, s.rows);
+  }
+}
+
+function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
