@@ -84,6 +84,10 @@ describe('train() on the caller\'s arrays', () => {
     expect((e as Error).message).not.toContain('\n');
     await expect(train({ config: xorConfig, data: xorData, wrokers: 2 } as never)).rejects.toThrow(/^options\.wrokers: unknown option$/);
     await expect(train({ config: xorConfig })).rejects.toThrow(/^options\.config: data: required unless options\.data gives the data$/);
+    // Output paths are checked before the first step, named as the options that gave them.
+    const file = join(tmp(), 'a-file');
+    writeFileSync(file, '');
+    await expect(train({ config: xorConfig, data: xorData, checkpointDir: join(file, 'ck') })).rejects.toThrow(/^options\.checkpointDir .*a-file\/ck: cannot write there/);
   });
 });
 

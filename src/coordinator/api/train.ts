@@ -45,7 +45,8 @@ export async function runTraining(options: TrainOptions, hooks: RunHooks = {}): 
   // Paths stay as the caller wrote them (messages name them so) unless a baseDir is given.
   const at = (p: string | undefined): string | undefined => (p === undefined || options.baseDir === undefined ? p : resolve(baseDir, p));
   // Before the first step, so that no run trains and then fails to write.
-  if (!hooks.outputsChecked) checkOutputPaths({ checkpointDir: at(options.checkpointDir), saveWeights: at(options.saveWeights) });
+  if (!hooks.outputsChecked)
+    checkOutputPaths({ checkpointDir: at(options.checkpointDir), saveWeights: at(options.saveWeights) }, { checkpointDir: 'options.checkpointDir', saveWeights: 'options.saveWeights' });
   const workers = options.workers ?? defaultThreads();
   const listen = options.listen;
   const stop = { requested: false };
