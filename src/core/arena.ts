@@ -11,6 +11,7 @@ import type { ModelSpec } from './spec.js';
 import { isClassIndexLoss } from './spec.js';
 import { tsScratchFloats } from './kernels/ts.js';
 import { wasmScratchFloats } from './kernels/wasm.js';
+import { nativeScratchFloats } from './kernels/native.js';
 import { activationOf } from './spec.js';
 
 /** A region of the arena: byte offset and length in float32 elements. */
@@ -91,7 +92,8 @@ export function arenaLayout(spec: ModelSpec, opts: ArenaOptions): ArenaLayout {
   const nOut = spec.layers[spec.layers.length - 1];
   const maxWidth = Math.max(...spec.layers);
   const yWidth = isClassIndexLoss(spec.loss) ? 1 : nOut;
-  const scratchFloats = Math.max(tsScratchFloats(Math.max(maxRows, maxWidth), Math.max(maxRows, maxWidth)), wasmScratchFloats(Math.max(maxRows, maxWidth), Math.max(maxRows, maxWidth)));
+  const side = Math.max(maxRows, maxWidth);
+  const scratchFloats = Math.max(tsScratchFloats(side, side), wasmScratchFloats(side, side), nativeScratchFloats(side, side));
   const workspaces = Array.from({ length: shards }, (): WorkspaceLayout => {
     const x = take(maxRows * nIn);
     const y = take(maxRows * yWidth);

@@ -10,8 +10,8 @@ import type { ModelDescription } from '../../core/io/model-file.js';
 
 export type { Activation, ArrayData, ArrayDataSplit, InitName, LossName, ModelDescription, OutputName, SyntheticName };
 
-/** Kernel backend: `wasm` (WebAssembly SIMD), `ts` (plain TypeScript), `auto` (wasm where available). */
-export type KernelChoice = 'auto' | 'wasm' | 'ts';
+/** Kernel backend: `native` (AVX2/AVX-512 through Node-API), `wasm` (WebAssembly SIMD), `ts` (plain TypeScript), `auto` (the fastest available). */
+export type KernelChoice = 'auto' | 'native' | 'wasm' | 'ts';
 
 /** Loss and accuracy on a data set (as `dptrain eval` prints them). */
 export interface EvalResult {

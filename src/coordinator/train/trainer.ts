@@ -7,7 +7,7 @@ import { createArena } from '../../core/arena.js';
 import type { DataSplit } from '../../core/data/types.js';
 import { evaluate, type EvalResult } from '../../core/eval.js';
 import { initParams } from '../../core/init.js';
-import { createKernels, type KernelChoice } from '../../core/kernels/index.js';
+import { createKernels, resolveKernels, type KernelChoice } from '../../core/kernels/index.js';
 import { paramLayout } from '../../core/layout.js';
 import { checkDataFits, denseViews, type Model } from '../../core/model.js';
 import { stateVectors } from '../../core/optim.js';
@@ -109,7 +109,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const chunkRows = Math.max(1, Math.ceil(batchSize / Math.max(1, threads)));
   const arena = createArena(spec, { shards: slots.count, maxRows: chunkRows, stateVectors: stateVectors(config.optimizer) });
   const own = arena.workspaces[slots.own];
-  const kernels = createKernels(opts.kernels, arena.memory, own.scratch);
+  // Resolved once here: the threads get the concrete backend (the native paths differ in their bits).
+  const { backend, note } = resolveKernels(opts.kernels);
+  if (note) reporter.log(note);
+  const kernels = createKernels(backend, arena.memory, own.scratch);
   const model: Model = { spec, layout, kernels };
 
   const nTrain = data.train.n;
@@ -140,7 +143,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const local = threads > 0
     ? new LocalPool({
       threads, arena, kernels, spareSlots: slots.spare,
-      init: { memory: arena.memory, layout: arena.layout, spec, kernels: opts.kernels, train: data.train, test: data.test, order, optimizer: config.optimizer, fault: opts.fault },
+      init: { memory: arena.memory, layout: arena.layout, spec, kernels: backend, train: data.train, test: data.test, order, optimizer: config.optimizer, fault: opts.fault },
       onRetry: (what, attempt, reason) => reporter.log(`warning: ${what} failed (${reason}); re-running it (attempt ${attempt + 1})`),
     })
     : null;
