@@ -7,7 +7,8 @@ import { createArena } from '../../core/arena.js';
 import type { DataSplit } from '../../core/data/types.js';
 import { evaluate, type EvalResult } from '../../core/eval.js';
 import { initParams } from '../../core/init.js';
-import { createKernels, resolveKernels, type KernelChoice } from '../../core/kernels/index.js';
+import type { KernelChoice } from '../../core/kernels/index.js';
+import { RunKernels } from './run-kernels.js';
 import { paramLayout } from '../../core/layout.js';
 import { checkDataFits, denseViews, type Model } from '../../core/model.js';
 import { stateVectors } from '../../core/optim.js';
@@ -109,11 +110,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const chunkRows = Math.max(1, Math.ceil(batchSize / Math.max(1, threads)));
   const arena = createArena(spec, { shards: slots.count, maxRows: chunkRows, stateVectors: stateVectors(config.optimizer) });
   const own = arena.workspaces[slots.own];
-  // Resolved once here: the threads get the concrete backend (the native paths differ in their bits).
-  const { backend, note } = resolveKernels(opts.kernels);
-  if (note) reporter.log(note);
-  const kernels = createKernels(backend, arena.memory, own.scratch);
-  const model: Model = { spec, layout, kernels };
+  // Resolved here: the threads get the concrete backend (the native paths differ in their bits).
+  const runKernels = new RunKernels(opts.kernels, arena.memory, own.scratch, (l) => reporter.log(l));
+  const model: Model = { spec, layout, get kernels() { return runKernels.kernels; } };
 
   const nTrain = data.train.n;
   const order = new Int32Array(new SharedArrayBuffer(nTrain * 4));
@@ -139,11 +138,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10,
     minMembers: opts.minExecutors, stopWaiting: opts.stopWaiting, firstStep: position.step + 1,
     guard: maxGradRatio > 0 ? new GradientGuard(maxGradRatio, arena.slots) : undefined,
+    // After a step's members are known, before its shards go out: a node that joined may need the
+    // whole run on a lower backend; the nodes still on the old one rejoin.
+    beforeStep: async (step) => {
+      const line = await runKernels.apply(local, step);
+      if (!line) return;
+      reporter.log(line);
+      remote?.kernelsChanged(runKernels.backend);
+    },
   });
   const local = threads > 0
     ? new LocalPool({
-      threads, arena, kernels, spareSlots: slots.spare,
-      init: { memory: arena.memory, layout: arena.layout, spec, kernels: backend, train: data.train, test: data.test, order, optimizer: config.optimizer, fault: opts.fault },
+      threads, arena, kernels: runKernels.kernels, spareSlots: slots.spare,
+      init: { memory: arena.memory, layout: arena.layout, spec, kernels: runKernels.backend, train: data.train, test: data.test, order, optimizer: config.optimizer, fault: opts.fault },
       onRetry: (what, attempt, reason) => reporter.log(`warning: ${what} failed (${reason}); re-running it (attempt ${attempt + 1})`),
     })
     : null;
@@ -153,9 +160,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // no threads, here.
   const placement = opts.update ?? (local ? 'fused' : 'coordinator');
   if (placement !== 'coordinator' && !local) throw new DptrainError('CONFIG_INVALID', 'the update can only run on worker threads when there are some (--workers ≥ 1)');
-  const steps = new StepRunner({ scheduler, local, arena, kernels, optimizer: config.optimizer, placement, membershipFixed: !opts.attachRemote });
+  const steps = new StepRunner({ scheduler, local, arena, kernels: runKernels, optimizer: config.optimizer, placement, membershipFixed: !opts.attachRemote });
   const context: RunContext = {
-    arena, scheduler, spec, config, data, order, chunkRows, landingSlots: slots.landing, kernelName: kernels.name, dataInline: opts.data !== undefined,
+    arena, scheduler, spec, config, data, order, chunkRows, landingSlots: slots.landing, kernels: runKernels, dataInline: opts.data !== undefined,
   };
   let remote: RemoteAttachment | null = null;
 
@@ -176,7 +183,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   try {
     // Inside the try: if listening fails (a port in use), the pool's threads are still stopped.
     remote = opts.attachRemote ? await opts.attachRemote(context) : null;
-    reporter.start({ backend: kernels.name, threads, params: layout.size, train: nTrain, test: data.test.n, epochs, batchSize, resumedAt: resumed ? position.step : null });
+    reporter.start({ backend: runKernels.backend, threads, params: layout.size, train: nTrain, test: data.test.n, epochs, batchSize, resumedAt: resumed ? position.step : null });
     let { step } = position;
     const rng = new Rng(position.epochRng);
     epochs: for (let epoch = position.epoch; epoch < epochs; epoch++) {

@@ -7,6 +7,7 @@
 import { DptrainError } from '../errors.js';
 import { createNativeKernels, nativeKernelsAvailable } from './native.js';
 import { createTsKernels } from './ts.js';
+import type { KernelBackend } from './backends.js';
 import type { F32, Kernels } from './types.js';
 import { createWasmKernels, loadWasmModule } from './wasm.js';
 
@@ -14,8 +15,7 @@ export type KernelChoice = 'auto' | 'native' | 'wasm' | 'ts';
 
 export const KERNEL_CHOICES: readonly KernelChoice[] = ['auto', 'native', 'wasm', 'ts'];
 
-/** A concrete backend, as its `name`: what a choice resolves to, and what a run sends its nodes. */
-export type KernelBackend = 'ts' | 'wasm' | 'native-avx2' | 'native-avx512';
+export { BACKENDS, sharedBackend, type KernelBackend } from './backends.js';
 
 /** Whether the wasm backend can be created here (SIMD supported and dist/wasm/kernels.wasm built). */
 export function wasmKernelsAvailable(): boolean {
