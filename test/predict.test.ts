@@ -128,7 +128,6 @@ describe('dptrain predict agrees with dptrain eval on the shipped configs', () =
 });
 
 const torchAvailable = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
-if (!torchAvailable) console.warn(`predict.test.ts: NOT RUN: PyTorch loading dptrain's files (${PYTHON} -c 'import torch' failed)`);
 
 // Builds nn.Sequential from the file's own description, loads it with strict=True (a checkpoint's
 // optimizer state is not part of the model and is left out), and prints the model's outputs.
@@ -161,7 +160,10 @@ with torch.no_grad():
 print(json.dumps(out.reshape(-1).tolist()))
 `;
 
-describe.skipIf(!torchAvailable)('PyTorch loads every file dptrain writes', () => {
+describe('PyTorch loads every file dptrain writes', () => {
+  // .ci/run installs Debian's python3-torch where it is missing: a missing torch fails, never skips.
+  it(`PyTorch is importable from ${PYTHON}`, () => expect(torchAvailable).toBe(true));
+
   it('--save-weights, model.save and a checkpoint: load_state_dict(strict=True), same predictions', async () => {
     const dir = tmp();
     const x = new Float32Array([0, 0, 0, 1, 1, 0, 1, 1, 0.3, 0.7]);
