@@ -93,11 +93,25 @@ async function main(): Promise<void> {
       'loss and accuracy (with a confusion matrix) of saved weights on the test split',
       (y) =>
         y
-          .option('weights', { type: 'string', requiresArg: true, demandOption: true, describe: 'weights file (safetensors)' })
-          .option('config', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG, describe: 'config JSON file: the model and the data set whose test split is evaluated' })
+          .option('weights', { type: 'string', requiresArg: true, demandOption: true, describe: 'weights file or checkpoint (safetensors)' })
+          .option('config', { type: 'string', requiresArg: true, describe: 'data to evaluate on (default: the data the weights were trained on), and the model for files without dptrain metadata' })
           .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' }),
       async (argv) => {
         (await import('./coordinator/commands/eval.js')).runEval({ weights: argv.weights, config: argv.config, kernels: argv.kernels });
+      },
+    )
+    .command(
+      'predict',
+      'apply saved weights to a CSV or IDX file: CSV of the predicted class and probabilities, or the outputs',
+      (y) =>
+        y
+          .option('weights', { type: 'string', requiresArg: true, demandOption: true, describe: 'weights file or checkpoint (safetensors)' })
+          .option('input', { type: 'string', requiresArg: true, demandOption: true, describe: 'CSV with a header (target columns ignored) or IDX images (.gz too)' })
+          .option('output', { type: 'string', requiresArg: true, describe: 'CSV file to write (default: stdout)' })
+          .option('config', { type: 'string', requiresArg: true, describe: 'describes the model of a file without dptrain metadata' })
+          .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice }),
+      async (argv) => {
+        (await import('./coordinator/commands/predict.js')).runPredict({ weights: argv.weights, input: argv.input, output: argv.output, config: argv.config, kernels: argv.kernels });
       },
     )
     .command(
@@ -153,7 +167,7 @@ async function main(): Promise<void> {
         )
         .demandCommand(1, 'name a benchmark: scaling'),
     )
-    .demandCommand(1, 'name a command: train, eval, worker, dashboard, bench')
+    .demandCommand(1, 'name a command: train, eval, predict, worker, dashboard, bench')
     .strict()
     .help()
     .alias('help', 'h')

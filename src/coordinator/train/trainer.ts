@@ -18,6 +18,8 @@ import { ioReason } from '../../core/io/atomic-file.js';
 import { DptrainError, isDptrainError, writeFailed } from '../../core/errors.js';
 import type { FaultHook } from '../../worker/messages.js';
 import { loadConfigData, type Config } from '../../core/config.js';
+import { describeModel } from '../../core/describe-model.js';
+import { modelMetadata, type ModelDescription } from '../../core/io/model-file.js';
 import { packHistory, restoreCheckpoint, unpackHistory, writeCheckpoint, type LoopPosition } from './checkpoint.js';
 import { findResumeCheckpoint } from './resume.js';
 import { runIdentity } from './run-id.js';
@@ -81,6 +83,8 @@ export interface TrainResult {
   readonly stoppedBy: StopReason;
   readonly checkpoint: string | null;
   readonly final: EvalResult | null;
+  /** What the weights files of the run say about the model. */
+  readonly description: ModelDescription;
 }
 
 // A separate stream from weight init, so changing one does not shift the other.
@@ -98,6 +102,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     throw new DptrainError('CONFIG_INVALID', 'training.targetAccuracy (--target-accuracy): needs a test split, and the data has none (data.test is 0)');
   checkDataFits(spec, data.train);
   checkDataFits(spec, data.test);
+  // Every file the run writes describes its model, so eval and predict need no config.
+  const description = describeModel(config, data.train, opts.data === undefined);
+  const describing = modelMetadata(description);
 
   const layout = paramLayout(spec);
   const threads = opts.workers;
@@ -180,7 +187,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     checkFinite(pos.step);
     const meta = { version: 1 as const, ...pos, config: config.raw, runId: run.id, configName: run.name, run: run.fields, history: packHistory(history) };
     try {
-      checkpoint = writeCheckpoint(opts.checkpointDir, layout, arena.params, arena.state, meta);
+      checkpoint = writeCheckpoint(opts.checkpointDir, layout, arena.params, arena.state, meta, describing);
     } catch (e) {
       throw writeFailed('the checkpoint of step', `${pos.step} in ${opts.checkpointDir}`, ioReason(e), kept());
     }
@@ -263,12 +270,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (opts.saveWeights) {
       checkFinite(step);
       try {
-        saveWeights(opts.saveWeights, layout, arena.params, { format: 'pt' });
+        saveWeights(opts.saveWeights, layout, arena.params, { format: 'pt', ...describing });
       } catch (e) {
         throw writeFailed('the weights', opts.saveWeights, ioReason(e), checkpoint ? `they are in the checkpoint ${checkpoint}` : 'they are lost');
       }
     }
-    return { params: Float32Array.from(arena.params), steps: step, history, stoppedBy, checkpoint, final };
+    return { params: Float32Array.from(arena.params), steps: step, history, stoppedBy, checkpoint, final, description };
   } finally {
     // A progress bar left running (the step posted ahead of an interrupt draws one) holds the process open.
     reporter.close?.();

@@ -111,7 +111,7 @@ function readTable(file: string, targets: readonly string[], classTarget: boolea
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const NON_FINITE = /^[+-]?(?:nan|inf|infinity)$/i;
 
-function parseValue(field: string, file: string, where: string): number {
+export function parseValue(field: string, file: string, where: string): number {
   const s = field.trim();
   const shown = JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
   if (NON_FINITE.test(s)) throw dataError(file, where, `value ${shown} is NaN or infinite`);

@@ -30,7 +30,7 @@ const IMAGES_MAGIC = 0x00000803;
 const LABELS_MAGIC = 0x00000801;
 const CLASSES = 10;
 
-interface IdxImages { readonly n: number; readonly nIn: number; readonly pixels: Uint8Array }
+export interface IdxImages { readonly n: number; readonly nIn: number; readonly pixels: Uint8Array }
 
 export function loadIdx(cfg: IdxOptions, baseDir: string, seed: number): DataSplit {
   const at = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(baseDir, p));
@@ -91,7 +91,7 @@ function toDataset(images: IdxImages, labels: Uint8Array, rows: Int32Array, name
   return { name, n, nIn, x, y, yWidth: 1, classes: CLASSES };
 }
 
-function readImages(file: string): IdxImages {
+export function readImages(file: string): IdxImages {
   const bytes = readMaybeGzipped(file);
   checkMagic(file, bytes, IMAGES_MAGIC, 'IDX images: uint8, 3 dimensions');
   if (bytes.length < 16) throw dataError(file, 'header', `${bytes.length} bytes, an IDX images header needs 16 (truncated)`);
