@@ -1,6 +1,8 @@
 // npm run bench:kernels — the kernel backends side by side at fixed sizes: GFLOP/s of the reference
-// MLP's products (ts vs wasm) and single-thread training samples/s. Writes bench/results/kernels.json.
+// MLP's products (ts, wasm, each native ISA path this CPU has, torch.mm when PyTorch is installed) and
+// single-thread training samples/s beside PyTorch and TF.js. Writes bench/results/kernels.json.
 
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,6 +15,7 @@ import { initParams } from '../src/core/init.js';
 import { createKernels } from '../src/core/kernels/index.js';
 import type { F32, Kernels } from '../src/core/kernels/types.js';
 import { loadWasmModule, wasmScratchFloats } from '../src/core/kernels/wasm.js';
+import { NATIVE_ISAS, nativeIsaSupported, nativeKernelsAvailable, nativeScratchFloats } from '../src/core/kernels/native.js';
 import { tsScratchFloats } from '../src/core/kernels/ts.js';
 import { paramLayout } from '../src/core/layout.js';
 import { denseViews, shardGradients, type Model } from '../src/core/model.js';
@@ -22,7 +25,8 @@ import type { ModelSpec } from '../src/core/spec.js';
 
 /** One core's 128-bit SIMD multiply + add ceiling on the reference machine (DESIGN.md). */
 const REFERENCE_CEILING = 61.7;
-const BACKENDS = ['ts', 'wasm'] as const;
+const NATIVE = NATIVE_ISAS.filter(nativeIsaSupported).map((isa) => `native-${isa}` as const);
+const BACKENDS = ['ts', 'wasm', ...NATIVE] as const;
 type Backend = (typeof BACKENDS)[number];
 
 const quick = process.argv.includes('--quick');
@@ -57,13 +61,13 @@ interface ProductRow {
   readonly m: number;
   readonly n: number;
   readonly k: number;
-  readonly gflops: Record<Backend, number>;
+  readonly gflops: Partial<Record<Backend | 'torch', number>>;
 }
 
 /** A shared memory holding the largest operands (past the module's reserved 64 KiB), and the kernels. */
 function productArena(): { kernels: Record<Backend, Kernels>; a: F32; b: F32; c: F32 } {
   const maxOperand = 784 * 512;
-  const scratchFloats = Math.max(wasmScratchFloats(784, 784), tsScratchFloats(784, 784));
+  const scratchFloats = Math.max(wasmScratchFloats(784, 784), tsScratchFloats(784, 784), nativeScratchFloats(784, 784));
   const bytes = 65536 + 4 * (3 * maxOperand + scratchFloats) + 4 * 64;
   const pages = Math.ceil(bytes / 65536);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
@@ -77,7 +81,8 @@ function productArena(): { kernels: Record<Backend, Kernels>; a: F32; b: F32; c:
   const [a, b, c] = [take(maxOperand), take(maxOperand), take(maxOperand)];
   for (const v of [a, b, c]) for (let i = 0; i < v.length; i++) v[i] = rng.uniform(-1, 1);
   const scratch = take(scratchFloats);
-  return { kernels: { ts: createKernels('ts', memory, scratch), wasm: createKernels('wasm', memory, scratch) }, a, b, c };
+  const kernels = Object.fromEntries(BACKENDS.map((be) => [be, createKernels(be, memory, scratch)])) as Record<Backend, Kernels>;
+  return { kernels, a, b, c };
 }
 
 /** Median milliseconds per call of each named task. */
@@ -106,7 +111,7 @@ async function productRows(): Promise<ProductRow[]> {
   return SHAPES.map((s) => {
     const flop = 2 * s.m * s.n * s.k;
     const gflops = (be: Backend): number => flop / ((ms.get(`${be} ${s.label}`) ?? NaN) * 1e6);
-    return { label: s.label, product: s.product, m: s.m, n: s.n, k: s.k, gflops: { ts: gflops('ts'), wasm: gflops('wasm') } };
+    return { label: s.label, product: s.product, m: s.m, n: s.n, k: s.k, gflops: Object.fromEntries(BACKENDS.map((be) => [be, gflops(be)])) };
   });
 }
 
@@ -225,6 +230,32 @@ async function tfjsRows(): Promise<TrainingRow[]> {
   return rows;
 }
 
+// ---- PyTorch -----------------------------------------------------------------------------------
+
+const PYTHON = '/usr/bin/python3';
+
+interface TorchResult {
+  readonly torch: string;
+  readonly products: { label: string; gflops: number }[];
+  readonly training: { threads: string; batch: number; samplesPerSec: number }[];
+}
+
+/** torch.mm on the same shapes and torch training rows, from bench/torch_peer.py; null (said in one line) without torch. */
+function torchPeer(): TorchResult | null {
+  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    console.log(`PyTorch rows skipped: ${PYTHON} -c 'import torch' failed (${(probe.stderr || String(probe.error ?? '')).trim().split('\n').pop()})`);
+    return null;
+  }
+  const job = { seconds: quick ? 0.3 : 1.5, layers: REFERENCE_SPEC.layers, batches: [128], products: SHAPES };
+  const r = spawnSync(PYTHON, [join(packageRoot(), 'bench', 'torch_peer.py')], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (r.status !== 0) {
+    console.log(`PyTorch rows skipped: bench/torch_peer.py failed (${r.stderr.trim().split('\n').pop()})`);
+    return null;
+  }
+  return JSON.parse(r.stdout) as TorchResult;
+}
+
 // ---- report ----------------------------------------------------------------------------------
 
 const fmt = (x: number, digits = 1): string => (Number.isFinite(x) ? x.toFixed(digits) : '—');
@@ -232,12 +263,25 @@ const pct = (x: number | null): string => (x === null || !Number.isFinite(x) ? '
 
 function printProducts(rows: ProductRow[], ceiling: number | null): void {
   console.log('\nGEMM, single thread: GFLOP/s = 2·m·n·k / median time');
-  const head = ['product', 'm×n×k', 'ts', 'wasm', 'wasm/ts', `of ${REFERENCE_CEILING}`, ceiling ? `of local ${fmt(ceiling)}` : ''];
+  const torch = rows.some((r) => r.gflops.torch !== undefined);
+  const head = [
+    'product', 'm×n×k', 'ts', 'wasm', 'wasm/ts', `of ${REFERENCE_CEILING}`, ceiling ? `of local ${fmt(ceiling)}` : '',
+    ...NATIVE, ...NATIVE.map((n) => `${n.slice(7)}/wasm`), ...(torch ? ['torch.mm', ...NATIVE.map((n) => `${n.slice(7)}/torch`)] : []),
+  ];
   const table = rows.map((r) => [
-    r.label, `${r.m}×${r.n}×${r.k}`, fmt(r.gflops.ts), fmt(r.gflops.wasm), `${fmt(r.gflops.wasm / r.gflops.ts)}×`,
-    pct(r.gflops.wasm / REFERENCE_CEILING), ceiling ? pct(r.gflops.wasm / ceiling) : '',
+    r.label, `${r.m}×${r.n}×${r.k}`, fmt(r.gflops.ts ?? NaN), fmt(r.gflops.wasm ?? NaN), `${fmt((r.gflops.wasm ?? NaN) / (r.gflops.ts ?? NaN))}×`,
+    pct((r.gflops.wasm ?? NaN) / REFERENCE_CEILING), ceiling ? pct((r.gflops.wasm ?? NaN) / ceiling) : '',
+    ...NATIVE.map((n) => fmt(r.gflops[n] ?? NaN)), ...NATIVE.map((n) => `${fmt((r.gflops[n] ?? NaN) / (r.gflops.wasm ?? NaN))}×`),
+    ...(torch ? [fmt(r.gflops.torch ?? NaN), ...NATIVE.map((n) => pct((r.gflops[n] ?? NaN) / (r.gflops.torch ?? NaN)))] : []),
   ]);
   printTable(head, table);
+  // The 10-wide output layer against the 512-wide products of the same path.
+  for (const be of NATIVE) {
+    const wide = rows.filter((r) => r.n === 512 || r.m === 512).map((r) => r.gflops[be] ?? NaN);
+    const narrow = rows.filter((r) => r.n === 10).map((r) => r.gflops[be] ?? NaN);
+    const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
+    console.log(`${be}: products with n = 10 run at ${pct(mean(narrow) / mean(wide))} of the 512-wide rate`);
+  }
 }
 
 function printTraining(rows: TrainingRow[]): void {
@@ -268,9 +312,19 @@ async function main(): Promise<void> {
   console.log(`dptrain kernel bench — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}${quick ? ' (quick)' : ''}`);
   const ceiling = measuredCeiling();
   if (ceiling) console.log(`measured f32x4 multiply+add ceiling here: ${fmt(ceiling)} GFLOP/s (reference machine: ${REFERENCE_CEILING})`);
+  const native = nativeKernelsAvailable();
+  if (!native.ok) console.log(`native rows skipped: ${native.why}`);
   const products = await productRows();
+  const torch = torchPeer();
+  for (const t of torch?.products ?? []) {
+    const row = products.find((p) => p.label === t.label);
+    if (row) (row.gflops as Record<string, number>).torch = t.gflops;
+  }
   printProducts(products, ceiling);
-  const training = [...(await trainingRows()), ...(await tfjsRows())];
+  const torchTraining: TrainingRow[] = (torch?.training ?? []).map((t) => ({
+    system: `PyTorch ${torch?.torch} ${t.threads === '1' ? 'set_num_threads(1)' : t.threads}`, batch: t.batch, samplesPerSec: t.samplesPerSec, outsideGemm: null,
+  }));
+  const training = [...(await trainingRows()), ...torchTraining, ...(await tfjsRows())];
   printTraining(training);
   console.log('\n"outside GEMM": median step time with the three products replaced by no-ops (the fused forward\'s bias and activation kept as passes) ÷ median full step time.');
   const file = join(packageRoot(), 'bench', 'results', 'kernels.json');

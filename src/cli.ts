@@ -15,9 +15,10 @@ import type { DashboardFlags } from './coordinator/commands/dashboard.js';
 const USAGE_ERROR = 2;
 
 // Runtime failures (every node lost, a worker thread failing for good, a write failing mid-run) exit 1;
-// bad input exits 2.
+// bad input exits 2; a run stopped because its loss or weights became NaN or infinite exits 3.
 const RUNTIME_ERRORS = new Set(['NO_EXECUTORS', 'WORKER_FAILED', 'WRITE_FAILED']);
 const RUNTIME_ERROR = 1;
+const DIVERGED = 3;
 
 function fail(message: string, code = USAGE_ERROR): never {
   process.stderr.write(`dptrain: ${message}\n`);
@@ -25,11 +26,23 @@ function fail(message: string, code = USAGE_ERROR): never {
 }
 
 function failWith(e: DptrainError): never {
-  fail(e.message, RUNTIME_ERRORS.has(e.code) ? RUNTIME_ERROR : USAGE_ERROR);
+  fail(e.message, e.code === 'DIVERGED' ? DIVERGED : RUNTIME_ERRORS.has(e.code) ? RUNTIME_ERROR : USAGE_ERROR);
+}
+
+/**
+ * A reader that went away (`dptrain train | head -1`) ends our output on that stream, quietly: a
+ * run goes on to its end and its checkpoint, an eval finishes. Any other write error is a bug.
+ */
+function endOutputOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+  });
 }
 
 // Each command's module is imported when that command runs: start-up pays only for what it uses.
 async function main(): Promise<void> {
+  endOutputOnClosedPipe(process.stdout);
+  endOutputOnClosedPipe(process.stderr);
   await yargs(hideBin(process.argv))
     .scriptName('dptrain')
     .command(
@@ -39,10 +52,10 @@ async function main(): Promise<void> {
         y
           .option('config', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG, describe: 'config JSON file' })
           .option('workers', { alias: 'threads', type: 'number', requiresArg: true, describe: 'worker threads (default: every core; --threads is the same flag)' })
-          .option('epochs', { type: 'number', requiresArg: true })
-          .option('batch-size', { type: 'number', requiresArg: true })
+          .option('epochs', { type: 'number', requiresArg: true, describe: 'passes over the training set (training.epochs)' })
+          .option('batch-size', { type: 'number', requiresArg: true, describe: 'samples per optimizer step (training.batchSize)' })
           .option('lr', { type: 'number', requiresArg: true, describe: 'learning rate' })
-          .option('seed', { type: 'number', requiresArg: true })
+          .option('seed', { type: 'number', requiresArg: true, describe: 'seed of weight init, shuffling and synthetic data (training.seed)' })
           .option('shuffle', { type: 'boolean', describe: 'shuffle every epoch (--no-shuffle: data order, last partial batch kept)' })
           .option('set', { type: 'string', requiresArg: true, array: true, describe: 'override any config field: --set optimizer.momentum=0.9' })
           .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' })
@@ -58,7 +71,7 @@ async function main(): Promise<void> {
           .option('target-accuracy', { type: 'number', requiresArg: true, describe: 'stop once the test accuracy (0..1) is at or above this' })
           .option('max-steps', { type: 'number', requiresArg: true, describe: 'stop after this many optimizer steps (with a checkpoint)' })
           .option('quiet', { type: 'boolean', default: false, describe: 'print nothing but errors' })
-          .option('listen', { type: 'string', requiresArg: true, describe: 'accept remote worker nodes on HOST:PORT (default host 127.0.0.1)' })
+          .option('listen', { type: 'string', requiresArg: true, describe: 'accept remote worker nodes on HOST:PORT, PORT (on 127.0.0.1) or HOST (on a free port, logged)' })
           .option('token-file', { type: 'string', requiresArg: true, describe: 'shared secret nodes must prove (required unless listening on loopback)' })
           .option('tls-cert', { type: 'string', requiresArg: true, describe: 'serve wss:// with this certificate (PEM)' })
           .option('tls-key', { type: 'string', requiresArg: true, describe: 'and this private key (PEM)' })
@@ -81,11 +94,25 @@ async function main(): Promise<void> {
       'loss and accuracy (with a confusion matrix) of saved weights on the test split',
       (y) =>
         y
-          .option('weights', { type: 'string', requiresArg: true, demandOption: true, describe: 'weights file (safetensors)' })
-          .option('config', { type: 'string', requiresArg: true, default: DEFAULT_CONFIG })
-          .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice }),
+          .option('weights', { type: 'string', requiresArg: true, demandOption: true, describe: 'weights file or checkpoint (safetensors)' })
+          .option('config', { type: 'string', requiresArg: true, describe: 'data to evaluate on (default: the data the weights were trained on), and the model for files without dptrain metadata' })
+          .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' }),
       async (argv) => {
         (await import('./coordinator/commands/eval.js')).runEval({ weights: argv.weights, config: argv.config, kernels: argv.kernels });
+      },
+    )
+    .command(
+      'predict',
+      'apply saved weights to a CSV or IDX file: CSV of the predicted class and probabilities, or the outputs',
+      (y) =>
+        y
+          .option('weights', { type: 'string', requiresArg: true, demandOption: true, describe: 'weights file or checkpoint (safetensors)' })
+          .option('input', { type: 'string', requiresArg: true, demandOption: true, describe: 'CSV with a header (target columns ignored) or IDX images (.gz too)' })
+          .option('output', { type: 'string', requiresArg: true, describe: 'CSV file to write (default: stdout)' })
+          .option('config', { type: 'string', requiresArg: true, describe: 'describes the model of a file without dptrain metadata' })
+          .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice }),
+      async (argv) => {
+        (await import('./coordinator/commands/predict.js')).runPredict({ weights: argv.weights, input: argv.input, output: argv.output, config: argv.config, kernels: argv.kernels });
       },
     )
     .command(
@@ -142,9 +169,10 @@ async function main(): Promise<void> {
         )
         .demandCommand(1, 'name a benchmark: scaling'),
     )
-    .demandCommand(1, 'name a command: train, eval, worker, dashboard, bench')
+    .demandCommand(1, 'name a command: train, eval, predict, worker, dashboard, bench')
     .strict()
     .help()
+    .alias('help', 'h')
     .fail((msg, err) => {
       // Our own errors and yargs' usage errors (YError) are the user's to fix; anything else is a bug.
       if (err && isDptrainError(err)) failWith(err);

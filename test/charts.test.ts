@@ -52,6 +52,18 @@ describe('trainingCurvesSvg', () => {
   it('renders an empty run', async () => {
     expectWellFormedSvg(await trainingCurvesSvg([]));
   });
+
+  it('puts the loss legend in the loss panel and the loss on a log axis', async () => {
+    const falling = [1, 2, 3, 4, 5, 6, 7].map((epoch) => ({ epoch, trainLoss: 10 ** (1 - epoch / 2), testLoss: 1.5 * 10 ** (1 - epoch / 2), testAccuracy: 0.8 }));
+    const svg = await trainingCurvesSvg(falling);
+    expectWellFormedSvg(svg);
+    // Vega writes each panel's group in turn: the legend belongs between the first and the second.
+    const legend = svg.indexOf('role-legend');
+    expect(legend).toBeGreaterThan(svg.indexOf('concat_0_group'));
+    expect(legend).toBeLessThan(svg.indexOf('concat_1_group'));
+    // Losses from 3 down to 0.003: a log axis labels each decade, a linear one could not show them all.
+    expect(texts(svg)).toEqual(expect.arrayContaining(['0.01', '0.1', '1']));
+  });
 });
 
 describe('speedupSvg', () => {

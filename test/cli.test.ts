@@ -35,7 +35,7 @@ describe('dptrain train, end to end', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^dptrain: 162 parameters, 320 train \/ 80 test samples, batch 32, 2 worker threads, kernels (wasm|ts)$/);
+    expect(lines[0]).toMatch(/^dptrain: 162 parameters, 320 train \/ 80 test samples, batch 32, 2 worker threads, kernels (native-avx512|native-avx2|wasm|ts)$/);
     expect(lines.filter((l) => /^epoch \d+\/30 {2}train loss \d\.\d{4} {2}test loss \d\.\d{4} {2}test acc \d+\.\d\d% {2}\d+ samples\/s/.test(l)).length).toBeGreaterThanOrEqual(15);
     const done = lines.find((l) => l.startsWith('done: '));
     expect(done).toMatch(/^done: 300 steps in [\d.]+ s \(stopped by epochs\), test loss [\d.]+, test accuracy [\d.]+%, peak memory \d+ MB$/);
@@ -157,7 +157,7 @@ describe('bad input: one line naming what and where', () => {
   const table: [string[], RegExp][] = [
     [['train', '--bogus'], /^dptrain: Unknown argument: bogus$/],
     [['train', '--config', 'c.json', '--epochs'], /^dptrain: Not enough arguments following: epochs$/],
-    [['train', '--kernels', 'gpu'], /^dptrain: Invalid values: Argument: kernels, Given: "gpu", Choices: "auto", "wasm", "ts"$/],
+    [['train', '--kernels', 'gpu'], /^dptrain: Invalid values: Argument: kernels, Given: "gpu", Choices: "auto", "native", "wasm", "ts"$/],
     [['train', '--config', 'extra.json'], /^dptrain: extra\.json: model: unknown field colour$/],
     [['eval', '--config', 'c.json'], /^dptrain: Missing required argument: weights$/],
     [[], /^dptrain: name a command: train, eval/],

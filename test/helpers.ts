@@ -1,6 +1,7 @@
 // Test helpers: a model + arena in one call, seeded random data, checkGrad (the one gradient check),
 // and the compiled CLI's path, scratch folders and a silent reporter for tests that train.
 
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,12 @@ import type { Reporter } from '../src/coordinator/train/trainer.js';
 
 /** The compiled CLI (`npm run build`), as `dptrain` runs it. */
 export const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
+
+/** `dptrain ARGS` run to its end in `cwd`: exit code and output. */
+export function runCli(args: string[], cwd: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 /** A fresh folder under the system's temporary one; with `config`, it holds it as c.json. */
 export function workdir(prefix: string, config?: object): string {

@@ -8,15 +8,16 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, coordinatorProof, freshNonce, NODE_NONCE_HEADER, nodeProof, PROOF_HEADER } from '../src/core/protocol/auth.js';
 import { decodeCoordinatorFrame, encodeFrame, PROTOCOL_VERSION, type StepRequest } from '../src/core/protocol/wire.js';
 import { startRemoteServer } from '../src/coordinator/remote/server.js';
+import { resolveKernels } from '../src/core/kernels/index.js';
 import { CLI, workdir } from './helpers.js';
 export { CLI, relDiff, sameBits } from './helpers.js';
 import { train, type Reporter, type StepRecord, type TrainOptions, type TrainResult } from '../src/coordinator/train/trainer.js';
 
 const children = new Set<ChildProcess>();
 
-export function spawnNode(url: string, args: string[] = []): ChildProcess & { log: string } {
+export function spawnNode(url: string, args: string[] = [], env: NodeJS.ProcessEnv = process.env): ChildProcess & { log: string } {
   const threads = args.includes('--threads') ? [] : ['--threads', '1'];
-  const child = spawn(process.execPath, [CLI, 'worker', '--connect', url, ...threads, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) as ChildProcess & { log: string };
+  const child = spawn(process.execPath, [CLI, 'worker', '--connect', url, ...threads, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env }) as ChildProcess & { log: string };
   child.log = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (child.log += d));
   children.add(child);
@@ -119,7 +120,7 @@ export async function rogue(url: string, o: RogueOptions = {}): Promise<{ ws: We
     ws.on('error', () => resolve(0));
   });
   ws.on('open', () => {
-    ws.send(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: o.threads ?? 1 }));
+    ws.send(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: o.threads ?? 1, best: resolveKernels('auto').backend }));
     if (o.stopReading) (ws as unknown as { _socket: { pause(): void } })._socket.pause();
   });
   ws.on('message', (data: Buffer) => {

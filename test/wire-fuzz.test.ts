@@ -11,7 +11,7 @@ const limits = { paramCount: P };
 function validFrames(rng: Rng): Buffer[] {
   const g = new Float32Array(P).map(() => rng.uniform(-1, 1));
   return [
-    encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: 4 }),
+    encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: 4, best: 'wasm' }),
     encodeFrame({ t: 'result', req: 3, step: 7, count: 32, lossSum: 12.5, computeMs: 3.25, leaving: false }, g),
     encodeFrame({ t: 'bye', reason: 'done' }),
     encodeFrame({ t: 'heartbeat' }),

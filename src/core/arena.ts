@@ -6,11 +6,14 @@
 // Weights and optimizer state come twice: an update reads one copy and writes the other, so a slice
 // of it re-run after a thread died mid-update computes the same bits (nothing was overwritten).
 
+import { freemem, totalmem } from 'node:os';
+import { DptrainError } from './errors.js';
 import { paramLayout } from './layout.js';
 import type { ModelSpec } from './spec.js';
 import { isClassIndexLoss } from './spec.js';
 import { tsScratchFloats } from './kernels/ts.js';
 import { wasmScratchFloats } from './kernels/wasm.js';
+import { nativeScratchFloats } from './kernels/native.js';
 import { activationOf } from './spec.js';
 
 /** A region of the arena: byte offset and length in float32 elements. */
@@ -91,7 +94,8 @@ export function arenaLayout(spec: ModelSpec, opts: ArenaOptions): ArenaLayout {
   const nOut = spec.layers[spec.layers.length - 1];
   const maxWidth = Math.max(...spec.layers);
   const yWidth = isClassIndexLoss(spec.loss) ? 1 : nOut;
-  const scratchFloats = Math.max(tsScratchFloats(Math.max(maxRows, maxWidth), Math.max(maxRows, maxWidth)), wasmScratchFloats(Math.max(maxRows, maxWidth), Math.max(maxRows, maxWidth)));
+  const side = Math.max(maxRows, maxWidth);
+  const scratchFloats = Math.max(tsScratchFloats(side, side), wasmScratchFloats(side, side), nativeScratchFloats(side, side));
   const workspaces = Array.from({ length: shards }, (): WorkspaceLayout => {
     const x = take(maxRows * nIn);
     const y = take(maxRows * yWidth);
@@ -121,9 +125,39 @@ export function arenaLayout(spec: ModelSpec, opts: ArenaOptions): ArenaLayout {
   };
 }
 
-/** A new shared memory sized exactly for the layout (initial = maximum, so its buffer never changes). */
+/** 32-bit WebAssembly addresses reach 4 GiB: the most pages one memory can have. */
+export const MAX_ARENA_PAGES = 65536;
+
+/**
+ * A new shared memory sized exactly for the layout (initial = maximum, so its buffer never changes).
+ * A layout past the 4 GiB limit, or one the machine cannot allocate, is an ARENA_TOO_LARGE error
+ * that says what it needs, for the caller to name the flag behind it.
+ */
 export function createArenaMemory(layout: ArenaLayout): WebAssembly.Memory {
-  return new WebAssembly.Memory({ initial: layout.pages, maximum: layout.pages, shared: true });
+  const needs = `the arena needs ${formatBytes(layout.bytes)} for ${layout.maxRows} rows per chunk`;
+  if (layout.pages > MAX_ARENA_PAGES)
+    throw new DptrainError('ARENA_TOO_LARGE', `${needs}, above WebAssembly's limit of ${formatBytes(MAX_ARENA_PAGES * PAGE)}`);
+  try {
+    return new WebAssembly.Memory({ initial: layout.pages, maximum: layout.pages, shared: true });
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new DptrainError('ARENA_TOO_LARGE', `${needs}, which this machine could not allocate (${freeMemoryText()})`);
+  }
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+}
+
+function freeMemoryText(): string {
+  return `${formatBytes(freemem())} free of ${formatBytes(totalmem())}`;
 }
 
 export function view(memory: WebAssembly.Memory, region: Region): Float32Array {

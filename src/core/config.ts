@@ -11,7 +11,8 @@ import type { OptimizerConfig } from './optim.js';
 import { loadData, SYNTHETIC_SETS, type DataConfig, type DataSplit } from './data/index.js';
 
 const positiveInt = z.int().positive();
-const fraction = z.number().gt(0).lt(1);
+// 0 trains on every row (no test split).
+const fraction = z.number().min(0).lt(1);
 
 const modelSchema = z.strictObject({
   layers: z.array(positiveInt).min(2, 'needs at least an input and an output width'),
@@ -47,7 +48,7 @@ const dataSchema = z.discriminatedUnion('source', [
     testImages: z.string().min(1).optional(),
     testLabels: z.string().min(1).optional(),
     train: positiveInt.optional(),
-    test: positiveInt.optional(),
+    test: z.int().min(0).optional(),
   }),
   z.strictObject({
     source: z.literal('csv'),
@@ -144,8 +145,13 @@ export function parseConfig(input: unknown, source: string, baseDir: string, ove
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue.path.join('.') || '(top level)';
-    const flag = overrides.find((o) => o.path === field)?.flag;
-    throw configError(flag ? `${flag} (${field})` : `${source}: ${field}`, describeIssue(issue));
+    // zod reports an unknown field at its parent: it came from a flag if the flag's path runs through it.
+    const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [field];
+    for (const o of overrides) {
+      const path = paths.find((p) => o.path === p || o.path.startsWith(`${p}.`));
+      if (path !== undefined) throw configError(`${o.flag} (${path})`, describeIssue(issue));
+    }
+    throw configError(`${source}: ${field}`, describeIssue(issue));
   }
   const raw = parsed.data;
   const { output, softmaxOutput } = normalizeOutput(raw.model.output);
@@ -158,11 +164,17 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return issue.message;
 }
 
+// Names that reach an object's prototype instead of a field: `--set __proto__.x=1` would set x on
+// every object of the process.
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 function setPath(root: Record<string, unknown>, o: Override, source: string): void {
   const keys = o.path.split('.');
+  const forbidden = keys.find((k) => FORBIDDEN_KEYS.has(k));
+  if (forbidden !== undefined) throw configError(o.flag, `${forbidden} is not a config field`);
   let node: Record<string, unknown> = root;
   for (const key of keys.slice(0, -1)) {
-    const next = node[key];
+    const next = Object.hasOwn(node, key) ? node[key] : undefined;
     if (next === undefined) node[key] = {};
     else if (typeof next !== 'object' || next === null || Array.isArray(next))
       throw configError(o.flag, `cannot set ${o.path}: ${source} has a non-object at ${key}`);

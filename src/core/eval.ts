@@ -10,8 +10,9 @@ import { forward, gatherRows } from './model.js';
 import { isClassIndexLoss } from './spec.js';
 
 export interface EvalResult {
+  /** NaN when there are no rows (n = 0). */
   readonly loss: number;
-  /** null for regression data. */
+  /** null for regression data, or when there are no rows. */
   readonly accuracy: number | null;
   /** confusion[actual][predicted], for classification data. */
   readonly confusion: number[][] | null;
@@ -55,6 +56,8 @@ export function mergeEvalSums(parts: readonly EvalSums[]): EvalResult {
   const correct = parts.reduce((a, s) => a + s.correct, 0);
   const first = parts[0]?.confusion ?? null;
   const confusion = first ? first.map((row, i) => row.map((_, j) => parts.reduce((a, s) => a + s.confusion![i][j], 0))) : null;
+  // No rows (a config without a test split): no loss and no accuracy, rather than 0/0.
+  if (n === 0) return { loss: NaN, accuracy: null, confusion: null, n };
   return { loss: lossSum / n, accuracy: confusion ? correct / n : null, confusion, n };
 }
 

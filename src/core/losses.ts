@@ -54,8 +54,10 @@ export const losses: Record<LossName, LossFns> = {
       return sum / cols;
     },
   },
-  // CrossEntropyLoss on logits with class-index targets: log-sum-exp shifted by the row max;
-  // the gradient is softmax(h) - onehot(y).
+  // CrossEntropyLoss on logits with class-index targets: log-sum-exp shifted by the row max, and
+  // the loss as ln Σ e^(h - max) - (h[y] - max): with logits far from zero, max + ln Σ - h[y] would
+  // round the ln Σ term away (huge equal logits give 0 instead of ln cols). The gradient is
+  // softmax(h) - onehot(y).
   'cross-entropy': {
     value(h, y, rows, cols) {
       let sum = 0;
@@ -65,7 +67,7 @@ export const losses: Record<LossName, LossFns> = {
         for (let j = 0; j < cols; j++) if (h[o + j] > max) max = h[o + j];
         let se = 0;
         for (let j = 0; j < cols; j++) se += Math.exp(h[o + j] - max);
-        sum += max + Math.log(se) - h[o + y[r]];
+        sum += Math.log(se) - (h[o + y[r]] - max);
       }
       return sum;
     },
@@ -82,7 +84,7 @@ export const losses: Record<LossName, LossFns> = {
           se += e;
         }
         const target = y[r];
-        sum += max + Math.log(se) - h[o + target];
+        sum += Math.log(se) - (h[o + target] - max);
         const inv = 1 / se;
         for (let j = 0; j < cols; j++) dh[o + j] *= inv;
         dh[o + target] -= 1;

@@ -5,7 +5,7 @@
 // zeroing without a separate pass over the gradient buffer.
 
 import type { Workspace } from './arena.js';
-import type { Dataset } from './data/types.js';
+import { rowName, type Dataset } from './data/types.js';
 import type { F32, Kernels } from './kernels/types.js';
 import type { ParamLayout } from './layout.js';
 import { bceSigmoidGrad } from './losses.js';
@@ -146,7 +146,7 @@ export function checkDataFits(spec: ModelSpec, data: Dataset): void {
     for (let i = 0; i < data.n; i++) {
       const c = data.y[i];
       if (!(Number.isInteger(c) && c >= 0 && c < nOut))
-        throw new DptrainError('LABEL_OUT_OF_RANGE', `data set ${data.name}: row ${i} has class ${c}, the model has ${nOut} outputs (0..${nOut - 1})`);
+        throw new DptrainError('LABEL_OUT_OF_RANGE', `data set ${data.name}: ${rowName(data, i)} has class ${c}, the model has ${nOut} outputs (0..${nOut - 1})`);
     }
   }
 }

@@ -3,7 +3,7 @@
 
 import type { ArenaLayout } from '../core/arena.js';
 import type { Dataset } from '../core/data/types.js';
-import type { KernelChoice } from '../core/kernels/index.js';
+import type { KernelBackend, KernelChoice } from '../core/kernels/index.js';
 import type { OptimizerConfig } from '../core/optim.js';
 import type { EvalSums } from '../core/eval.js';
 import type { StepBoard } from '../core/protocol/step-board.js';
@@ -25,7 +25,7 @@ export interface ThreadInit {
   readonly memory: WebAssembly.Memory;
   readonly layout: ArenaLayout;
   readonly spec: ModelSpec;
-  readonly kernels: KernelChoice;
+  readonly kernels: KernelChoice | KernelBackend;
   /** The training data, on SharedArrayBuffers: one copy for all threads. */
   readonly train: Dataset;
   /** The epoch's sample order (SharedArrayBuffer), rewritten by the coordinator between epochs. */

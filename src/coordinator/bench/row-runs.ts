@@ -102,7 +102,7 @@ export async function nodeRow(state: RunState, c: Combo): Promise<Measured> {
         remote.server = server;
         const port = Number(new URL(server.url).port);
         for (let i = 0; i < c.nodes; i++) await fleet.add(i, port, c.threads);
-        return { close: closeServer, status: () => server.status() };
+        return { close: closeServer, status: () => server.status(), kernelsChanged: (b) => server.kernelsChanged(b) };
       },
     });
     const trained = training.then(

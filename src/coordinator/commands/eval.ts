@@ -1,32 +1,34 @@
 // `dptrain eval`: loss and accuracy (with a confusion matrix for classification) of a weights file
-// on the config's test split, single-threaded.
+// or checkpoint, single-threaded: on the test split of the data the file records, or of --config's.
 
-import { createArena } from '../../core/arena.js';
-import { evaluate } from '../../core/eval.js';
-import { createKernels, type KernelChoice } from '../../core/kernels/index.js';
-import { paramLayout } from '../../core/layout.js';
-import { checkDataFits, denseViews } from '../../core/model.js';
-import { loadWeights } from '../../core/io/safetensors.js';
 import { loadConfig, loadConfigData } from '../../core/config.js';
+import { configError } from '../../core/errors.js';
+import type { EvalResult } from '../../core/eval.js';
+import { DEFAULT_CONFIG } from '../../core/io/package-files.js';
+import type { KernelChoice } from '../../core/kernels/index.js';
+import { loadModelFile } from '../api/model.js';
+import type { DataSource } from '../api/types.js';
 
 export interface EvalFlags {
   readonly weights: string;
-  readonly config: string;
+  /** Data to evaluate on (and the model, for files that do not describe it). */
+  readonly config?: string;
   readonly kernels: KernelChoice;
 }
 
-const EVAL_ROWS = 256;
-
 export function runEval(f: EvalFlags, write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): void {
-  const config = loadConfig(f.config);
-  const spec = config.model;
-  const data = loadConfigData(config);
-  checkDataFits(spec, data.test);
-  const layout = paramLayout(spec);
-  const arena = createArena(spec, { shards: 1, maxRows: EVAL_ROWS, stateVectors: 0 });
-  loadWeights(f.weights, layout, arena.params);
-  const kernels = createKernels(f.kernels, arena.memory, arena.workspaces[0].scratch);
-  const r = evaluate({ spec, layout, kernels }, denseViews(layout, arena.params), arena.workspaces[0], EVAL_ROWS, data.test);
+  // A file without dptrain metadata (e.g. PyTorch's) is read as the default config's model.
+  const model = loadModelFile(f.weights, { config: f.config, kernels: f.kernels, fallbackConfig: DEFAULT_CONFIG });
+  let r: EvalResult;
+  if (f.config) {
+    r = model.evaluateDataset(loadConfigData(loadConfig(f.config)).test);
+  } else if (model.description.data) {
+    r = model.evaluate(model.description.data.source as DataSource);
+  } else {
+    // Trained on arrays: there is no data source to evaluate on.
+    throw configError('--config', `${f.weights} records no data source (it was trained on arrays): give a config whose data to evaluate on`);
+  }
+  if (r.n === 0) throw configError(`${f.config ?? f.weights}: data.test`, 'the config sets no test split aside: nothing to evaluate');
   write(`test samples ${r.n}  loss ${r.loss.toFixed(4)}${r.accuracy === null ? '' : `  accuracy ${(100 * r.accuracy).toFixed(2)}%`}`);
   if (r.confusion) {
     write('confusion matrix (rows: actual, columns: predicted)');

@@ -1,17 +1,17 @@
 // `dptrain train`: flags → validated config → training run → summary line and exit code
-// (0 done, 2 bad input, 130 interrupted by Ctrl-C after writing a checkpoint).
+// (0 done, 2 bad input, 3 loss or weights became NaN or infinite, 130 interrupted by Ctrl-C after writing a checkpoint).
 
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { configError, DptrainError, writeFailed } from '../../core/errors.js';
+import { configError, writeFailed } from '../../core/errors.js';
 import { ioReason } from '../../core/io/atomic-file.js';
 import type { KernelChoice } from '../../core/kernels/index.js';
 import type { FaultHook } from '../../worker/messages.js';
 import { loadConfig, parseSetFlag, type Override } from '../../core/config.js';
-import { defaultThreads } from '../../worker/pool/local-pool.js';
+import { checkThreadCount, defaultThreads } from '../../worker/pool/local-pool.js';
 import { createReporter } from '../output/report.js';
 import { checkOutputPaths } from '../output/paths.js';
-import { train } from '../train/trainer.js';
+import { runTraining } from '../api/train.js';
 import { defaultCheckpointDir, runIdentity } from '../train/run-id.js';
 import { readToken } from '../../core/protocol/auth.js';
 import type { Balance } from '../train/scheduler.js';
@@ -97,17 +97,19 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   const minWorkers = f.listen ? 0 : 1;
   if (!(Number.isInteger(workers) && workers >= minWorkers))
     throw configError('--workers', `expected a whole number ≥ ${minWorkers}${f.listen ? '' : ' (0 only with --listen)'}, got ${f.workers}`);
+  const threadWarning = checkThreadCount('--workers', workers);
   const checkpointEvery = nonNegativeInt('--checkpoint-every', f.checkpointEvery) ?? 0;
   const maxSteps = nonNegativeInt('--max-steps', f.maxSteps);
+  if (maxSteps === 0) throw configError('--max-steps', 'expected a whole number ≥ 1, got 0');
   const metricsEvery = nonNegativeInt('--metrics-every', f.metricsEvery) || 10;
-  // The WebSocket server (ws, msgpackr) is loaded only for runs that accept nodes.
-  const remote = f.listen ? await import('../remote/server.js') : null;
-  const listen = f.listen && remote ? remote.parseListen(f.listen.includes(':') ? f.listen : `127.0.0.1:${f.listen}`) : null;
+  // The WebSocket server's module (ws, msgpackr) is loaded only for runs that accept nodes.
+  const listen = f.listen ? (await import('../remote/server.js')).parseListen(f.listen) : null;
   const token = f.tokenFile ? readToken(f.tokenFile) : undefined;
   const maxNodes = nonNegativeInt('--max-nodes', f.maxNodes) ?? 8;
-  const deadlineMs = positive('--step-deadline', f.stepDeadline);
+  const stepDeadlineMs = positive('--step-deadline', f.stepDeadline);
   const heartbeatMs = positive('--heartbeat', f.heartbeat);
   const maxNodeFailures = nonNegativeInt('--max-node-failures', f.maxNodeFailures) ?? 10;
+  const minNodes = nonNegativeInt('--min-nodes', f.minNodes) ?? 0;
   const checkpointDir = f.checkpointDir ?? defaultCheckpointDir(runIdentity(config));
   const base = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
   // Listening before the run: a port in use is a usage error, not a lost run; and before the output
@@ -121,28 +123,29 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   }
   if (dash && !f.quiet) process.stderr.write(`dashboard: ${dash.url}\n`);
   const reporter = dash?.reporter ?? base;
-  const stop = { requested: false };
-  let interrupt: (e: Error) => void = () => {};
-  const stopWaiting = new Promise<never>((_, reject) => (interrupt = reject));
-  stopWaiting.catch(() => {}); // only waits for executors listen to it
+  if (threadWarning) reporter.log(threadWarning);
+  // Ctrl-C is the library's AbortSignal: the run stops after the current step with a checkpoint.
+  const abort = new AbortController();
   const onSigint = (): void => {
-    if (stop.requested) process.exit(EXIT_INTERRUPTED);
-    stop.requested = true;
-    interrupt(new DptrainError('INTERRUPTED', 'interrupted while waiting for executors'));
+    if (abort.signal.aborted) process.exit(EXIT_INTERRUPTED);
+    abort.abort();
     reporter.log('interrupt: finishing the current step, then writing a checkpoint (Ctrl-C again to quit at once)');
   };
   process.on('SIGINT', onSigint);
   const t0 = performance.now();
   try {
-    const r = await train({
-      config, workers, kernels: f.kernels, reporter, stop, stopWaiting, maxSteps, checkpointEvery, resume: f.resume,
-      initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(checkpointDir), fault: parseFault(f.fault),
-      balance: f.balance ?? (listen ? 'measured' : 'static'), maxNodes: listen ? maxNodes : 0, maxNodeFailures, maxGradRatio: f.maxGradRatio,
-      minExecutors: (workers > 0 ? 1 : 0) + (nonNegativeInt('--min-nodes', f.minNodes) ?? 0),
-      attachRemote: listen && remote
-        ? (run) => remote.startRemoteServer(run, { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, deadlineMs, heartbeatMs, wire: f.wire ?? 'f32', log: (l) => reporter.log(l), onMembership: dash?.membership })
-        : undefined,
-    });
+    const { run: r } = await runTraining(
+      {
+        config: config.raw, workers, kernels: f.kernels, maxSteps, checkpointEvery, resume: f.resume, signal: abort.signal,
+        initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(checkpointDir),
+        listen: listen
+          ? { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, maxNodes, minNodes, stepDeadlineMs, heartbeatMs, maxNodeFailures, balance: f.balance, maxGradRatio: f.maxGradRatio, wire: f.wire }
+          : undefined,
+      },
+      // The config as parsed here, so that its errors name the flags that set a field; the output
+      // paths are checked above, by their flags.
+      { config, reporter, fault: parseFault(f.fault), onMembership: dash?.membership, outputsChecked: true },
+    );
     const seconds = (performance.now() - t0) / 1000;
     if (f.plot && r.history.length > 0) {
       const points = r.history.map((h) => ({ epoch: h.epoch + 1, trainLoss: h.trainLoss, testLoss: h.test.loss, testAccuracy: h.test.accuracy }));
@@ -162,7 +165,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
     if (!f.quiet) {
       const acc = r.final?.accuracy;
       const accText = acc === null || acc === undefined ? '' : `, test accuracy ${(100 * acc).toFixed(2)}%`;
-      const lossText = r.final ? `, test loss ${r.final.loss.toFixed(4)}` : '';
+      const lossText = !r.final ? '' : r.final.n === 0 ? ', no test split' : `, test loss ${r.final.loss.toFixed(4)}`;
       const peakMb = Math.round(peakRssKb() / 1024);
       process.stdout.write(`done: ${r.steps} steps in ${seconds.toFixed(1)} s (stopped by ${r.stoppedBy})${lossText}${accText}, peak memory ${peakMb} MB\n`);
       if (r.checkpoint) process.stdout.write(`checkpoint: ${r.checkpoint}\n`);

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { configError } from '../../core/errors.js';
 import { readToken } from '../../core/protocol/auth.js';
 import { runNode, type NodeCounters } from '../../worker/node/node.js';
+import { checkThreadCount } from '../../worker/pool/local-pool.js';
 
 export interface WorkerFlags {
   connect: string;
@@ -20,7 +21,9 @@ export interface WorkerFlags {
 export async function runWorker(f: WorkerFlags): Promise<number> {
   if (!/^wss?:\/\/[^/]+/.test(f.connect)) throw configError('--connect', `expected ws://HOST:PORT or wss://HOST:PORT, got ${f.connect}`);
   const threads = f.threads ?? availableParallelism();
-  if (!(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) throw configError('--threads', `expected a whole number from 1 to 1024, got ${f.threads}`);
+  if (!(Number.isInteger(threads) && threads >= 1)) throw configError('--threads', `expected a whole number ≥ 1, got ${f.threads}`);
+  const threadWarning = checkThreadCount('--threads', threads);
+  if (threadWarning) process.stderr.write(`dptrain worker: ${threadWarning}\n`);
   if (!(Number.isInteger(f.maxReconnects) && f.maxReconnects >= 0)) throw configError('--max-reconnects', `expected a whole number ≥ 0, got ${f.maxReconnects}`);
   if (!(Number.isInteger(f.maxAuthFailures) && f.maxAuthFailures >= 1)) throw configError('--max-auth-failures', `expected a whole number ≥ 1, got ${f.maxAuthFailures}`);
   const log = (l: string): void => void process.stderr.write(`dptrain worker: ${l}\n`);

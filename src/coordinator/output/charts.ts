@@ -42,10 +42,11 @@ async function renderSvg(spec: TopLevelSpec): Promise<string> {
 
 /** Loss per epoch (train and test) and, when any epoch has it, test accuracy beside it. */
 export function trainingCurvesSvg(epochs: readonly EpochPoint[]): Promise<string> {
+  // A log axis: losses fall over orders of magnitude, and a loss of 0 has no place on it.
   const loss = epochs.flatMap((e) => [
     { epoch: e.epoch, series: 'train', loss: e.trainLoss },
     { epoch: e.epoch, series: 'test', loss: e.testLoss },
-  ]).filter((p) => finite(p.epoch) && finite(p.loss));
+  ]).filter((p) => finite(p.epoch) && finite(p.loss) && p.loss > 0);
   const accuracy = epochs
     .filter((e) => finite(e.epoch) && finite(e.testAccuracy))
     .map((e) => ({ epoch: e.epoch, accuracy: e.testAccuracy }));
@@ -58,8 +59,10 @@ export function trainingCurvesSvg(epochs: readonly EpochPoint[]): Promise<string
     mark: { type: 'line', point: true },
     encoding: {
       x: epochAxis,
-      y: { field: 'loss', type: 'quantitative', title: 'loss', scale: { zero: false } },
-      color: { field: 'series', type: 'nominal', title: 'loss', sort: ['train', 'test'] },
+      // An empty log scale has no domain and would draw NaN coordinates.
+      y: { field: 'loss', type: 'quantitative', title: 'loss', scale: { type: loss.length > 0 ? 'log' : 'linear' } },
+      // Inside its own panel: beside the whole chart it would sit next to the accuracy panel.
+      color: { field: 'series', type: 'nominal', title: null, sort: ['train', 'test'], legend: { orient: 'top-right' } },
     },
   } as const;
   if (accuracy.length === 0) return renderSvg(lossPanel);
@@ -74,7 +77,7 @@ export function trainingCurvesSvg(epochs: readonly EpochPoint[]): Promise<string
       y: { field: 'accuracy', type: 'quantitative', title: 'test accuracy', axis: { format: '.1%' }, scale: { zero: false } },
     },
   } as const;
-  return renderSvg({ hconcat: [lossPanel, accuracyPanel] });
+  return renderSvg({ hconcat: [lossPanel, accuracyPanel], resolve: { legend: { color: 'independent' } } });
 }
 
 /**

@@ -14,13 +14,16 @@ export interface OutputPaths {
   readonly plot?: string;
 }
 
-/** Throws OUTPUT_UNWRITABLE (one line naming the flag and path) for the first path that fails. */
-export function checkOutputPaths(o: OutputPaths): void {
+/**
+ * Throws OUTPUT_UNWRITABLE (one line naming the flag and path) for the first path that fails.
+ * `names` replaces flag names where the paths came from elsewhere (the library's options).
+ */
+export function checkOutputPaths(o: OutputPaths, names: Partial<Record<keyof OutputPaths, string>> = {}): void {
   const paths = [
-    { flag: '--checkpoint-dir', path: o.checkpointDir, kind: 'folder' },
-    { flag: '--save-weights', path: o.saveWeights, kind: 'file' },
-    { flag: '--metrics', path: o.metrics, kind: 'file' },
-    { flag: '--plot', path: o.plot, kind: 'file' },
+    { flag: names.checkpointDir ?? '--checkpoint-dir', path: o.checkpointDir, kind: 'folder' },
+    { flag: names.saveWeights ?? '--save-weights', path: o.saveWeights, kind: 'file' },
+    { flag: names.metrics ?? '--metrics', path: o.metrics, kind: 'file' },
+    { flag: names.plot ?? '--plot', path: o.plot, kind: 'file' },
   ] as const;
   for (const { flag, path, kind } of paths) {
     if (path === undefined) continue;

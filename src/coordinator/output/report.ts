@@ -20,7 +20,17 @@ export interface ReporterOptions {
 
 export function formatEpoch(r: EpochRecord, epochs: number): string {
   const acc = r.test.accuracy === null ? '' : `  test acc ${(100 * r.test.accuracy).toFixed(2)}%`;
-  return `epoch ${r.epoch + 1}/${epochs}  train loss ${r.trainLoss.toFixed(4)}  test loss ${r.test.loss.toFixed(4)}${acc}  ${Math.round(r.samplesPerSec)} samples/s  ${r.seconds.toFixed(1)} s`;
+  const test = r.test.n === 0 ? 'no test split' : `test loss ${r.test.loss.toFixed(4)}${acc}`;
+  return `epoch ${r.epoch + 1}/${epochs}  train loss ${r.trainLoss.toFixed(4)}  ${test}  ${Math.round(r.samplesPerSec)} samples/s  ${r.seconds.toFixed(1)} s`;
+}
+
+/** A duration for the progress bar: 45s, 3m05s, 2h07m. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '-';
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 export function createReporter(opts: ReporterOptions): Reporter {
@@ -36,6 +46,8 @@ export function createReporter(opts: ReporterOptions): Reporter {
   // Rows and compute time per executor over the epoch, for each node's samples/s.
   const epochWork = new Map<string, { rows: number; ms: number }>();
   let lastRate = 0;
+  // The run's ETA: its remaining steps at the pace of this process's steps so far (evaluation included).
+  let runStart = { ms: NaN, steps: 0 };
   const metric = (o: object): void => {
     if (!opts.metrics) return;
     try {
@@ -83,16 +95,20 @@ export function createReporter(opts: ReporterOptions): Reporter {
         w.ms += sh.computeMs;
         epochWork.set(sh.by, w);
       }
+      const now = performance.now();
+      if (Number.isNaN(runStart.ms)) runStart = { ms: now - r.stepMs, steps: r.epoch * r.batches + r.batch };
+      const done = r.epoch * r.batches + r.batch + 1;
+      const runEta = ((now - runStart.ms) / 1000 / (done - runStart.steps)) * (epochs * r.batches - done);
       if (opts.quiet || !opts.tty) return;
       if (!bar) {
         bar = new cliProgress.SingleBar({
-          format: `epoch ${r.epoch + 1}/${epochs} {bar} {percentage}% | loss {loss} | {rate} samples/s | ETA {eta_formatted}`,
+          format: `epoch ${r.epoch + 1}/${epochs} {bar} {percentage}% | loss {loss} | {rate} samples/s | ETA epoch {eta_formatted}, run {runEta}`,
           hideCursor: true,
           clearOnComplete: true,
         }, cliProgress.Presets.shades_classic);
-        bar.start(r.batches, r.batch, { loss: '-', rate: '-' });
+        bar.start(r.batches, r.batch, { loss: '-', rate: '-', runEta: '-' });
       }
-      bar.update(r.batch + 1, { loss: r.loss.toFixed(4), rate: Math.round(lastRate) });
+      bar.update(r.batch + 1, { loss: r.loss.toFixed(4), rate: Math.round(lastRate), runEta: formatDuration(runEta) });
     },
     epoch(r) {
       stopBar();

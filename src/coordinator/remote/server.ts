@@ -10,6 +10,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server } f
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { KernelBackend } from '../../core/kernels/index.js';
 import { DptrainError } from '../../core/errors.js';
 import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, NODE_NONCE_HEADER, PROOF_HEADER } from '../../core/protocol/auth.js';
 import { Challenges } from './challenges.js';
@@ -55,11 +56,20 @@ const HELLO_TIMEOUT_MS = 10_000;
 const HEADERS_TIMEOUT_MS = 10_000;
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
+/**
+ * --listen's value: HOST:PORT ([V6]:PORT), a bare PORT (on 127.0.0.1), or a bare HOST (port 0: the
+ * system picks a free one, and the "listening on" line names it).
+ */
 export function parseListen(text: string): { host: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(text);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !m[1] || !(port >= 0 && port <= 65535)) throw new DptrainError('CONFIG_INVALID', `--listen: expected HOST:PORT, got ${text}`);
-  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
+  const m = /^(\d+)$/.exec(text) ?? /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
+  const bareHost = /^(?:\[([^\]]+)\]|([^:[\]\s]+)|([0-9a-fA-F]*:[0-9a-fA-F:.]*:[0-9a-fA-F.]*))$/.exec(text);
+  if (m) {
+    const port = Number(m[m.length - 1]);
+    if (port <= 65535) return { host: m.length === 2 ? '127.0.0.1' : (m[1] ?? m[2]), port };
+  } else if (bareHost) {
+    return { host: bareHost[1] ?? bareHost[2] ?? bareHost[3], port: 0 };
+  }
+  throw new DptrainError('CONFIG_INVALID', `--listen: expected HOST:PORT, PORT (on 127.0.0.1) or HOST (on a free port), with PORT at most 65535, got ${text}`);
 }
 
 export interface RemoteServer extends RemoteAttachment {
@@ -100,6 +110,8 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
   const freeSlots = [...run.landingSlots];
   const nodes = new Map<string, NodeInfo>();
   const live = new Set<RemoteNode>();
+  /** The backend each node was welcomed with, and its socket (to ask it to rejoin when that changes). */
+  const welcomedWith = new Map<RemoteNode, { backend: KernelBackend; ws: WebSocket }>();
   let nextId = 1;
   const weights = new StepWeights(run.arena);
 
@@ -129,11 +141,13 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
     ws.once('message', (data: Buffer, isBinary: boolean) => {
       clearTimeout(timer);
       let threads: number;
+      let best: KernelBackend;
       try {
         if (!isBinary) throw new DptrainError('WIRE_MALFORMED', `${address}: text frame, the protocol is binary`);
         const { msg } = decodeNodeFrame(data, address, { paramCount });
         if (msg.t !== 'hello') throw new DptrainError('WIRE_UNEXPECTED', `${address}: expected hello, got ${msg.t}`);
         threads = msg.threads;
+        best = msg.best;
       } catch (e) {
         o.log(`dropped ${address}: ${(e as Error).message}`);
         ws.terminate();
@@ -146,12 +160,14 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
         return;
       }
       const id = `node${nextId++}`;
+      const kernels = run.kernels.admit(best, `node ${id} (${address})`);
       const info: NodeInfo = { id, address, threads, traffic: { sent: 0, received: 0 }, lastSeen: Date.now() };
       const node: RemoteNode = new RemoteNode({
         id, threads, ws, arena: run.arena, order: run.order, weights, wire: o.wire ?? 'f32', deadlineMs: o.deadlineMs, heartbeatMs: o.heartbeatMs, traffic: info.traffic,
         log: o.log,
         onGone: (reason) => {
           live.delete(node);
+          welcomedWith.delete(node);
           nodes.delete(id);
           run.scheduler.leave(node);
           freeSlots.push(slot);
@@ -162,10 +178,11 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
       });
       ws.on('message', () => (info.lastSeen = Date.now()));
       ws.on('pong', () => (info.lastSeen = Date.now()));
-      const welcome = welcomeFrame(run, id, o.wire ?? 'f32');
+      const welcome = welcomeFrame(run, id, kernels, o.wire ?? 'f32');
       info.traffic.sent += welcome.length;
       ws.send(welcome);
       live.add(node);
+      welcomedWith.set(node, { backend: kernels, ws });
       nodes.set(id, info);
       run.scheduler.join(node, [slot]);
       o.log(`node ${id} (${address}, ${threads} thread${threads > 1 ? 's' : ''}) joined; it takes part from step ${run.scheduler.nextStep}`);
@@ -189,6 +206,14 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
       [...nodes.values()].map((n) => ({
         id: n.id, address: n.address, threads: n.threads, bytesSent: n.traffic.sent, bytesReceived: n.traffic.received, lastSeenMsAgo: Date.now() - n.lastSeen,
       })),
+    kernelsChanged(backend) {
+      for (const [node, w] of welcomedWith) {
+        if (w.backend === backend) continue;
+        const reason = `the run now computes with ${backend}: rejoin`;
+        // A bye that is not the end of training: the node reconnects and is welcomed anew.
+        w.ws.send(encodeFrame({ t: 'bye', reason }), () => node.drop(reason));
+      }
+    },
     async close() {
       refusals.close();
       await Promise.all([...live].map((n) => n.close()));
@@ -204,12 +229,12 @@ export async function startRemoteServer(run: RunContext, o: ListenOptions): Prom
  * The welcome: the config, the recipe's chunk rows, the kernels, and the data: inline (the config
  * then without its data section, whose paths are this machine's) unless the node can load it by name.
  */
-function welcomeFrame(run: RunContext, nodeId: string, wire: WireFloat): Buffer {
+function welcomeFrame(run: RunContext, nodeId: string, kernels: KernelBackend, wire: WireFloat): Buffer {
   const train = run.data.train;
   const inline = !NAMED_SOURCES.includes(run.config.data.source) || run.dataInline;
   const { data: _local, ...withoutData } = run.config.raw;
   const header: Welcome = {
-    t: 'welcome', v: PROTOCOL_VERSION, nodeId, config: JSON.stringify(inline ? withoutData : run.config.raw), chunkRows: run.chunkRows, kernels: run.kernelName,
+    t: 'welcome', v: PROTOCOL_VERSION, nodeId, config: JSON.stringify(inline ? withoutData : run.config.raw), chunkRows: run.chunkRows, kernels,
     data: inline ? 'inline' : 'source', n: train.n, nIn: train.nIn, yWidth: train.yWidth, classes: train.classes, wire,
   };
   return inline ? encodeFrame(header, train.x, train.y) : encodeFrame(header);

@@ -72,15 +72,17 @@ export function checkpointPath(dir: string, step: number, runId?: string): strin
 
 /**
  * Writes the checkpoint, then removes the same run's older ones past the newest two. A failed write
- * throws and leaves every earlier file as it was.
+ * throws and leaves every earlier file as it was. `extra`: more metadata (the model's description).
  */
-export function writeCheckpoint(dir: string, layout: ParamLayout, params: Float32Array, state: readonly Float32Array[], meta: CheckpointMeta): string {
+export function writeCheckpoint(
+  dir: string, layout: ParamLayout, params: Float32Array, state: readonly Float32Array[], meta: CheckpointMeta, extra: Record<string, string> = {},
+): string {
   makeDir(dir);
   const tensors = namedTensors(layout, params);
   state.forEach((s, i) => tensors.set(stateName(i), { shape: [layout.size], data: s.subarray(0, layout.size) }));
   // The digest covers the data section exactly as written (little-endian F32, tensors in order).
   const digest = digestOf([...tensors.values()].map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)));
-  const chunks = encodeSafetensors(tensors, { dptrain: JSON.stringify(meta), sha256: digest });
+  const chunks = encodeSafetensors(tensors, { ...extra, dptrain: JSON.stringify(meta), sha256: digest });
   const path = checkpointPath(dir, meta.step, meta.runId);
   writeFileAtomic(path, chunks);
   const ours = listCheckpoints(dir).filter((f) => checkpointRunId(f) === meta.runId);

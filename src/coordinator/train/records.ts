@@ -5,6 +5,7 @@ import type { ArenaViews } from '../../core/arena.js';
 import type { Config } from '../../core/config.js';
 import type { DataSplit } from '../../core/data/types.js';
 import type { EvalResult } from '../../core/eval.js';
+import type { KernelBackend } from '../../core/kernels/index.js';
 import type { ModelSpec } from '../../core/spec.js';
 import type { Scheduler, StepPlanEntry } from './scheduler.js';
 
@@ -53,6 +54,8 @@ export interface RemoteAttachment {
   close(): Promise<void>;
   /** The nodes connected now. */
   status(): readonly NodeStatus[];
+  /** The run now computes with `backend`: nodes welcomed with another one rejoin. */
+  kernelsChanged(backend: KernelBackend): void;
 }
 
 /** What remote membership needs from a run: the arena to land gradients in, the data, the recipe. */
@@ -66,7 +69,11 @@ export interface RunContext {
   readonly chunkRows: number;
   readonly landingSlots: readonly number[];
   /** The backend this run computes with; nodes must use the same one for bit-identical shards. */
-  readonly kernelName: string;
+  /**
+   * The backend the run computes with now; admit() tells it a joining node's best and returns the
+   * backend that node must use (the run moves down to it at the next step boundary).
+   */
+  readonly kernels: { readonly backend: KernelBackend; admit(best: KernelBackend, who: string): KernelBackend };
   /** True when nodes cannot load the data by name (it was handed in, not loaded from the config). */
   readonly dataInline: boolean;
 }

@@ -49,6 +49,8 @@ export interface SchedulerOptions {
   readonly firstStep?: number;
   /** Judges each step's remote gradients before the step is reduced (absent: off). */
   readonly guard?: GradientGuard;
+  /** Runs once a step's members are admitted, before its shards are cut (it may drop members). */
+  readonly beforeStep?: (step: number) => Promise<void>;
 }
 
 const RATE_SMOOTHING = 0.3;
@@ -98,6 +100,7 @@ export class Scheduler {
   async runStep(step: number, start: number, rows: number, fuse?: StepUpdate, ahead?: { start: number; rows: number }): Promise<StepOutcome> {
     this.failures = 0;
     await this.admit();
+    await this.opts.beforeStep?.(step);
     this.next = step + 1;
     const members = [...this.members];
     const { shards, byMember, plan } = this.cut(members, start, rows);

@@ -28,8 +28,8 @@ export interface StepRunnerOptions {
   readonly scheduler: Scheduler;
   readonly local: LocalPool | null;
   readonly arena: ArenaViews;
-  /** The coordinator's own kernels (the update when it runs on this thread). */
-  readonly kernels: Kernels;
+  /** The coordinator's own kernels (the update when it runs on this thread), as they are now. */
+  readonly kernels: { readonly kernels: Kernels };
   readonly optimizer: OptimizerConfig;
   readonly placement: UpdatePlacement;
   /** False when membership can change between two steps (remote nodes may join): never post ahead. */
@@ -93,7 +93,7 @@ export class StepRunner {
       // This thread cannot die halfway without ending the run: in place, which spares the
       // read-for-ownership of a second copy.
       const here = arena.copies[arena.current];
-      updateSlice(kernels, optimizer, here, here, arena.grad, slotIds.map((s) => arena.slots[s]), 1 / rows, 0, arena.layout.paramCount, step);
+      updateSlice(kernels.kernels, optimizer, here, here, arena.grad, slotIds.map((s) => arena.slots[s]), 1 / rows, 0, arena.layout.paramCount, step);
     }
     return performance.now() - t0;
   }

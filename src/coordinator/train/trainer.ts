@@ -7,8 +7,9 @@ import { createArena } from '../../core/arena.js';
 import type { DataSplit } from '../../core/data/types.js';
 import { evaluate, type EvalResult } from '../../core/eval.js';
 import { initParams } from '../../core/init.js';
-import { createKernels, type KernelChoice } from '../../core/kernels/index.js';
-import { paramLayout } from '../../core/layout.js';
+import type { KernelChoice } from '../../core/kernels/index.js';
+import { RunKernels } from './run-kernels.js';
+import { paramLayout, type ParamLayout } from '../../core/layout.js';
 import { checkDataFits, denseViews, type Model } from '../../core/model.js';
 import { stateVectors } from '../../core/optim.js';
 import { Rng, type RngState } from '../../core/rng.js';
@@ -17,6 +18,8 @@ import { ioReason } from '../../core/io/atomic-file.js';
 import { DptrainError, isDptrainError, writeFailed } from '../../core/errors.js';
 import type { FaultHook } from '../../worker/messages.js';
 import { loadConfigData, type Config } from '../../core/config.js';
+import { describeModel } from '../../core/describe-model.js';
+import { modelMetadata, type ModelDescription } from '../../core/io/model-file.js';
 import { packHistory, restoreCheckpoint, unpackHistory, writeCheckpoint, type LoopPosition } from './checkpoint.js';
 import { findResumeCheckpoint } from './resume.js';
 import { runIdentity } from './run-id.js';
@@ -80,6 +83,8 @@ export interface TrainResult {
   readonly stoppedBy: StopReason;
   readonly checkpoint: string | null;
   readonly final: EvalResult | null;
+  /** What the weights files of the run say about the model. */
+  readonly description: ModelDescription;
 }
 
 // A separate stream from weight init, so changing one does not shift the other.
@@ -92,18 +97,25 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (!(Number.isInteger(opts.workers) && opts.workers >= (opts.attachRemote ? 0 : 1)))
     throw new DptrainError('CONFIG_INVALID', `--workers: expected a whole number ≥ ${opts.attachRemote ? 0 : 1}, got ${opts.workers}`);
   const data = opts.data ?? loadConfigData(config);
+  // Without test rows there is no accuracy, and the run would never stop on it.
+  if (config.training.targetAccuracy !== undefined && data.test.n === 0)
+    throw new DptrainError('CONFIG_INVALID', 'training.targetAccuracy (--target-accuracy): needs a test split, and the data has none (data.test is 0)');
   checkDataFits(spec, data.train);
   checkDataFits(spec, data.test);
+  // Every file the run writes describes its model, so eval and predict need no config.
+  const description = describeModel(config, data.train, opts.data === undefined);
+  const describing = modelMetadata(description);
 
   const layout = paramLayout(spec);
   const threads = opts.workers;
   const slots = slotPlan(threads, opts.maxNodes ?? 0);
   // Every shard is computed in chunks of this many rows, wherever it runs (part of the recipe).
   const chunkRows = Math.max(1, Math.ceil(batchSize / Math.max(1, threads)));
-  const arena = createArena(spec, { shards: slots.count, maxRows: chunkRows, stateVectors: stateVectors(config.optimizer) });
+  const arena = withBatchContext(() => createArena(spec, { shards: slots.count, maxRows: chunkRows, stateVectors: stateVectors(config.optimizer) }), batchSize, data.train.n);
   const own = arena.workspaces[slots.own];
-  const kernels = createKernels(opts.kernels, arena.memory, own.scratch);
-  const model: Model = { spec, layout, kernels };
+  // Resolved here: the threads get the concrete backend (the native paths differ in their bits).
+  const runKernels = new RunKernels(opts.kernels, arena.memory, own.scratch, (l) => reporter.log(l));
+  const model: Model = { spec, layout, get kernels() { return runKernels.kernels; } };
 
   const nTrain = data.train.n;
   const order = new Int32Array(new SharedArrayBuffer(nTrain * 4));
@@ -129,11 +141,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10,
     minMembers: opts.minExecutors, stopWaiting: opts.stopWaiting, firstStep: position.step + 1,
     guard: maxGradRatio > 0 ? new GradientGuard(maxGradRatio, arena.slots) : undefined,
+    // After a step's members are known, before its shards go out: a node that joined may need the
+    // whole run on a lower backend; the nodes still on the old one rejoin.
+    beforeStep: async (step) => {
+      const line = await runKernels.apply(local, step);
+      if (!line) return;
+      reporter.log(line);
+      remote?.kernelsChanged(runKernels.backend);
+    },
   });
   const local = threads > 0
     ? new LocalPool({
-      threads, arena, kernels, spareSlots: slots.spare,
-      init: { memory: arena.memory, layout: arena.layout, spec, kernels: opts.kernels, train: data.train, test: data.test, order, optimizer: config.optimizer, fault: opts.fault },
+      threads, arena, kernels: runKernels.kernels, spareSlots: slots.spare,
+      init: { memory: arena.memory, layout: arena.layout, spec, kernels: runKernels.backend, train: data.train, test: data.test, order, optimizer: config.optimizer, fault: opts.fault },
       onRetry: (what, attempt, reason) => reporter.log(`warning: ${what} failed (${reason}); re-running it (attempt ${attempt + 1})`),
     })
     : null;
@@ -143,9 +163,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // no threads, here.
   const placement = opts.update ?? (local ? 'fused' : 'coordinator');
   if (placement !== 'coordinator' && !local) throw new DptrainError('CONFIG_INVALID', 'the update can only run on worker threads when there are some (--workers ≥ 1)');
-  const steps = new StepRunner({ scheduler, local, arena, kernels, optimizer: config.optimizer, placement, membershipFixed: !opts.attachRemote });
+  const steps = new StepRunner({ scheduler, local, arena, kernels: runKernels, optimizer: config.optimizer, placement, membershipFixed: !opts.attachRemote });
   const context: RunContext = {
-    arena, scheduler, spec, config, data, order, chunkRows, landingSlots: slots.landing, kernelName: kernels.name, dataInline: opts.data !== undefined,
+    arena, scheduler, spec, config, data, order, chunkRows, landingSlots: slots.landing, kernels: runKernels, dataInline: opts.data !== undefined,
   };
   let remote: RemoteAttachment | null = null;
 
@@ -153,11 +173,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let checkpoint: string | null = resumed?.path ?? null;
   let final: EvalResult | null = null;
   const kept = (): string => (checkpoint ? `the previous checkpoint ${checkpoint} is kept` : 'no earlier checkpoint of this run was written');
+  // `checkpoint` is the newest written, so it holds finite weights: checkFinite runs before each write.
+  const diverged = (step: number, what: string): DptrainError =>
+    new DptrainError('DIVERGED', `step ${step}: ${what}: the run diverged (is the learning rate too high?); stopped without writing these weights; ${
+      checkpoint ? `last good checkpoint ${checkpoint} (--resume continues from it)` : 'no checkpoint was written before'}`);
+  // Before anything is written from the weights: a file of NaNs would pass for a trained model.
+  const checkFinite = (step: number): void => {
+    const bad = nonFiniteTensor(layout, arena.params, arena.state);
+    if (bad) throw diverged(step, `${bad} holds non-finite values`);
+  };
   const saveCheckpoint = (pos: LoopPosition): void => {
     if (!opts.checkpointDir) return;
+    checkFinite(pos.step);
     const meta = { version: 1 as const, ...pos, config: config.raw, runId: run.id, configName: run.name, run: run.fields, history: packHistory(history) };
     try {
-      checkpoint = writeCheckpoint(opts.checkpointDir, layout, arena.params, arena.state, meta);
+      checkpoint = writeCheckpoint(opts.checkpointDir, layout, arena.params, arena.state, meta, describing);
     } catch (e) {
       throw writeFailed('the checkpoint of step', `${pos.step} in ${opts.checkpointDir}`, ioReason(e), kept());
     }
@@ -166,7 +196,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   try {
     // Inside the try: if listening fails (a port in use), the pool's threads are still stopped.
     remote = opts.attachRemote ? await opts.attachRemote(context) : null;
-    reporter.start({ backend: kernels.name, threads, params: layout.size, train: nTrain, test: data.test.n, epochs, batchSize, resumedAt: resumed ? position.step : null });
+    reporter.start({ backend: runKernels.backend, threads, params: layout.size, train: nTrain, test: data.test.n, epochs, batchSize, resumedAt: resumed ? position.step : null });
     let { step } = position;
     const rng = new Rng(position.epochRng);
     epochs: for (let epoch = position.epoch; epoch < epochs; epoch++) {
@@ -179,6 +209,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const t0 = performance.now();
       let samples = 0;
       for (let b = resumingHere ? position.batch : 0; b < batches; b++) {
+        // Already there (--max-steps 0, or resumed at or past it): no step runs.
+        if (opts.maxSteps !== undefined && step >= opts.maxSteps) {
+          stoppedBy = 'max-steps';
+          break epochs;
+        }
         const start = b * batchSize;
         const rows = Math.min(batchSize, nTrain - start);
         // The next step is certain to follow within the epoch unless a stop is due after this one.
@@ -195,6 +230,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           break epochs;
         }
         step++;
+        // NaN or Inf in the weights reaches the next step's loss; checking that sum costs nothing.
+        if (!Number.isFinite(r.lossSum)) throw diverged(step, `the training loss is ${r.lossSum}`);
         lossSum += r.lossSum;
         count += rows;
         samples += rows;
@@ -217,6 +254,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           ? await local.evaluate(step, data.test.n)
           : evaluate(model, denseViews(layout, arena.params), own, chunkRows, data.test);
       final = opts.skipEval ? null : test;
+      // A NaN a ReLU hides from the loss would otherwise only surface at the next checkpoint.
+      checkFinite(step);
       if (config.training.targetLoss !== undefined && trainLoss <= config.training.targetLoss) stoppedBy = 'target-loss';
       else if (config.training.targetAccuracy !== undefined && test.accuracy !== null && test.accuracy >= config.training.targetAccuracy) stoppedBy = 'target-accuracy';
       const stopping = stoppedBy !== 'epochs' || epoch === epochs - 1;
@@ -229,13 +268,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
     }
     if (opts.saveWeights) {
+      checkFinite(step);
       try {
-        saveWeights(opts.saveWeights, layout, arena.params, { format: 'pt' });
+        saveWeights(opts.saveWeights, layout, arena.params, { format: 'pt', ...describing });
       } catch (e) {
         throw writeFailed('the weights', opts.saveWeights, ioReason(e), checkpoint ? `they are in the checkpoint ${checkpoint}` : 'they are lost');
       }
     }
-    return { params: Float32Array.from(arena.params), steps: step, history, stoppedBy, checkpoint, final };
+    return { params: Float32Array.from(arena.params), steps: step, history, stoppedBy, checkpoint, final, description };
   } finally {
     // A progress bar left running (the step posted ahead of an interrupt draws one) holds the process open.
     reporter.close?.();
@@ -256,4 +296,27 @@ export function slotPlan(threads: number, maxNodes: number): { local: number[]; 
   const landing = range(2 * threads, maxNodes);
   const own = 2 * threads + maxNodes;
   return { local, spare, landing, own, count: own + 1 };
+}
+
+/** An arena too large for memory, said as the batch size behind it. */
+function withBatchContext<T>(make: () => T, batchSize: number, nTrain: number): T {
+  try {
+    return make();
+  } catch (e) {
+    if (!(isDptrainError(e) && e.code === 'ARENA_TOO_LARGE')) throw e;
+    const rows = batchSize > nTrain ? ` (the training set has ${nTrain} rows)` : '';
+    throw new DptrainError('ARENA_TOO_LARGE', `batch size ${batchSize}: ${e.message}; lower --batch-size${rows}`);
+  }
+}
+
+/** The name of the first tensor (weights or optimizer state) holding a NaN or ±Infinity, or null. */
+function nonFiniteTensor(layout: ParamLayout, params: Float32Array, state: readonly Float32Array[]): string | null {
+  const bufs: [string, Float32Array][] = [['', params], ...state.map((s, i): [string, Float32Array] => [`optimizer state ${i} of `, s])];
+  for (const [prefix, buf] of bufs) {
+    for (const t of layout.tensors) {
+      const end = t.offset + t.length;
+      for (let i = t.offset; i < end; i++) if (!Number.isFinite(buf[i])) return `${prefix}tensor ${t.name}`;
+    }
+  }
+  return null;
 }

@@ -25,6 +25,8 @@ interface Table {
   readonly y: Float32Array;
   /** Largest class index seen, −1 for regression. */
   readonly maxClass: number;
+  /** The file line each row starts on. */
+  readonly lines: Int32Array;
 }
 
 export function loadCsv(opts: CsvOptions, baseDir: string, seed: number): DataSplit {
@@ -45,15 +47,15 @@ export function loadCsv(opts: CsvOptions, baseDir: string, seed: number): DataSp
     if (testTable.header.join('\u0000') !== table.header.join('\u0000'))
       throw dataError(testFile, 'line 1 (header)', `columns ${testTable.header.join(', ')} differ from ${file}'s ${table.header.join(', ')}`);
     const classes = classTarget ? Math.max(table.maxClass, testTable.maxClass) + 1 : 0;
-    const trainAll: Dataset = { name, n: table.n, nIn, x: table.x, y: table.y, yWidth, classes };
-    const testAll: Dataset = { name: basename(testFile), n: testTable.n, nIn, x: testTable.x, y: testTable.y, yWidth, classes };
+    const trainAll: Dataset = { name, n: table.n, nIn, x: table.x, y: table.y, yWidth, classes, origin: { file, lines: table.lines } };
+    const testAll: Dataset = { name: basename(testFile), n: testTable.n, nIn, x: testTable.x, y: testTable.y, yWidth, classes, origin: { file: testFile, lines: testTable.lines } };
     return {
       train: takeRows(trainAll, identityOrder(table.n), `${name}/train`),
       test: takeRows(testAll, identityOrder(testTable.n), `${basename(testFile)}/test`),
     };
   }
 
-  const all: Dataset = { name, n: table.n, nIn, x: table.x, y: table.y, yWidth, classes: classTarget ? table.maxClass + 1 : 0 };
+  const all: Dataset = { name, n: table.n, nIn, x: table.x, y: table.y, yWidth, classes: classTarget ? table.maxClass + 1 : 0, origin: { file, lines: table.lines } };
   const nTest = testCount(table.n, opts.test ?? 0.2, 'data.test');
   const order = identityOrder(table.n);
   new Rng(seed).shuffle(order);
@@ -83,6 +85,7 @@ function readTable(file: string, targets: readonly string[], classTarget: boolea
   for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) maxRows++;
   const x = new Float32Array(maxRows * inputCols.length);
   const y = new Float32Array(maxRows * targetCols.length);
+  const lines = new Int32Array(maxRows);
   let n = 0;
   let maxClass = -1;
   for (const { fields, line } of records) {
@@ -98,16 +101,17 @@ function readTable(file: string, targets: readonly string[], classTarget: boolea
       }
       y[n * targetCols.length + k] = v;
     });
+    lines[n] = line;
     n++;
   }
   if (n === 0) throw dataError(file, 'line 2', 'no data rows after the header');
-  return { header, n, x: x.subarray(0, n * inputCols.length), y: y.subarray(0, n * targetCols.length), maxClass };
+  return { header, n, x: x.subarray(0, n * inputCols.length), y: y.subarray(0, n * targetCols.length), maxClass, lines: lines.subarray(0, n) };
 }
 
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const NON_FINITE = /^[+-]?(?:nan|inf|infinity)$/i;
 
-function parseValue(field: string, file: string, where: string): number {
+export function parseValue(field: string, file: string, where: string): number {
   const s = field.trim();
   const shown = JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
   if (NON_FINITE.test(s)) throw dataError(file, where, `value ${shown} is NaN or infinite`);

@@ -1,8 +1,9 @@
 // MNIST / Fashion-MNIST IDX files (big-endian header, uint8 data), plain or gzipped: images scaled
 // to [0, 1], labels 0..9. Pixels stay bytes until the selected rows are copied into shared memory.
 
+import { kMaxLength } from 'node:buffer';
 import { readBytes } from '../io/files.js';
-import { gunzipSync } from 'node:zlib';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { basename, resolve } from 'node:path';
 import { configError, dataError } from '../errors.js';
 import { Rng } from '../rng.js';
@@ -29,7 +30,7 @@ const IMAGES_MAGIC = 0x00000803;
 const LABELS_MAGIC = 0x00000801;
 const CLASSES = 10;
 
-interface IdxImages { readonly n: number; readonly nIn: number; readonly pixels: Uint8Array }
+export interface IdxImages { readonly n: number; readonly nIn: number; readonly pixels: Uint8Array }
 
 export function loadIdx(cfg: IdxOptions, baseDir: string, seed: number): DataSplit {
   const at = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(baseDir, p));
@@ -90,7 +91,7 @@ function toDataset(images: IdxImages, labels: Uint8Array, rows: Int32Array, name
   return { name, n, nIn, x, y, yWidth: 1, classes: CLASSES };
 }
 
-function readImages(file: string): IdxImages {
+export function readImages(file: string): IdxImages {
   const bytes = readMaybeGzipped(file);
   checkMagic(file, bytes, IMAGES_MAGIC, 'IDX images: uint8, 3 dimensions');
   if (bytes.length < 16) throw dataError(file, 'header', `${bytes.length} bytes, an IDX images header needs 16 (truncated)`);
@@ -130,14 +131,55 @@ function checkLength(file: string, present: number, dims: string, declared: numb
     throw dataError(file, 'data', `header declares ${dims} = ${declared} bytes, but ${present} present (trailing bytes)`);
 }
 
+/**
+ * The file's bytes, gunzipped if gzipped. Decompression stops a little past the size the IDX header
+ * declares: a small file that inflates without end (a gzip bomb) is refused before it fills memory.
+ */
 function readMaybeGzipped(file: string): Uint8Array {
   const bytes = readBytes(file);
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
+  const declared = declaredSize(file, gunzipHead(file, bytes));
+  // The slack lets a file with a few trailing bytes reach checkLength, which names them.
+  const cap = Math.min(declared + TRAILING_SLACK, kMaxLength);
   try {
-    return gunzipSync(bytes);
+    return gunzipSync(bytes, { maxOutputLength: cap });
   } catch (e) {
-    throw dataError(file, 'gzip stream', `not gzip-decodable: ${e instanceof Error ? e.message : String(e)}`);
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw dataError(file, 'gzip stream', `decompresses to more than the ${declared} bytes its IDX header declares (stopped at ${cap})`);
+    throw notGzip(file, e);
   }
+}
+
+const TRAILING_SLACK = 4096;
+/** Compressed bytes inflated to find the header: deflate expands at most about 1032-fold. */
+const HEAD_INPUT = 4096;
+
+const notGzip = (file: string, e: unknown): Error =>
+  dataError(file, 'gzip stream', `not gzip-decodable: ${e instanceof Error ? e.message : String(e)}`);
+
+/** The start of the decompressed stream, from a bounded prefix of the compressed one. */
+function gunzipHead(file: string, bytes: Uint8Array): Uint8Array {
+  try {
+    return gunzipSync(bytes.subarray(0, HEAD_INPUT), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  } catch (e) {
+    throw notGzip(file, e);
+  }
+}
+
+/** Bytes per element of each IDX type code. */
+const IDX_TYPE_BYTES: Readonly<Record<number, number>> = { 0x08: 1, 0x09: 1, 0x0b: 2, 0x0c: 4, 0x0d: 4, 0x0e: 8 };
+
+/** The whole file's size as its header declares it: magic, dimensions, then the elements. */
+function declaredSize(file: string, head: Uint8Array): number {
+  const dims = head.length >= 4 ? head[3] : 0;
+  const headerBytes = 4 + 4 * dims;
+  const typeBytes = IDX_TYPE_BYTES[head[2]];
+  if (head.length < headerBytes || head[0] !== 0 || head[1] !== 0 || typeBytes === undefined || dims === 0)
+    throw dataError(file, 'header', `no IDX header in the first ${HEAD_INPUT} bytes of the gzip stream`);
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  let elements = 1;
+  for (let i = 0; i < dims; i++) elements *= view.getUint32(4 + 4 * i);
+  return headerBytes + elements * typeBytes;
 }
 
 const hex = (v: number): string => `0x${v.toString(16).padStart(8, '0')}`;

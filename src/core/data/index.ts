@@ -8,7 +8,7 @@ import { loadIdx, type IdxOptions } from './idx.js';
 import { loadMnist, type MnistOptions } from './mnist.js';
 import { sharedF32 } from './shared.js';
 import { loadSynthetic, type SyntheticOptions } from './synthetic.js';
-import type { DataSplit, Dataset } from './types.js';
+import { rowName, type DataSplit, type Dataset } from './types.js';
 
 export { SYNTHETIC_SETS, type SyntheticName } from './synthetic.js';
 export type { DataSplit, Dataset } from './types.js';
@@ -61,7 +61,7 @@ export function encodeTargets(data: Dataset, loss: LossName, nOut: number): Data
   for (let i = 0; i < data.n; i++) {
     const c = data.y[i];
     if (!(Number.isInteger(c) && c >= 0 && c < nOut))
-      throw new DptrainError('LABEL_OUT_OF_RANGE', `data set ${data.name}: row ${i} has class ${c}, one-hot over ${nOut} outputs needs 0..${nOut - 1}`);
+      throw new DptrainError('LABEL_OUT_OF_RANGE', `data set ${data.name}: ${rowName(data, i)} has class ${c}, one-hot over ${nOut} outputs needs 0..${nOut - 1}`);
     y[i * nOut + c] = 1;
   }
   return { ...data, y, yWidth: nOut };

@@ -15,12 +15,15 @@ export function takeRows(data: Dataset, rows: ArrayLike<number>, name: string): 
   const n = rows.length;
   const x = sharedF32(n * nIn);
   const y = sharedF32(n * yWidth);
+  const lines = data.origin ? new Int32Array(new SharedArrayBuffer(n * 4)) : null;
   for (let r = 0; r < n; r++) {
     const i = rows[r];
     x.set(data.x.subarray(i * nIn, (i + 1) * nIn), r * nIn);
     y.set(data.y.subarray(i * yWidth, (i + 1) * yWidth), r * yWidth);
+    if (lines) lines[r] = data.origin!.lines[i];
   }
-  return { name, n, nIn, x, y, yWidth, classes: data.classes };
+  const origin = data.origin && lines ? { file: data.origin.file, lines } : undefined;
+  return { name, n, nIn, x, y, yWidth, classes: data.classes, ...(origin ? { origin } : {}) };
 }
 
 /** 0, 1, …, n − 1. */

@@ -11,6 +11,19 @@ export interface Dataset {
   readonly yWidth: number;
   /** Number of classes for classification data, 0 for regression. */
   readonly classes: number;
+  /** Where each row came from, for messages: the file and the 1-based line of each row (CSV). */
+  readonly origin?: RowOrigin;
+}
+
+export interface RowOrigin {
+  readonly file: string;
+  /** lines[row]: the file line the row starts on. */
+  readonly lines: Int32Array;
+}
+
+/** A row as a user finds it: "line 9 of data.csv" where the file is known, else "row 167". */
+export function rowName(data: Dataset, row: number): string {
+  return data.origin ? `line ${data.origin.lines[row]} of ${data.origin.file} (row ${row})` : `row ${row}`;
 }
 
 export interface DataSplit {

@@ -9,6 +9,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { DptrainError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import { toBf16 } from '../bf16.js';
+import { BACKENDS, type KernelBackend } from '../kernels/backends.js';
 
 /** How floats travel: f32 as they are, or bf16 (half the bytes; the receiver widens them to f32). */
 export type WireFloat = 'f32' | 'bf16';
@@ -30,7 +31,8 @@ const unpackr = new Unpackr({ useRecords: false, structuredClone: false, moreTyp
 
 // ---- messages -----------------------------------------------------------------------------------
 
-export interface Hello { readonly t: 'hello'; readonly v: number; readonly threads: number }
+/** `best`: the fastest kernel backend the node can run (the run computes with the best all share). */
+export interface Hello { readonly t: 'hello'; readonly v: number; readonly threads: number; readonly best: KernelBackend }
 export interface Welcome {
   readonly t: 'welcome';
   readonly v: number;
@@ -310,7 +312,8 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
       if (!isInt(h.v, 0, 1e6)) fail('WIRE_MALFORMED', peer, 'hello without a protocol version');
       if (h.v !== PROTOCOL_VERSION) fail('WIRE_UNEXPECTED', peer, `protocol version ${String(h.v)}, this coordinator speaks ${PROTOCOL_VERSION}`);
       if (!isInt(h.threads, 1, 1024)) fail('WIRE_MALFORMED', peer, `hello with an implausible thread count ${String(h.threads)}`);
-      return { msg: { t: 'hello', v: h.v as number, threads: h.threads as number }, gradient: null };
+      if (!BACKENDS.includes(h.best as KernelBackend)) fail('WIRE_MALFORMED', peer, `hello names no known kernel backend (${String(h.best).slice(0, 40)})`);
+      return { msg: { t: 'hello', v: h.v as number, threads: h.threads as number, best: h.best as KernelBackend }, gradient: null };
     case 'result': {
       if (!isInt(h.req, 0, Number.MAX_SAFE_INTEGER) || !isInt(h.step, 1, Number.MAX_SAFE_INTEGER) || !isInt(h.count, 0, 1 << 30))
         fail('WIRE_MALFORMED', peer, 'result with a missing or invalid req, step or count');

@@ -12,7 +12,7 @@ import { createArena, type ArenaViews } from '../../core/arena.js';
 import { sharedF32 } from '../../core/data/shared.js';
 import type { Dataset } from '../../core/data/types.js';
 import { DptrainError, peerSafe } from '../../core/errors.js';
-import { createKernels, type KernelChoice } from '../../core/kernels/index.js';
+import { createKernels, resolveKernels, type KernelChoice } from '../../core/kernels/index.js';
 import { checkDataFits } from '../../core/model.js';
 import { loadConfigData, parseConfig } from '../../core/config.js';
 import { LocalPool } from '../pool/local-pool.js';
@@ -144,7 +144,7 @@ async function connectOnce(o: NodeOptions, previous: Session | null, joined: (s:
       res.statusCode === 401 ? refused('it refused this node\'s token proof (HTTP 401)') : lost(`refused with HTTP ${res.statusCode}`));
     ws.on('error', (e) => lost(e.message));
     ws.on('close', () => lost('closed'));
-    ws.on('open', () => ws.send(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: o.threads })));
+    ws.on('open', () => ws.send(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: o.threads, best: resolveKernels('auto').backend })));
     ws.on('message', (data: Buffer) => {
       o.counters?.received(data.length);
       let frame: ReturnType<typeof decodeCoordinatorFrame>;

@@ -9,8 +9,9 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import type { ArenaViews } from '../../core/arena.js';
-import { DptrainError } from '../../core/errors.js';
+import { configError, DptrainError } from '../../core/errors.js';
 import { updateSliceRange } from '../../core/optim.js';
+import type { KernelBackend } from '../../core/kernels/index.js';
 import type { Kernels } from '../../core/kernels/types.js';
 import { mergeEvalSums, type EvalResult } from '../../core/eval.js';
 import type { EvalReply, ShardReply, ThreadInit, ThreadReply, ThreadTask, UpdateReply } from '../messages.js';
@@ -41,35 +42,71 @@ export function defaultThreads(): number {
   return availableParallelism();
 }
 
+/**
+ * Threads past a few per core add no speed, only memory (each has its own heap): more than
+ * THREADS_PER_CORE × the cores is refused. Returns a warning line when `threads` exceeds the cores.
+ */
+export const THREADS_PER_CORE = 4;
+
+export function checkThreadCount(flag: string, threads: number): string | null {
+  const cores = availableParallelism();
+  const max = THREADS_PER_CORE * cores;
+  if (threads > max)
+    throw configError(flag, `${threads} threads is more than this machine's limit of ${max} (${THREADS_PER_CORE} × its ${cores} cores)`);
+  return threads > cores ? `warning: ${threads} worker threads on ${cores} cores: they take turns, which is slower than ${cores}` : null;
+}
+
 export class LocalPool implements Executor {
   readonly id = 'local';
   readonly threads: number;
-  private readonly pool: Piscina<ThreadTask, ThreadReply>;
+  private pool: Piscina<ThreadTask, ThreadReply>;
   private readonly opts: LocalPoolOptions;
+  /** The coordinating thread's kernels and what the threads compute with (setKernels changes both). */
+  private kernels: Kernels;
+  private init: ThreadInit;
   private readonly maxAttempts: number;
   /** Multi-part shards share the spare slots: one at a time. */
   private partsQueue: Promise<unknown> = Promise.resolve();
   /** Fused steps: the threads' loop tasks over the step board. */
-  private readonly loops: StepLoops;
+  private loops: StepLoops;
 
   constructor(opts: LocalPoolOptions) {
     if (opts.spareSlots.length === 0) throw new RangeError('LocalPool: needs at least one spare slot');
     this.opts = opts;
     this.threads = opts.threads;
     this.maxAttempts = opts.maxAttempts ?? 3;
-    const board = createStepBoard(opts.arena.layout.slots.length);
-    this.pool = new Piscina<ThreadTask, ThreadReply>({
+    this.kernels = opts.kernels;
+    this.init = opts.init;
+    ({ pool: this.pool, loops: this.loops } = this.open());
+  }
+
+  private open(): { pool: Piscina<ThreadTask, ThreadReply>; loops: StepLoops } {
+    const board = createStepBoard(this.opts.arena.layout.slots.length);
+    const pool = new Piscina<ThreadTask, ThreadReply>({
       filename: THREAD_ENTRY,
-      workerData: { ...opts.init, board } satisfies ThreadInit,
-      minThreads: opts.threads,
-      maxThreads: opts.threads,
+      workerData: { ...this.init, board } satisfies ThreadInit,
+      minThreads: this.threads,
+      maxThreads: this.threads,
       idleTimeout: Infinity,
       atomics: 'sync',
       recordTiming: false,
     });
-    this.loops = new StepLoops({
-      board: boardViews(board), run: (task) => this.pool.run(task), maxAttempts: this.maxAttempts, backend: opts.kernels.name, onRetry: opts.onRetry,
+    const loops = new StepLoops({
+      board: boardViews(board), run: (task) => pool.run(task), maxAttempts: this.maxAttempts, backend: this.kernels.name, onRetry: this.opts.onRetry,
     });
+    return { pool, loops };
+  }
+
+  /**
+   * Between steps: the threads compute with another backend from now on (a run whose new node
+   * cannot run the current one). The threads are replaced; the arena stays as it is.
+   */
+  async setKernels(kernels: Kernels, backend: KernelBackend): Promise<void> {
+    await this.loops.stop();
+    await this.pool.destroy();
+    this.kernels = kernels;
+    this.init = { ...this.init, kernels: backend };
+    ({ pool: this.pool, loops: this.loops } = this.open());
   }
 
   /**
@@ -98,7 +135,8 @@ export class LocalPool implements Executor {
 
   private async runParts(step: number, s: ShardSpec): Promise<ShardOutcome> {
     const t0 = performance.now();
-    const { arena, kernels, spareSlots } = this.opts;
+    const { arena, spareSlots } = this.opts;
+    const { kernels } = this;
     const P = arena.layout.paramCount;
     const target = arena.slots[s.slot];
     const ranges = equalRanges(s.lo, s.hi - s.lo, s.parts);

@@ -8,12 +8,14 @@ const SQRT2: f64 = 1.4142135623730951;
 const LN2: f64 = 0.6931471805599453;
 
 /**
- * ln x for a finite x > 0 (here a softmax denominator, in [1, cols]). The standard library's log
+ * ln x (for a finite x > 0, here a softmax denominator, in [1, cols]). The standard library's log
  * reads lookup tables, which would give the module a data segment; this one runs a series:
  * x = m·2ᵏ with m in [√½, √2), ln m = 2·atanh(s), s = (m − 1)/(m + 1), |s| < 0.172, and 11 terms
  * of atanh(s)/s = Σ s²ʲ/(2j + 1) reach float64 precision. One call per row: speed is irrelevant.
  */
 function logF64(x: f64): f64 {
+  // A diverged row (a NaN or infinite sum) must not come out as a finite number.
+  if (!(x > 0) || x == Infinity) return x == Infinity ? x : NaN;
   const bits = reinterpret<u64>(x);
   let k = <i32>(bits >> 52) - 1023;
   let m = reinterpret<f64>((bits & 0x000fffffffffffff) | 0x3ff0000000000000);
@@ -39,7 +41,7 @@ function logF64(x: f64): f64 {
 
 /**
  * CrossEntropyLoss on logits h[rows×cols] with class indices y[rows] (stored as f32): per row
- * dh = softmax(h) − onehot(y), loss = max + ln Σ e^(h − max) − h[y]. Returns the loss sum. The
+ * dh = softmax(h) − onehot(y), loss = ln Σ e^(h − max) − (h[y] − max). Returns the loss sum. The
  * softmax denominator is summed in f64 so that its rounding does not grow with cols.
  */
 export function crossEntropyGrad(dh: usize, h: usize, y: usize, rows: i32, cols: i32): f64 {
@@ -76,7 +78,8 @@ export function crossEntropyGrad(dh: usize, h: usize, y: usize, rows: i32, cols:
     const invScalar = f32x4.extract_lane(inv, 0);
     for (; j < rowBytes; j += 4) store<f32>(dh + j, load<f32>(dh + j) * invScalar);
     store<f32>(dh + target, load<f32>(dh + target) - 1);
-    lossSum += <f64>rowMax + logF64(total) - <f64>logit;
+    // As differences from the max: max + ln Σ − h[y] rounds ln Σ away when the logits are huge.
+    lossSum += logF64(total) - (<f64>logit - <f64>rowMax);
 
     h += rowBytes;
     dh += rowBytes;
