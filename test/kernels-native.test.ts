@@ -305,7 +305,7 @@ function describePath(isa: NativeIsa): void {
         { lr: 0.1, momentum: 0.8, dampening: 0.1, nesterov: false, weightDecay: 0.01 },
       ];
       for (const [lo, hi] of [[0, 1], [3, 1001], [17, 18], [0, 4099]])
-        for (const count of [1, 2, 5])
+        for (const count of [1, 2, 5, 8, 11])
           scoped(() => {
             const len = hi + 3;
             const slots = Array.from({ length: count }, (_, i) => fillRandom(alloc(len, (i + lo) % 4), rng, -2, 2));
