@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../src/core/rng.js';
-import { decodeCoordinatorFrame, decodeNodeFrame, encodeFrame, maxNodeFrameBytes, PROTOCOL_VERSION, WireError } from '../src/core/protocol/wire.js';
+import { decodeCoordinatorFrame, decodeNodeFrame, encodeFrame, encodeStepRequest, encodeWeights, landStepPayload, maxNodeFrameBytes, PROTOCOL_VERSION, WireError, wirePayload } from '../src/core/protocol/wire.js';
 
 const P = 1000;
 const limits = { paramCount: P };
@@ -66,6 +66,37 @@ describe('frame decoder fuzz', () => {
     expect(accepted).toBeGreaterThan(100);
     expect(refused).toBeGreaterThan(10_000);
     expect(performance.now() - t0).toBeLessThan(30_000);
+  });
+
+  it('bf16 results and step payloads: every mutation lands finite values or is refused with a WireError', () => {
+    const rng = new Rng(77);
+    const g = new Float32Array(P).map(() => rng.uniform(-1, 1));
+    const result = encodeFrame({ t: 'result', req: 3, step: 7, count: 32, lossSum: 1, computeMs: 1, leaving: false }, wirePayload(g, 'bf16'));
+    const weights = encodeWeights(g, 'bf16');
+    const [own] = encodeStepRequest({ req: 1, step: 2, parts: 1, rows: 4 }, new Int32Array([0, 1, 2, 3]), weights);
+    const step = Buffer.concat([own, weights]);
+    let landed = 0;
+    for (let i = 0; i < 4000; i++) {
+      const frame = mutate(rng, i % 2 === 0 ? result : step);
+      // Mutations of the payload too, where a flipped exponent makes NaN or Inf.
+      if (rng.int(4) === 0 && frame.length > 64) frame[64 + rng.int(frame.length - 64)] = 0x7f | rng.int(256);
+      try {
+        if (i % 2 === 0) {
+          const { gradient } = decodeNodeFrame(frame, 'fuzz', { paramCount: P, wire: 'bf16' });
+          if (gradient) expect(gradient.every(Number.isFinite)).toBe(true);
+        } else {
+          const f = decodeCoordinatorFrame(frame, 'fuzz');
+          if (f.header.t !== 'step') continue;
+          const w = new Float32Array(P);
+          landStepPayload(f.header, f.payload, 'fuzz', { paramCount: P, samples: 8, maxRows: 8, wire: 'bf16' }, w, new Int32Array(8));
+          expect(w.every(Number.isFinite)).toBe(true);
+        }
+        landed++;
+      } catch (e) {
+        if (!(e instanceof WireError)) throw new Error(`case ${i}: ${String(e)} is not a WireError`);
+      }
+    }
+    expect(landed).toBeGreaterThan(10); // most mutations break the frame; some land, and those must be finite
   });
 
   it('refuses frames over the model\'s bound before decoding anything', () => {
