@@ -236,6 +236,7 @@ const PYTHON = '/usr/bin/python3';
 
 interface TorchResult {
   readonly torch: string;
+  readonly openblas: string;
   readonly products: { label: string; gflops: number }[];
   readonly training: { threads: string; batch: number; samplesPerSec: number }[];
 }
@@ -248,12 +249,18 @@ function torchPeer(): TorchResult | null {
     return null;
   }
   const job = { seconds: quick ? 0.3 : 1.5, layers: REFERENCE_SPEC.layers, batches: [128], products: SHAPES };
-  const r = spawnSync(PYTHON, [join(packageRoot(), 'bench', 'torch_peer.py')], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 20 });
+  // OpenBLAS as a user gets it: without the core type this workplace pins for older builds.
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const r = spawnSync(PYTHON, [join(packageRoot(), 'bench', 'torch_peer.py')], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 20, env });
   if (r.status !== 0) {
     console.log(`PyTorch rows skipped: bench/torch_peer.py failed (${r.stderr.trim().split('\n').pop()})`);
     return null;
   }
-  return JSON.parse(r.stdout) as TorchResult;
+  const result = JSON.parse(r.stdout) as TorchResult;
+  console.log(`PyTorch ${result.torch}, OpenBLAS kernel ${result.openblas}`);
+  return result;
 }
 
 // ---- report ----------------------------------------------------------------------------------

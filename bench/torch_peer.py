@@ -1,7 +1,7 @@
 # PyTorch peer rows for npm run bench:kernels: torch.mm GFLOP/s on one thread for the given products,
 # and training steps/s of the reference MLP with torch.set_num_threads(1) and with torch's defaults.
 # Reads a JSON job on stdin, prints one JSON object on stdout.
-import json, sys, time
+import json, os, sys, time
 import torch
 
 job = json.load(sys.stdin)
@@ -40,9 +40,25 @@ def training(threads, batch, layers):
         opt.step()
     return batch * 1000 / median_ms(step, budget)
 
+# Its defaults, one thread, and every core set explicitly (torch's default may count physical cores).
+cores = os.cpu_count() or 1
 training_rows = [
     {"threads": "defaults (%d)" % default_threads, "batch": b, "samplesPerSec": training(default_threads, b, job["layers"])} for b in job["batches"]
 ] + [{"threads": "1", "batch": b, "samplesPerSec": training(1, b, job["layers"])} for b in job["batches"]]
+if cores != default_threads:
+    training_rows += [{"threads": "set_num_threads(%d)" % cores, "batch": b, "samplesPerSec": training(cores, b, job["layers"])} for b in job["batches"]]
+
+def openblas_core():
+    # Which OpenBLAS kernel torch's BLAS runs (the environment may pin an older core type).
+    import ctypes, glob
+    for lib in glob.glob("/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas*.so*") + glob.glob("/usr/lib/x86_64-linux-gnu/libopenblas*.so*"):
+        try:
+            f = ctypes.CDLL(lib).openblas_get_corename
+            f.restype = ctypes.c_char_p
+            return f().decode()
+        except (OSError, AttributeError):
+            continue
+    return "unknown"
 
 torch.set_num_threads(1)
 products = []
@@ -58,4 +74,4 @@ for s in job["products"]:
     fn = (lambda: torch.addmm(c, a, b, out=c)) if s["accumulate"] else (lambda: torch.mm(a, b, out=c))
     products.append({"label": s["label"], "gflops": 2 * m * n * k / (median_ms(fn, budget) * 1e6)})
 
-print(json.dumps({"torch": torch.__version__, "defaultThreads": default_threads, "products": products, "training": training_rows}))
+print(json.dumps({"torch": torch.__version__, "openblas": openblas_core(), "defaultThreads": default_threads, "products": products, "training": training_rows}))

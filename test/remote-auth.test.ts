@@ -129,7 +129,10 @@ describe('a flood of unauthenticated requests (item 9)', () => {
     // address's bucket turned the rest away, and the made-up proofs were refused.
     expect(stats.statuses['200'], JSON.stringify(stats)).toBeGreaterThan(1024);
     expect(stats.statuses['429'], JSON.stringify(stats)).toBeGreaterThan(100);
-    expect(stats.statuses['401'], JSON.stringify(stats)).toBeGreaterThan(10);
+    // Every made-up proof was refused: by the proof check, or first by the address's bucket (how
+    // many reach the check depends on the bucket's refill during the flood).
+    expect(stats.statuses['401'], JSON.stringify(stats)).toBeGreaterThan(0);
+    expect(stats.statuses['401'] + stats.statuses['429'] + stats.statuses['200'], JSON.stringify(stats)).toBe(1500);
     const refusals = r.lines.filter((l) => /^refused /.test(l));
     expect(refusals.length, refusals.join('\n')).toBeLessThan(20);
     expect(r.lines.some((l) => /^refused \d+ more unauthenticated requests from \d+ address(es)? in the last \d+ s$/.test(l)), r.lines.join('\n')).toBe(true);

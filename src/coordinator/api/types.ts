@@ -108,7 +108,7 @@ export interface ListenOptions {
   readonly maxNodeFailures?: number;
   /**
    * Drop a node whose shard's per-row gradient norm exceeds this many times the step's other
-   * shards' and the recent steps' median (default 100; 0: off).
+   * shards' and the recent steps' largest (default 100; 0: off).
    */
   readonly maxGradRatio?: number;
   /** Shard sizes by thread count or by measured speed (default measured). */

@@ -5,7 +5,11 @@
 
 /** Default bound: a node's per-row gradient norm may be this many times the reference. */
 export const DEFAULT_MAX_GRAD_RATIO = 100;
-/** Steps whose median per-row norm joins the reference. */
+/**
+ * Steps whose largest per-row norm joins the reference. The largest, not a median: late in training
+ * an honest shard holding the step's one misclassified sample is far above the typical shard, but
+ * such shards recur, so a recent step has seen one like it.
+ */
 const RECENT_STEPS = 8;
 
 export interface GuardedShard {
@@ -22,8 +26,8 @@ export class GradientGuard {
   constructor(readonly maxRatio: number, private readonly slots: readonly Float32Array[]) {}
 
   /**
-   * The first remote shard whose per-row norm exceeds maxRatio × the median of the other shards'
-   * per-row norms pooled with the recent steps' medians, with the reason; null when none does
+   * The first remote shard whose per-row norm exceeds maxRatio × the largest of the other shards'
+   * per-row norms and the recent steps' largest, with the reason; null when none does
    * (the step is then accepted into the recent history). A step of one shard is not judged.
    */
   outlier(shards: readonly GuardedShard[]): { index: number; reason: string } | null {
@@ -31,7 +35,7 @@ export class GradientGuard {
     const norms = shards.map((s) => this.perRowNorm(s));
     for (let i = 0; i < shards.length; i++) {
       if (!shards[i].remote) continue;
-      const reference = median([...norms.filter((_, j) => j !== i), ...this.recent]);
+      const reference = Math.max(...norms.filter((_, j) => j !== i), ...this.recent);
       if (!(reference > 0) || norms[i] <= this.maxRatio * reference) continue;
       const ratio = norms[i] / reference;
       return {
@@ -39,7 +43,7 @@ export class GradientGuard {
         reason: `gradient norm per row ${norms[i].toExponential(2)} is ${ratio.toExponential(2)} × the reference ${reference.toExponential(2)} (bound ${this.maxRatio} ×, --max-grad-ratio)`,
       };
     }
-    this.recent.push(median(norms));
+    this.recent.push(Math.max(...norms));
     if (this.recent.length > RECENT_STEPS) this.recent.shift();
     return null;
   }
@@ -50,11 +54,4 @@ export class GradientGuard {
     for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
     return Math.sqrt(sum) / Math.max(1, s.rows);
   }
-}
-
-function median(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
