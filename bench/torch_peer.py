@@ -8,7 +8,9 @@ job = json.load(sys.stdin)
 budget = job.get("seconds", 1.0)
 
 def median_ms(fn, seconds):
-    for _ in range(10):
+    # Warm up for a while (allocator, first-touch, BLAS buffers), not a fixed count.
+    end = time.perf_counter() + seconds / 2
+    while time.perf_counter() < end:
         fn()
     times = []
     end = time.perf_counter() + seconds
@@ -19,11 +21,30 @@ def median_ms(fn, seconds):
     times.sort()
     return times[len(times) // 2]
 
+def openblas():
+    # torch's BLAS: OpenBLAS keeps its own thread pool, which torch.set_num_threads does not size.
+    import ctypes, glob
+    for lib in glob.glob("/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas*.so*") + glob.glob("/usr/lib/x86_64-linux-gnu/libopenblas*.so*"):
+        try:
+            dll = ctypes.CDLL(lib)
+            dll.openblas_get_corename.restype = ctypes.c_char_p
+            return dll
+        except (OSError, AttributeError):
+            continue
+    return None
+
+BLAS = openblas()
+
+def set_threads(n):
+    torch.set_num_threads(n)
+    if BLAS is not None:
+        BLAS.openblas_set_num_threads(n)
+
 default_threads = torch.get_num_threads()
 torch.manual_seed(0)
 
 def training(threads, batch, layers):
-    torch.set_num_threads(threads)
+    set_threads(threads)
     mods = []
     for i in range(1, len(layers)):
         mods.append(torch.nn.Linear(layers[i - 1], layers[i]))
@@ -48,19 +69,8 @@ training_rows = [
 if cores != default_threads:
     training_rows += [{"threads": "set_num_threads(%d)" % cores, "batch": b, "samplesPerSec": training(cores, b, job["layers"])} for b in job["batches"]]
 
-def openblas_core():
-    # Which OpenBLAS kernel torch's BLAS runs (the environment may pin an older core type).
-    import ctypes, glob
-    for lib in glob.glob("/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas*.so*") + glob.glob("/usr/lib/x86_64-linux-gnu/libopenblas*.so*"):
-        try:
-            f = ctypes.CDLL(lib).openblas_get_corename
-            f.restype = ctypes.c_char_p
-            return f().decode()
-        except (OSError, AttributeError):
-            continue
-    return "unknown"
 
-torch.set_num_threads(1)
+set_threads(1)
 products = []
 for s in job["products"]:
     m, n, k = s["m"], s["n"], s["k"]
@@ -74,4 +84,4 @@ for s in job["products"]:
     fn = (lambda: torch.addmm(c, a, b, out=c)) if s["accumulate"] else (lambda: torch.mm(a, b, out=c))
     products.append({"label": s["label"], "gflops": 2 * m * n * k / (median_ms(fn, budget) * 1e6)})
 
-print(json.dumps({"torch": torch.__version__, "openblas": openblas_core(), "defaultThreads": default_threads, "products": products, "training": training_rows}))
+print(json.dumps({"torch": torch.__version__, "openblas": BLAS.openblas_get_corename().decode() if BLAS is not None else "not found", "defaultThreads": default_threads, "products": products, "training": training_rows}))
