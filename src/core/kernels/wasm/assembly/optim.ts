@@ -103,17 +103,29 @@ export function sumSgdMomentum(
 ): void {
   const bytes = <usize>len << 2;
   const vecEnd = bytes & ~(<usize>15);
+  const fold = count <= 3;
+  const tableEnd = slots + (<usize>count << 2);
+  const first = <usize>load<u32>(slots);
   const vScale = f32x4.splat(scale), vLr = f32x4.splat(lr), vMom = f32x4.splat(momentum), vDamp = f32x4.splat(oneMinusDampening);
   let i: usize = 0;
   for (; i < vecEnd; i += 16) {
-    let g = pairwise4(slots, count, i);
+    // Up to three slots the tree is the left fold: inline, without a call per vector.
+    let g: v128;
+    if (fold) {
+      g = v128.load(first + i);
+      for (let t = slots + 4; t < tableEnd; t += 4) g = f32x4.add(g, v128.load(<usize>load<u32>(t) + i));
+    } else g = pairwise4(slots, count, i);
     g = f32x4.mul(g, vScale);
     const b = f32x4.add(f32x4.mul(vMom, v128.load(buf + i)), f32x4.mul(vDamp, g));
     v128.store(bufOut + i, b);
     v128.store(paramsOut + i, f32x4.sub(v128.load(params + i), f32x4.mul(vLr, b)));
   }
   for (; i < bytes; i += 4) {
-    let g: f32 = pairwise1(slots, count, i);
+    let g: f32;
+    if (fold) {
+      g = load<f32>(first + i);
+      for (let t = slots + 4; t < tableEnd; t += 4) g += load<f32>(<usize>load<u32>(t) + i);
+    } else g = pairwise1(slots, count, i);
     g *= scale;
     const b = momentum * load<f32>(buf + i) + oneMinusDampening * g;
     store<f32>(bufOut + i, b);
