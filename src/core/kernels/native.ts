@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { LEAKY_SLOPE } from '../activations.js';
 import { builtFile } from '../io/package-files.js';
-import { losses } from '../losses.js';
+import { lossGradVia, type LossKernels } from './loss-grad.js';
 import type { Activation, LossName } from '../spec.js';
 import type { AdamParams, F32, Kernels, SgdParams } from './types.js';
 
@@ -126,6 +126,11 @@ export function createNativeKernels(_memory: WebAssembly.Memory | null, scratch:
     return slots;
   };
 
+  const lossKernels: LossKernels = {
+    crossEntropy: (dh, h, y, rows, cols) => ops.crossEntropyGrad(at(dh, rows * cols, 'dh'), at(h, rows * cols, 'h'), at(y, rows, 'y'), rows, cols),
+    squaredError: (dh, h, y, len, scale) => ops.squaredErrorGrad(at(dh, len, 'dh'), at(h, len, 'h'), at(y, len, 'y'), len, scale),
+  };
+
   return {
     name: `native-${status.isa}`,
 
@@ -163,18 +168,7 @@ export function createNativeKernels(_memory: WebAssembly.Memory | null, scratch:
     },
 
     lossGrad(loss: LossName, dh, h, y, rows, cols) {
-      const len = rows * cols;
-      switch (loss) {
-        case 'cross-entropy':
-          return ops.crossEntropyGrad(at(dh, len, 'dh'), at(h, len, 'h'), at(y, rows, 'y'), rows, cols);
-        case 'mse':
-          return ops.squaredErrorGrad(at(dh, len, 'dh'), at(h, len, 'h'), at(y, len, 'y'), len, 2 / cols) / cols;
-        case 'half-sse':
-          return 0.5 * ops.squaredErrorGrad(at(dh, len, 'dh'), at(h, len, 'h'), at(y, len, 'y'), len, 1);
-        default:
-          // mae, bce: not vectorized (bce mostly runs fused with a sigmoid output, in model.ts).
-          return losses[loss].grad(dh, h, y, rows, cols);
-      }
+      return lossGradVia(lossKernels, loss, dh, h, y, rows, cols);
     },
 
     sumSlots(out, slots, lo, hi, scale) {

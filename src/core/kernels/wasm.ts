@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { LEAKY_SLOPE } from '../activations.js';
 import { builtFile } from '../io/package-files.js';
-import { losses } from '../losses.js';
+import { lossGradVia, type LossKernels } from './loss-grad.js';
 import type { Activation, LossName } from '../spec.js';
 import type { AdamParams, F32, Kernels, SgdParams } from './types.js';
 
@@ -159,6 +159,11 @@ export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Ker
     return scratchAt;
   };
 
+  const lossKernels: LossKernels = {
+    crossEntropy: (dh, h, y, rows, cols) => wasm.crossEntropyGrad(at(dh, rows * cols, 'dh'), at(h, rows * cols, 'h'), at(y, rows, 'y'), rows, cols),
+    squaredError: (dh, h, y, len, scale) => wasm.squaredErrorGrad(at(dh, len, 'dh'), at(h, len, 'h'), at(y, len, 'y'), len, scale),
+  };
+
   return {
     name: 'wasm',
 
@@ -226,18 +231,7 @@ export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Ker
     },
 
     lossGrad(loss: LossName, dh, h, y, rows, cols) {
-      const len = rows * cols;
-      switch (loss) {
-        case 'cross-entropy':
-          return wasm.crossEntropyGrad(at(dh, len, 'dh'), at(h, len, 'h'), at(y, rows, 'y'), rows, cols);
-        case 'mse':
-          return wasm.squaredErrorGrad(at(dh, len, 'dh'), at(h, len, 'h'), at(y, len, 'y'), len, 2 / cols) / cols;
-        case 'half-sse':
-          return 0.5 * wasm.squaredErrorGrad(at(dh, len, 'dh'), at(h, len, 'h'), at(y, len, 'y'), len, 1);
-        default:
-          // mae, bce: not vectorized (bce mostly runs fused with a sigmoid output, in model.ts).
-          return losses[loss].grad(dh, h, y, rows, cols);
-      }
+      return lossGradVia(lossKernels, loss, dh, h, y, rows, cols);
     },
 
     sumSlots(out, slots, lo, hi, scale) {
