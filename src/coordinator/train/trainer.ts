@@ -278,7 +278,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     return { params: Float32Array.from(arena.params), steps: step, history, stoppedBy, checkpoint, final, description };
   } finally {
     // A progress bar left running (the step posted ahead of an interrupt draws one) holds the process open.
-    reporter.close?.();
+    reporter.close();
     await remote?.close();
     await local?.close();
   }
