@@ -14,7 +14,7 @@ import { initParams } from '../src/core/init.js';
 import { createKernels, resolveKernels } from '../src/core/kernels/index.js';
 import { naiveKernels } from '../src/core/kernels/naive.js';
 import { createNativeKernels, nativeIsaSupported, nativeKernelsAvailable, nativeScratchFloats, NATIVE_ISAS, type NativeIsa } from '../src/core/kernels/native.js';
-import type { F32, Kernels } from '../src/core/kernels/types.js';
+import type { F32 } from '../src/core/kernels/types.js';
 import { createWasmKernels, wasmScratchFloats } from '../src/core/kernels/wasm.js';
 import { paramLayout } from '../src/core/layout.js';
 import { denseViews, shardGradients, type Model } from '../src/core/model.js';
@@ -24,20 +24,12 @@ import { parseConfig } from '../src/core/config.js';
 import { adamParams } from '../src/core/optim.js';
 import { train, type Reporter } from '../src/coordinator/train/trainer.js';
 import { checkGrad, randomData, relDiff, sameBits, spec, type Fixture } from './helpers.js';
+import { fillRandom, gemmCase, LAYOUTS, testArena } from './kernel-oracle.js';
 
 // ---- a shared arena with a bump allocator that misaligns views ------------------------------
 
-const PAGES = 640;
-const memory = new WebAssembly.Memory({ initial: PAGES, maximum: PAGES, shared: true });
-let cursor = 65536;
-
-/** `floats` floats starting `skew` floats past a 64-byte boundary (odd skews: 4- but not 8-byte aligned). */
-function alloc(floats: number, skew = 0): F32 {
-  const offset = cursor + skew * 4;
-  cursor = Math.ceil((offset + floats * 4) / 64) * 64;
-  if (cursor > PAGES * 65536) throw new RangeError('test arena exhausted');
-  return new Float32Array(memory.buffer, offset, floats);
-}
+const arena = testArena(640);
+const { memory, alloc, scoped } = arena;
 
 /** A copy of v in the arena (the wasm kernels take only views on their memory). */
 function copyIn(v: F32, skew: number): F32 {
@@ -54,19 +46,6 @@ function sameValues(a: F32, b: F32): boolean {
   return a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
 }
 
-function scoped<T>(body: () => T): T {
-  const mark = cursor;
-  try {
-    return body();
-  } finally {
-    cursor = mark;
-  }
-}
-
-function fillRandom(v: F32, rng: Rng, lo = -1, hi = 1): F32 {
-  for (let i = 0; i < v.length; i++) v[i] = rng.uniform(lo, hi);
-  return v;
-}
 
 const MAX_DIM = 1024;
 const scratch = alloc(Math.max(nativeScratchFloats(MAX_DIM, MAX_DIM), wasmScratchFloats(MAX_DIM, MAX_DIM)), 3);
@@ -130,39 +109,6 @@ describe('the native addon', () => {
 
 // ---- per path ----------------------------------------------------------------------------------
 
-type Layout = 'gemmNT' | 'gemmTN' | 'gemmNN';
-const LAYOUTS: Layout[] = ['gemmNT', 'gemmTN', 'gemmNN'];
-
-/**
- * got against the float64 oracle: k FMAs and ≤ k/KC + 2 additions per element, so by the standard
- * bound |got − exact| ≤ γ_{k+8}·(|c₀| + Σ|a·b|), plus the oracle's own float32 rounding.
- */
-function checkGemm(got: F32, want: F32, magnitude: F32, k: number, what: string): void {
-  const u = 2 ** -24;
-  const scale = 2 * (k + 8) * u;
-  for (let i = 0; i < want.length; i++) {
-    const tol = scale * magnitude[i] + u * Math.abs(want[i]) + 1e-30;
-    if (!(Math.abs(got[i] - want[i]) <= tol)) throw new Error(`${what}: element ${i} is ${got[i]}, the oracle says ${want[i]} (tolerance ${tol})`);
-  }
-}
-
-function gemmCase(kernels: Kernels, layout: Layout, m: number, n: number, k: number, accumulate: boolean, seed: number): void {
-  scoped(() => {
-    const rng = new Rng(seed);
-    const a = fillRandom(alloc(m * k, seed % 4), rng);
-    const b = fillRandom(alloc(n * k, (seed + 1) % 4), rng);
-    const c0 = fillRandom(new Float32Array(m * n), rng);
-    const want = c0.slice();
-    naiveKernels[layout](want, a, b, m, n, k, accumulate);
-    const magnitude = new Float32Array(m * n).map((_, i) => (accumulate ? Math.abs(c0[i]) : 0));
-    naiveKernels[layout](magnitude, a.map(Math.abs), b.map(Math.abs), m, n, k, true);
-    const c = alloc(m * n, (seed + 2) % 4);
-    c.set(c0);
-    kernels[layout](c, a, b, m, n, k, accumulate);
-    checkGemm(c, want, magnitude, k, `${kernels.name} ${layout} ${m}×${n}×${k} accumulate=${accumulate}`);
-  });
-}
-
 const DIMS = [1, 3, 7, 17, 64, 128, 513, 784];
 // Every triple of DIMS is 512 products per layout: the small ones all, the large ones (m·n·k beyond
 // 4M, slow in the float64 oracle) a seeded sample of them plus the reference MLP's.
@@ -189,17 +135,17 @@ function describePath(isa: NativeIsa): void {
     for (const layout of LAYOUTS) {
       it(`${layout}: m, n, k in {1, 3, 7, 17, 64, 128, 513, 784}, accumulate false and true, misaligned views`, () => {
         let seed = 1;
-        for (const [m, n, kk] of TRIPLES) gemmCase(k, layout, m, n, kk, seed % 2 === 0, seed++);
+        for (const [m, n, kk] of TRIPLES) gemmCase(arena, layout, m, n, kk, seed % 2 === 0, seed++, [k]);
       });
       it(`${layout}: the large and reference shapes, both accumulate modes`, () => {
         let seed = 900;
-        for (const [m, n, kk] of LARGE) for (const acc of [false, true]) gemmCase(k, layout, m, n, kk, acc, seed++);
+        for (const [m, n, kk] of LARGE) for (const acc of [false, true]) gemmCase(arena, layout, m, n, kk, acc, seed++, [k]);
       });
       it(`${layout}: seeded random shapes`, () => {
         const rng = new Rng(300 + LAYOUTS.indexOf(layout));
         for (let t = 0; t < 60; t++) {
           const dim = (): number => 1 + rng.int(rng.next() < 0.5 ? 20 : 300);
-          gemmCase(k, layout, dim(), dim(), dim(), rng.next() < 0.5, 2000 + t);
+          gemmCase(arena, layout, dim(), dim(), dim(), rng.next() < 0.5, 2000 + t, [k]);
         }
       });
     }

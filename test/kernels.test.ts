@@ -19,31 +19,13 @@ import { Rng } from '../src/core/rng.js';
 import { leftLeaves, pairwiseSum } from '../src/core/pairwise.js';
 import { ACTIVATIONS, isClassIndexLoss, LOSSES, type Activation } from '../src/core/spec.js';
 import { randomData, sameBits, spec } from './helpers.js';
+import { fillRandom, gemmCase, LAYOUTS, testArena, type Layout } from './kernel-oracle.js';
 
 // ---- a shared arena of our own, with a bump allocator that can misalign views ---------------
 
-const PAGES = 512; // 32 MiB: the reference shapes' operands, twice over
-const memory = new WebAssembly.Memory({ initial: PAGES, maximum: PAGES, shared: true });
-const RESERVED = 65536;
-let cursor = RESERVED;
-
-/** A view of `floats` floats in the arena, starting `skew` floats past a 64-byte boundary (skew 1–3: 4- but not 16-byte aligned). */
-function alloc(floats: number, skew = 0): F32 {
-  const offset = cursor + skew * 4;
-  cursor = Math.ceil((offset + floats * 4) / 64) * 64;
-  if (cursor > PAGES * 65536) throw new RangeError('test arena exhausted');
-  return new Float32Array(memory.buffer, offset, floats);
-}
-
-/** Runs `body` with allocations released afterwards. */
-function scoped<T>(body: () => T): T {
-  const mark = cursor;
-  try {
-    return body();
-  } finally {
-    cursor = mark;
-  }
-}
+// 32 MiB: the reference shapes' operands, twice over.
+const arena = testArena(512);
+const { memory, alloc, scoped } = arena;
 
 const MAX_DIM = 1024;
 const scratchFloats = Math.max(wasmScratchFloats(MAX_DIM, MAX_DIM), tsScratchFloats(MAX_DIM, MAX_DIM));
@@ -53,54 +35,6 @@ const tsKernels = createTsKernels(new Float32Array(scratchFloats));
 const wasmReady = loadWasmModule() !== null;
 if (!wasmReady) throw new Error(`the wasm kernels do not load (module ${wasmModulePath() ?? 'dist/wasm/kernels.wasm missing'}, SIMD ${wasmSimdSupported() ? 'supported' : 'unsupported'}): run npm run build:wasm`);
 const wasm: Kernels = createWasmKernels(memory, wasmScratch);
-
-function fillRandom(v: F32, rng: Rng, lo = -1, hi = 1): F32 {
-  for (let i = 0; i < v.length; i++) v[i] = rng.uniform(lo, hi);
-  return v;
-}
-
-// ---- GEMMs -----------------------------------------------------------------------------------
-
-type Layout = 'gemmNT' | 'gemmTN' | 'gemmNN';
-const LAYOUTS: Layout[] = ['gemmNT', 'gemmTN', 'gemmNN'];
-
-/**
- * Checks c = got against the oracle. The naive kernel sums in float64, the fast ones in float32
- * with k products and ≤ k + (k-blocks) additions per element, so by the standard bound on float
- * summation (γ_n = n·u/(1 − n·u), u = 2⁻²⁴) |got − exact| ≤ γ_{k+8} · (|c₀| + Σ_p |a_ip·b_pj|), plus one
- * rounding of the oracle's own float32 store. We allow 2·(k + 8)·u times that magnitude: a
- * rigorous, never-flaky bound that still catches a lost or doubled term (a relative error ≳ 1/k).
- */
-function checkGemm(got: F32, want: F32, magnitude: F32, k: number, what: string): void {
-  const u = 2 ** -24;
-  const scale = 2 * (k + 8) * u;
-  for (let i = 0; i < want.length; i++) {
-    const tol = scale * magnitude[i] + u * Math.abs(want[i]) + 1e-30;
-    if (!(Math.abs(got[i] - want[i]) <= tol))
-      throw new Error(`${what}: element ${i} is ${got[i]}, the oracle says ${want[i]} (tolerance ${tol})`);
-  }
-}
-
-function gemmCase(layout: Layout, m: number, n: number, k: number, accumulate: boolean, seed: number, backends: Kernels[]): void {
-  scoped(() => {
-    const rng = new Rng(seed);
-    const skews = [seed % 4, (seed + 1) % 4, (seed + 2) % 4];
-    const a = fillRandom(alloc(m * k, skews[0]), rng);
-    const b = fillRandom(alloc(n * k, skews[1]), rng);
-    const c0 = fillRandom(new Float32Array(m * n), rng);
-    const want = c0.slice();
-    naiveKernels[layout](want, a, b, m, n, k, accumulate);
-    // The magnitude of every term the sum rounds: the same product over |a|, |b| (plus |c₀|).
-    const magnitude = new Float32Array(m * n).map((_, i) => (accumulate ? Math.abs(c0[i]) : 0));
-    naiveKernels[layout](magnitude, a.map(Math.abs), b.map(Math.abs), m, n, k, true);
-    for (const kernels of backends) {
-      const c = alloc(m * n, skews[2]);
-      c.set(c0);
-      kernels[layout](c, a, b, m, n, k, accumulate);
-      checkGemm(c, want, magnitude, k, `${kernels.name} ${layout} ${m}×${n}×${k} accumulate=${accumulate}`);
-    }
-  });
-}
 
 // Edge shapes (1, odd, 10-wide, across the 4×8 tile and the 128 M, 512 K and 256 N blocks) and the reference shapes.
 const SHAPES: [number, number, number][] = [
@@ -166,21 +100,21 @@ describe('GEMMs equal the naive oracle', () => {
     it(`${layout}: edge shapes, accumulate false and true, misaligned views`, () => {
       let seed = 1;
       for (const [m, n, k] of SHAPES)
-        for (const acc of [false, true]) gemmCase(layout, m, n, k, acc, seed++, [tsKernels, wasm]);
+        for (const acc of [false, true]) gemmCase(arena, layout, m, n, k, acc, seed++, [tsKernels, wasm]);
     });
 
     it(`${layout}: seeded random shapes`, () => {
       const rng = new Rng(100 + LAYOUTS.indexOf(layout));
       for (let t = 0; t < 40; t++) {
         const dim = (): number => 1 + rng.int(rng.next() < 0.5 ? 12 : 90);
-        gemmCase(layout, dim(), dim(), dim(), rng.next() < 0.5, 1000 + t, [tsKernels, wasm]);
+        gemmCase(arena, layout, dim(), dim(), dim(), rng.next() < 0.5, 1000 + t, [tsKernels, wasm]);
       }
     });
 
     it(`${layout}: the reference shapes`, () => {
       let seed = 50;
       for (const [m, n, k] of REFERENCE[layout])
-        for (const acc of [false, true]) gemmCase(layout, m, n, k, acc, seed++, [tsKernels, wasm]);
+        for (const acc of [false, true]) gemmCase(arena, layout, m, n, k, acc, seed++, [tsKernels, wasm]);
     });
   }
 });
