@@ -8,7 +8,7 @@ import { LEAKY_SLOPE } from '../activations.js';
 import { builtFile } from '../io/package-files.js';
 import { lossGradVia, type LossKernels } from './loss-grad.js';
 import type { Activation, LossName } from '../spec.js';
-import type { AdamParams, F32, Kernels, SgdParams } from './types.js';
+import { plainMomentum, type AdamParams, type F32, type Kernels, type SgdParams } from './types.js';
 
 export type NativeIsa = 'avx2' | 'avx512';
 export const NATIVE_ISAS: readonly NativeIsa[] = ['avx512', 'avx2'];
@@ -185,8 +185,7 @@ export function createNativeKernels(_memory: WebAssembly.Memory | null, scratch:
     },
 
     sumSgd(paramsOut, bufOut, params, buf, grad, slots, scale, lo, hi, p: SgdParams) {
-      // One pass for plain momentum, the default optimizer's case; the rest as two calls.
-      if (p.momentum === 0 || p.nesterov || p.weightDecay !== 0 || p.firstStep) {
+      if (!plainMomentum(p)) {
         this.sumSlots(grad, slots, lo, hi, scale);
         this.sgd(paramsOut, bufOut, params, buf, grad, lo, hi, p);
         return;

@@ -18,6 +18,14 @@ export interface SgdParams {
 }
 
 /** torch.optim.Adam's step t with its bias corrections folded in once, above the backends (optim.ts adamParams). */
+/**
+ * Whether the one-pass reduce + SGD of the SIMD backends applies: plain momentum after the first
+ * step, the default optimizer's case; every other SGD runs as sumSlots, then sgd.
+ */
+export function plainMomentum(p: SgdParams): boolean {
+  return p.momentum !== 0 && !p.nesterov && p.weightDecay === 0 && !p.firstStep;
+}
+
 export interface AdamParams {
   readonly beta1: number;
   readonly beta2: number;

@@ -7,7 +7,7 @@ import { LEAKY_SLOPE } from '../activations.js';
 import { builtFile } from '../io/package-files.js';
 import { lossGradVia, type LossKernels } from './loss-grad.js';
 import type { Activation, LossName } from '../spec.js';
-import type { AdamParams, F32, Kernels, SgdParams } from './types.js';
+import { plainMomentum, type AdamParams, type F32, type Kernels, type SgdParams } from './types.js';
 
 // Mirrors the blocking constants of assembly/gemm.ts (checked against its scratchFloats export).
 const MR = 4;
@@ -251,8 +251,7 @@ export function createWasmKernels(memory: WebAssembly.Memory, scratch: F32): Ker
     },
 
     sumSgd(paramsOut, bufOut, params, buf, grad, slots, scale, lo, hi, p: SgdParams) {
-      // One pass for plain momentum, the default optimizer's case; the rest as two calls.
-      if (p.momentum === 0 || p.nesterov || p.weightDecay !== 0 || p.firstStep) {
+      if (!plainMomentum(p)) {
         this.sumSlots(grad, slots, lo, hi, scale);
         this.sgd(paramsOut, bufOut, params, buf, grad, lo, hi, p);
         return;
