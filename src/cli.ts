@@ -81,7 +81,7 @@ async function main(): Promise<void> {
           .option('wire', { choices: ['f32', 'bf16'] as const, requiresArg: true, default: 'f32' as const, describe: 'float encoding of weights and gradients on node links: bf16 halves the bytes (sums and optimizer stay f32; changes the numerics)' })
           .option('min-nodes', { type: 'number', requiresArg: true, default: 0, describe: 'wait for this many nodes to join before the first step' })
           .option('max-node-failures', { type: 'number', requiresArg: true, default: 10, describe: 'node drops within one step before the run gives up' })
-          .option('max-grad-ratio', { type: 'number', requiresArg: true, default: 100, describe: 'drop a node whose per-row gradient norm exceeds this many times the step\'s other shards\' and recent steps\' median (0: off)' })
+          .option('max-grad-ratio', { type: 'number', requiresArg: true, default: 100, describe: 'drop a node whose per-row gradient norm exceeds this many times the largest of the step\'s other shards, the recent steps and the run so far (0: off)' })
           .option('dashboard', { type: 'string', requiresArg: true, describe: 'serve a live dashboard and /metrics on [HOST:]PORT (default host 127.0.0.1; others need --token-file)' })
           .option('balance', { choices: ['static', 'measured'] as const, requiresArg: true, describe: 'shard sizes by thread count or by measured speed (default: measured with --listen)' })
           .option('fault', { type: 'string', requiresArg: true, hidden: true, describe: 'test hook STEP:SLOT:throw|exit' }),

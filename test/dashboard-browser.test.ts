@@ -71,7 +71,7 @@ describe('the dashboard in a browser', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dptrain-dash-browser-'));
     writeFileSync(join(dir, 'c.json'), JSON.stringify(config));
     const coordinator = track(spawn(process.execPath, [
-      CLI, 'train', '--config', 'c.json', '--workers', '1', '--checkpoint-dir', 'ck', '--heartbeat', '300',
+      CLI, 'train', '--config', 'c.json', '--workers', '1', '--checkpoint-dir', 'ck',
       '--listen', '127.0.0.1:0', '--dashboard', '127.0.0.1:0',
       // Static shares: every node takes part in every step (measured balance starves slow nodes).
       '--balance', 'static',
@@ -110,6 +110,8 @@ describe('the dashboard in a browser', () => {
     b.kill('SIGKILL');
     await page.waitForSelector(`tr[data-id="${bId}"][data-state="dropped"]`, { timeout: 60_000 });
     expect(await page.locator(`tr[data-id="${bId}"] td`).last().textContent()).toMatch(/^dropped: (disconnected|socket error|missed heartbeats)/);
+    // The survivor stays: its row's last cell would name the reason it was dropped.
+    expect(await page.locator(`tr[data-id="${aId}"] td`).last().textContent()).not.toMatch(/^dropped/);
     expect(await page.locator(`tr[data-id="${aId}"]`).getAttribute('data-state')).toBe('active');
 
     const coord = await scrape(`${dashUrl}metrics`);

@@ -11,6 +11,10 @@ export const DEFAULT_MAX_GRAD_RATIO = 100;
  * such shards recur, so a recent step has seen one like it.
  */
 const RECENT_STEPS = 8;
+// Recurring is not enough near a perfect fit: the typical shard's norm falls by orders of magnitude
+// and an honest shard with one hard sample can stand far above the last few steps. The largest
+// per-row norm the run has accepted (its first steps, before anything was learnt) bounds what an
+// honest shard shows, so it joins the reference too: a poisoned gradient is judged against it.
 
 export interface GuardedShard {
   readonly slot: number;
@@ -21,21 +25,24 @@ export interface GuardedShard {
 
 export class GradientGuard {
   private readonly recent: number[] = [];
+  private largest = 0;
 
   /** `slots`: the arena's gradient slots, where each shard's sum lands. */
   constructor(readonly maxRatio: number, private readonly slots: readonly Float32Array[]) {}
 
   /**
    * The first remote shard whose per-row norm exceeds maxRatio × the largest of the other shards'
-   * per-row norms and the recent steps' largest, with the reason; null when none does
-   * (the step is then accepted into the recent history). A step of one shard is not judged.
+   * per-row norms, the recent steps' largest and the run's largest, with the reason; null when none does
+   * (the step is then accepted into the recent history). A step of one shard, or of the
+   * coordinator's own shards only, is not judged, only recorded.
    */
   outlier(shards: readonly GuardedShard[]): { index: number; reason: string } | null {
-    if (shards.length < 2 || !shards.some((s) => s.remote)) return null;
     const norms = shards.map((s) => this.perRowNorm(s));
-    for (let i = 0; i < shards.length; i++) {
+    // Steps it does not judge still teach it what honest norms look like (a run's first steps
+    // are often its own threads' alone, before any node joined).
+    for (let i = 0; shards.length >= 2 && i < shards.length; i++) {
       if (!shards[i].remote) continue;
-      const reference = Math.max(...norms.filter((_, j) => j !== i), ...this.recent);
+      const reference = Math.max(...norms.filter((_, j) => j !== i), ...this.recent, this.largest);
       if (!(reference > 0) || norms[i] <= this.maxRatio * reference) continue;
       const ratio = norms[i] / reference;
       return {
@@ -44,6 +51,7 @@ export class GradientGuard {
       };
     }
     this.recent.push(Math.max(...norms));
+    this.largest = Math.max(this.largest, ...norms);
     if (this.recent.length > RECENT_STEPS) this.recent.shift();
     return null;
   }

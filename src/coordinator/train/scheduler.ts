@@ -113,6 +113,8 @@ export class Scheduler {
       const next = ahead && only.local && this.pending.length === 0 ? { shards: this.cut(members, ahead.start, ahead.rows).shards, scale: 1 / ahead.rows } : undefined;
       const outs = await only.executor.run(step, shards, next ? { ...fuse, next } : fuse);
       for (const o of outs) outcomes.set(o.slot, o);
+      // The slots still hold this step's sums (nothing is posted ahead while nodes may join).
+      this.opts.guard?.outlier(shards.map((s) => ({ slot: s.slot, rows: s.hi - s.lo, remote: false })));
       return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan, updated: true };
     }
     await Promise.all(members.map((m, i) => this.runOn(m, step, byMember[i], outcomes)));

@@ -140,7 +140,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const scheduler = new Scheduler({
     balance: opts.balance ?? 'static', log: (l) => reporter.log(l), maxFailuresPerStep: opts.maxNodeFailures ?? 10,
     minMembers: opts.minExecutors, stopWaiting: opts.stopWaiting, firstStep: position.step + 1,
-    guard: maxGradRatio > 0 ? new GradientGuard(maxGradRatio, arena.slots) : undefined,
+    // Only a run that takes remote nodes judges gradients; it watches every step from the first.
+    guard: maxGradRatio > 0 && opts.attachRemote ? new GradientGuard(maxGradRatio, arena.slots) : undefined,
     // After a step's members are known, before its shards go out: a node that joined may need the
     // whole run on a lower backend; the nodes still on the old one rejoin.
     beforeStep: async (step) => {
