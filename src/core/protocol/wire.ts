@@ -221,14 +221,14 @@ function view32<C extends View32>(Ctor: C, bytes: Uint8Array, at: number, count:
 export function landFloats(bytes: Uint8Array, at: number, dest: Float32Array, peer: string, what: string, wire: WireFloat = 'f32'): void {
   const n = dest.length;
   if (wire === 'bf16') return landBf16(view32(Uint16Array, bytes, at, n), dest, peer, what);
-  const src = view32(Float32Array, bytes, at, n);
-  for (let i = 0; i < n; i++) {
-    const x = src[i];
-    // x − x is 0 for every finite x and NaN for ±Inf and NaN; the copy of a finite float32 through
-    // a double is exact, so the landed bits are the sent bits.
-    if (x - x !== 0) fail('WIRE_NOT_FINITE', peer, `${what} holds a non-finite value at index ${i}`);
-    dest[i] = x;
-  }
+  // A copy of the bytes (a memcpy: the landed bits are the sent bits), then one branch-free pass:
+  // x · 0 is ±0 for every finite x and NaN for ±Inf and NaN, so the sum is 0 unless one is not
+  // finite. About twice as fast as a checked copy element by element.
+  dest.set(view32(Float32Array, bytes, at, n));
+  let acc = 0;
+  for (let i = 0; i < n; i++) acc += dest[i] * 0;
+  if (acc === 0) return;
+  for (let i = 0; i < n; i++) if (!Number.isFinite(dest[i])) fail('WIRE_NOT_FINITE', peer, `${what} holds a non-finite value at index ${i}`);
 }
 
 /** bf16 widened to f32 (exact: the low half is zero) with the finiteness check, in one pass. */
