@@ -7,6 +7,7 @@ import { pairwiseSum } from '../src/core/pairwise.js';
 import { predictCurve, predictStep, ringAllreduceSec, treeAllreduceSec, type ScaleoutInputs } from '../src/coordinator/bench/scaleout-model.js';
 import { layerParams, predictTree, starInputs, treeShape, type TreeInputs, type TreeShape } from '../src/coordinator/bench/scaleout-tree.js';
 import { formatScaleoutTable, REFERENCE_COSTS, scaleoutTable } from '../src/coordinator/bench/scaleout-table.js';
+import { scaleoutInputs, treeScaleoutInputs } from '../src/coordinator/bench/measured-model.js';
 
 /** The reference MLP at batch 128: 669,706 float32 parameters, about 2.68 MB per frame. */
 const base: ScaleoutInputs = {
@@ -199,6 +200,17 @@ describe('predictTree (the node tree, pipelined broadcast, binomial reduction, o
           expect(p.depth).toBe(1);
         }
       }
+    }
+  });
+
+  it('fed the bench\'s measured costs, the tree at fan-out >= N predicts the bench\'s star rows', () => {
+    const frame = { frameBytes: 4 * P + 112, perMessageSec: 150e-6, perByteSec: 2.5e-9 };
+    const b = { batch: 128, computeSecPerSample: 30e-6, threadEfficiency: { 1: 1, 2: 0.85 }, reduceSecPerNode: 0.2e-3, updateSec: 0.4e-3 };
+    const lan = { name: 'lan', latencyMs: 0.2, bandwidthMbit: 1000 };
+    for (const threads of [1, 2]) for (const n of [1, 2, 4]) {
+      const x = treeScaleoutInputs(frame, b, threads, lan, [784, 512, 512, 10], 'f32', { fanout: n, chunkBytes: 256 * 1024, overlap: false });
+      expect(x.headerBytes).toBe(112);
+      expect(predictTree(x, n).stepSec / predictStep(scaleoutInputs(frame, b, threads, lan), n).stepSec).toBeCloseTo(1, 12);
     }
   });
 
