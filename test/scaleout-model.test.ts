@@ -268,6 +268,18 @@ describe('predictTree (the node tree, pipelined broadcast, binomial reduction, o
     }
   });
 
+  it('sending the largest sub-block\'s head the weights first is never slower than the smallest first', () => {
+    for (const link of [{}, { bandwidthBytesPerSec: 1e9 / 8, latencySec: 0.2e-3 }, { perMessageSec: 0, perByteSec: 0 }]) {
+      for (const [n, k] of [[4, 1], [8, 1], [64, 1], [64, 4]]) for (const chunkBytes of [256 * 1024, Infinity]) {
+        const x = { ...weak(tree, n), ...link, fanout: k, chunkBytes };
+        const largest = predictTree(x, n).stepSec;
+        expect(largest).toBeLessThanOrEqual(predictTree({ ...x, childOrder: 'smallest-first' }, n).stepSec * (1 + 1e-12));
+      }
+    }
+    // On the star there is nothing to order.
+    expect(predictTree({ ...weak(tree, 8), fanout: 8, childOrder: 'smallest-first' }, 8).stepSec).toBe(predictTree({ ...weak(tree, 8), fanout: 8 }, 8).stepSec);
+  });
+
   it('overlap never predicts a slower step, over links, costs, fan-outs, wires and node counts', () => {
     const links = [{}, { bandwidthBytesPerSec: 1e9 / 8, latencySec: 0.2e-3 }, { bandwidthBytesPerSec: Infinity, latencySec: 0 }, { bandwidthBytesPerSec: 1e7, latencySec: 5e-3 }];
     const costs = [{ perMessageSec: 0, perByteSec: 0 }, {}, { perMessageSec: 1e-3, perByteSec: 5e-9, reduceSecPerNode: 1e-3 }];

@@ -20,6 +20,11 @@ export interface TreeInputs extends Omit<ScaleoutInputs, 'frameBytes'> {
   readonly chunkBytes: number;
   /** Weights down and gradients up layer by layer, compute starting on the first layer. */
   readonly overlap: boolean;
+  /**
+   * Which child an inner node sends the weights first: the one heading the largest sub-block (the
+   * deepest subtree starts first; the default), or the smallest (the pairwise addition order).
+   */
+  readonly childOrder?: 'largest-first' | 'smallest-first';
 }
 
 /** Node i (0-based shard id) in the tree; the coordinator is parent -1. */
@@ -147,7 +152,7 @@ interface Machine {
  *   cut: its pieces share the frame's header and go back to back on a socket already being written.
  *   A hop is bytes/B on the sender's out-link and the receiver's in-link at once, then L.
  * - Down: the coordinator, then every inner node, sends one weights frame per child, one after
- *   another, the child heading the largest sub-block first (it has the deepest subtree to feed).
+ *   another, by default the child heading the largest sub-block first (the deepest subtree to feed).
  *   A frame into or out of an inner node moves in chunks of chunkBytes and an inner node forwards a
  *   chunk as soon as it has it (pipelining); frames to the coordinator's leaves go whole, as today.
  * - Compute: ⌈batch/N⌉ samples, as the star. With overlap the weights travel layer by layer (first
@@ -196,9 +201,13 @@ export function predictTree(x: TreeInputs, nodes: number): TreePrediction {
   };
   // Per section, the ops after which the sender holds each piece of the frame (none: it has them).
   const pieceOps = new Map<number, number[][]>();
+  const childrenOf = (from: number): readonly number[] => {
+    if (from < 0) return shape.blocks.map((b) => b.first);
+    return x.childOrder === 'smallest-first' ? [...shape.children[from]].reverse() : shape.children[from];
+  };
   const sendDown = (from: number): void => {
     let previousSend: number | null = null;
-    for (const child of from < 0 ? shape.blocks.map((b) => b.first) : shape.children[from]) {
+    for (const child of childrenOf(from)) {
       const chunked = isInner(from) || isInner(child);
       const received: number[][] = [];
       let first = true;
@@ -223,7 +232,7 @@ export function predictTree(x: TreeInputs, nodes: number): TreePrediction {
       pieceOps.set(child, received);
       have[child] = received.map((r) => r[r.length - 1]);
     }
-    for (const child of from < 0 ? shape.blocks.map((b) => b.first) : shape.children[from]) if (isInner(child)) sendDown(child);
+    for (const child of childrenOf(from)) if (isInner(child)) sendDown(child);
   };
   sendDown(-1);
 
