@@ -166,7 +166,8 @@ async function main(): Promise<void> {
               .option('out', { type: 'string', requiresArg: true, describe: 'folder for results.json and the charts (default bench/results/scaling-NET)' })
               .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' })
               .option('wire', { choices: ['f32', 'bf16'] as const, requiresArg: true, default: 'f32' as const, describe: 'float encoding on node links, as train --wire' })
-              .option('net-namespaces', { type: 'boolean', default: false, describe: 'a network namespace per node, tc tbf for bandwidth (root and iproute2)' }),
+              .option('net-namespaces', { type: 'boolean', default: false, describe: 'a network namespace per node, tc tbf for bandwidth (root and iproute2)' })
+              .option('model-only', { type: 'boolean', default: false, describe: 'print the scale-out model\'s table for 1-64 nodes (star vs tree, reference links, stated inputs) and measure nothing' }),
           async (argv) => {
             process.exitCode = await (await import('./coordinator/commands/bench.js')).runBenchScaling(argv as unknown as BenchScalingFlags);
           },

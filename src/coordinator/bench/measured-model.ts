@@ -1,10 +1,11 @@
-// The scale-out model (scaleout-model.ts) fed with what `dptrain bench scaling` measured: compute,
-// thread efficiency, frame, reduce and update costs; and the predictions it makes from them.
+// The scale-out models (scaleout-model.ts, scaleout-tree.ts) fed with what `dptrain bench scaling`
+// measured: compute, thread efficiency, frame, reduce and update costs; and the predictions it makes from them.
 
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { decodeNodeFrame, encodeFrame, wireBytes, type WireFloat } from '../../core/protocol/wire.js';
 import { predictStep, ringAllreduceSec, treeAllreduceSec, type ScaleoutInputs } from './scaleout-model.js';
+import { layerParams, type TreeInputs } from './scaleout-tree.js';
 import type { NetProfile } from './net/netem.js';
 import { leastSquares, median } from './stats.js';
 
@@ -176,6 +177,20 @@ export function scaleoutInputs(frame: FrameCosts, b: BatchInputs, threadsPerNode
     updateSec: b.updateSec,
     coordinatorLinkShared,
   };
+}
+
+/**
+ * The tree model's inputs for the same measured costs: the run's layers and wire, and the tree's
+ * settings. The frame's headers are what the measured frame holds beyond the floats; with fanout
+ * >= nodes and no overlap, predictTree gives predictStep's step for these costs.
+ */
+export function treeScaleoutInputs(
+  frame: FrameCosts, b: BatchInputs, threadsPerNode: number, net: NetProfile | null, layers: readonly number[], wire: WireFloat,
+  tree: Pick<TreeInputs, 'fanout' | 'chunkBytes' | 'overlap'>, coordinatorLinkShared = false,
+): TreeInputs {
+  const { frameBytes, ...costs } = scaleoutInputs(frame, b, threadsPerNode, net, coordinatorLinkShared);
+  const payload = wireBytes(wire) * layerParams(layers).reduce((a, c) => a + c, 0);
+  return { ...costs, layers, wire, headerBytes: Math.max(0, frameBytes - payload), ...tree };
 }
 
 /**
