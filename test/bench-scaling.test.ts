@@ -32,6 +32,7 @@ interface Run {
   readonly stdout: string;
   readonly stderr: string;
   readonly seconds: number;
+  readonly pid: number;
 }
 
 function bench(dir: string, args: string[], extra: { uid?: number; env?: NodeJS.ProcessEnv } = {}): Run {
@@ -40,7 +41,7 @@ function bench(dir: string, args: string[], extra: { uid?: number; env?: NodeJS.
     cwd: dir, encoding: 'utf8', timeout: 60_000, env: extra.env ?? process.env,
     ...(extra.uid === undefined ? {} : { uid: extra.uid, gid: extra.uid }),
   });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, seconds: (performance.now() - t0) / 1000 };
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, seconds: (performance.now() - t0) / 1000, pid: r.pid };
 }
 
 const results = (dir: string): ScalingReport => JSON.parse(readFileSync(join(dir, 'out', 'results.json'), 'utf8')) as ScalingReport;
@@ -52,7 +53,8 @@ function liveWorkers(pids: readonly number[]): number[] {
   return pids.filter((p) => live.get(p)?.includes('worker'));
 }
 
-const ourNamespaces = (): string[] => (spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '').split('\n').filter((l) => l.startsWith('dptrain-'));
+/** The namespaces (and links) the bench process `pid` made: named after its PID, so another run's are not counted. */
+const ourNamespaces = (pid: number): string[] => (spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '').split('\n').filter((l) => l.startsWith(`dptrain-${pid}-`));
 
 /** Whether `ip netns add` works here (root, iproute2, a kernel that lets us). */
 function namespacesWork(): boolean {
@@ -173,8 +175,8 @@ describe('dptrain bench scaling', () => {
       expect(notices[0]).toMatch(/^dptrain bench: --net-namespaces: each node in its own network namespace on a veth pair \(tc tbf at 100 Mbit\/s each way\); latency 5 ms from the user-space proxy/);
       expect(rep.linkMode).toBe('namespace');
       expect(rep.notice).toBeNull();
-      expect(ourNamespaces()).toEqual([]);
-      expect(spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout).not.toMatch(/\bdpt\d+[hn]\d+/);
+      expect(ourNamespaces(r.pid)).toEqual([]);
+      expect(spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout).not.toMatch(new RegExp(`\\bdpt${r.pid}[hn]\\d+`));
     } else {
       expect(notices[0]).toMatch(fallbackLine);
       expect(rep.linkMode).toBe('proxy');
@@ -249,7 +251,7 @@ describe('dptrain bench scaling', () => {
       // One line, ending with what the node last wrote to stderr (here its "joined as …" line).
       expect(errors).toHaveLength(1);
       expect(errors[0]).toMatch(new RegExp(`^dptrain: worker node 1 \\(pid ${run.workers[0]}\\) exited \\(SIGKILL\\) before its row finished(: dptrain worker: joined as .*)?$`));
-      if (useNamespaces) expect(ourNamespaces()).toEqual([]);
+      if (useNamespaces) expect(ourNamespaces(run.child.pid!)).toEqual([]);
     } finally {
       run.child.kill('SIGKILL');
     }
