@@ -127,6 +127,7 @@ async function main(): Promise<void> {
           .option('max-reconnects', { type: 'number', requiresArg: true, default: 0, describe: 'give up after this many failed connection attempts in a row (0: never)' })
           .option('max-auth-failures', { type: 'number', requiresArg: true, default: 5, describe: 'give up after the coordinator failed authentication or was refused this many times in a row' })
           .option('metrics-port', { type: 'string', requiresArg: true, describe: 'serve this node\'s Prometheus metrics on [HOST:]PORT (default host 127.0.0.1)' })
+          .option('emulate-compute', { type: 'number', requiresArg: true, hidden: true, describe: 'benchmarks only: wait MS per sample instead of computing, answer a made-up gradient' })
           .option('exit-at-step', { type: 'number', hidden: true })
           .option('leave-after-step', { type: 'number', hidden: true }),
       async (argv) => {

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { configError } from '../../core/errors.js';
 import { readToken } from '../../core/protocol/auth.js';
 import { runNode, type NodeCounters } from '../../worker/node/node.js';
+import { emulationNotice, type EmulatedCompute } from '../../worker/node/emulate.js';
 import { checkThreadCount } from '../../worker/pool/local-pool.js';
 
 export interface WorkerFlags {
@@ -16,6 +17,8 @@ export interface WorkerFlags {
   exitAtStep?: number;
   leaveAfterStep?: number;
   metricsPort?: string;
+  /** Benchmarks only (`dptrain bench scaling --emulate-compute`): ms per sample per thread. */
+  emulateCompute?: number;
 }
 
 export async function runWorker(f: WorkerFlags): Promise<number> {
@@ -27,6 +30,12 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   if (!(Number.isInteger(f.maxReconnects) && f.maxReconnects >= 0)) throw configError('--max-reconnects', `expected a whole number ≥ 0, got ${f.maxReconnects}`);
   if (!(Number.isInteger(f.maxAuthFailures) && f.maxAuthFailures >= 1)) throw configError('--max-auth-failures', `expected a whole number ≥ 1, got ${f.maxAuthFailures}`);
   const log = (l: string): void => void process.stderr.write(`dptrain worker: ${l}\n`);
+  let emulate: EmulatedCompute | undefined;
+  if (f.emulateCompute !== undefined) {
+    if (!(Number.isFinite(f.emulateCompute) && f.emulateCompute >= 0)) throw configError('--emulate-compute', `expected milliseconds per sample, a finite number ≥ 0, got ${f.emulateCompute}`);
+    emulate = { msPerSample: f.emulateCompute, threads };
+    log(emulationNotice(emulate));
+  }
   let counters: NodeCounters | undefined;
   if (f.metricsPort !== undefined) {
     // prom-client is loaded only by nodes that serve metrics.
@@ -38,6 +47,6 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   return runNode({
     connect: f.connect, token: f.tokenFile ? readToken(f.tokenFile) : undefined, threads, tlsCa: f.tlsCa,
     maxReconnects: f.maxReconnects, maxAuthFailures: f.maxAuthFailures, exitAtStep: f.exitAtStep, leaveAfterStep: f.leaveAfterStep,
-    log, counters,
+    log, counters, emulate,
   });
 }

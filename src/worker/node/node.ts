@@ -16,6 +16,7 @@ import { createKernels, resolveKernels, type KernelChoice } from '../../core/ker
 import { checkDataFits } from '../../core/model.js';
 import { loadConfigData, parseConfig } from '../../core/config.js';
 import { LocalPool } from '../pool/local-pool.js';
+import { emulateShard, type EmulatedCompute } from './emulate.js';
 import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, coordinatorProof, freshNonce, NODE_NONCE_HEADER, nodeProof, PROOF_HEADER, sameProof } from '../../core/protocol/auth.js';
 import { decodeCoordinatorFrame, encodeFloatFrame, encodeFrame, landStepPayload, payloadFloats, PROTOCOL_VERSION, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
 
@@ -35,6 +36,8 @@ export interface NodeOptions {
   readonly maxAuthFailures: number;
   /** Told of the node's work (`dptrain worker --metrics-port`). */
   readonly counters?: NodeCounters;
+  /** Benchmarks only: a timer and a made-up gradient instead of forward/backward (emulate.ts). */
+  readonly emulate?: EmulatedCompute;
 }
 
 export interface NodeCounters {
@@ -224,7 +227,7 @@ async function answer(o: NodeOptions, ws: WebSocket, s: Session, h: StepRequest,
   if (o.exitAtStep === h.step) process.kill(process.pid, 'SIGKILL');
   landStepPayload(h, payload, `coordinator ${o.connect}`, { paramCount: s.arena.layout.paramCount, samples: s.welcome.n, maxRows: s.order.length, wire: s.welcome.wire }, s.arena.params, s.order);
   const t0 = performance.now();
-  const [r] = await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]);
+  const r = o.emulate ? await emulateShard(o.emulate, h.step, h.rows, h.parts, s.order, s.arena.slots[0]) : (await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]))[0];
   const leaving = o.leaveAfterStep === h.step;
   const computeMs = performance.now() - t0;
   const result = encodeFloatFrame({ t: 'result', req: h.req, step: h.step, count: r.count, lossSum: r.lossSum, computeMs, leaving }, s.arena.slots[0], s.welcome.wire, s.result);
