@@ -163,7 +163,10 @@ async function main(): Promise<void> {
               .option('out', { type: 'string', requiresArg: true, describe: 'folder for results.json and the charts (default bench/results/scaling-NET)' })
               .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' })
               .option('wire', { choices: ['f32', 'bf16'] as const, requiresArg: true, default: 'f32' as const, describe: 'float encoding on node links, as train --wire' })
-              .option('net-namespaces', { type: 'boolean', default: false, describe: 'a network namespace per node, tc tbf for bandwidth (root and iproute2)' }),
+              .option('net-namespaces', { type: 'boolean', default: false, describe: 'a network namespace per node, tc tbf for bandwidth (root and iproute2)' })
+              .option('scaling', { choices: ['strong', 'weak', 'both'] as const, requiresArg: true, default: 'strong' as const, describe: 'strong: --batch is the global batch; weak: --batch is each worker\'s, the global batch grows with the workers' })
+              .option('emulate-compute', { type: 'boolean', default: false, describe: 'node rows only wait the measured compute time and send made-up gradients (benchmark only; labelled)' })
+              .option('dilate', { type: 'number', requiresArg: true, describe: 'with --emulate-compute: links D× slower, compute D× longer, times ÷ D; rows stand for the --net link' }),
           async (argv) => {
             process.exitCode = await (await import('./coordinator/commands/bench.js')).runBenchScaling(argv as unknown as BenchScalingFlags);
           },

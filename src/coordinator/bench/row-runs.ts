@@ -5,8 +5,9 @@ import { configError, DptrainError } from '../../core/errors.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { startRemoteServer, type RemoteServer } from '../remote/server.js';
 import { train, type NodeStatus, type Reporter, type StepRecord } from '../train/trainer.js';
+import { dilatedNet } from './dilation.js';
 import { Fleet, type LinkMode } from './net/fleet.js';
-import { fullBatches, runLocalSteps, stepCollector, stepTimes, type Combo, type Measured } from './rows.js';
+import { fullBatches, runLocalSteps, stepCollector, stepTimes, type Combo, type Emulation, type Measured } from './rows.js';
 import { median } from './stats.js';
 import type { ScalingBenchOptions } from './scaling.js';
 
@@ -55,13 +56,15 @@ export async function localRow(state: RunState, c: Combo): Promise<Measured> {
   const training = runLocalSteps({ config: configFor(o, c.batch), threads: c.threads, kernels: o.kernels, maxSteps: o.warmup + o.steps, stop: state.stop, start: onStart(state, c.batch) });
   training.catch(() => {});
   const steps = await Promise.race([training, state.interrupted]);
-  return summarize(o, c, steps, null, []);
+  return summarize(o, c, null, steps, null, []);
 }
 
-export async function nodeRow(state: RunState, c: Combo): Promise<Measured> {
+/** A row of `c.nodes` worker processes; with `emulation`, they emulate compute behind dilated links. */
+export async function nodeRow(state: RunState, c: Combo, emulation: Emulation | null = null): Promise<Measured> {
   const { o } = state;
   const failure = tripwire();
-  const fleet = new Fleet(state.linkMode, o.net, (e) => failure.trip(e));
+  const net = o.net && emulation ? dilatedNet(o.net, emulation.dilation) : o.net;
+  const fleet = new Fleet(state.linkMode, net, (e) => failure.trip(e));
   state.fleets.add(fleet);
   const remote: { server: RemoteServer | null; closing: Promise<void> | null } = { server: null, closing: null };
   const closeServer = (): Promise<void> => (remote.closing ??= remote.server?.close() ?? Promise.resolve());
@@ -101,7 +104,8 @@ export async function nodeRow(state: RunState, c: Combo): Promise<Measured> {
         }
         remote.server = server;
         const port = Number(new URL(server.url).port);
-        for (let i = 0; i < c.nodes; i++) await fleet.add(i, port, c.threads);
+        const emulateMs = emulation ? emulation.msPerSample * emulation.dilation : undefined;
+        for (let i = 0; i < c.nodes; i++) await fleet.add(i, port, c.threads, emulateMs);
         return { close: closeServer, status: () => server.status(), kernelsChanged: (b) => server.kernelsChanged(b) };
       },
     });
@@ -122,14 +126,15 @@ export async function nodeRow(state: RunState, c: Combo): Promise<Measured> {
     await fleet.stop(EXIT_GRACE_MS);
     state.fleets.delete(fleet);
   }
-  return summarize(o, c, steps, bytes, fleet.nodes.map((n) => n.pid));
+  return summarize(o, c, emulation, steps, bytes, fleet.nodes.map((n) => n.pid));
 }
 
-function summarize(o: ScalingBenchOptions, c: Combo, steps: readonly StepRecord[], bytes: readonly { sent: number; received: number }[] | null, pids: readonly number[]): Measured {
+function summarize(o: ScalingBenchOptions, c: Combo, emulation: Emulation | null, steps: readonly StepRecord[], bytes: readonly { sent: number; received: number }[] | null, pids: readonly number[]): Measured {
   const idx = fullBatches(steps, o.warmup, c.batch);
   if (idx.length === 0) throw configError('--steps', `no full batch of ${c.batch} among the ${steps.length - o.warmup} measured steps`);
   return {
     combo: c,
+    emulation,
     ...stepTimes(idx.map((i) => steps[i])),
     bytesSent: bytes ? median(idx.map((i) => bytes[i].sent)) : null,
     bytesReceived: bytes ? median(idx.map((i) => bytes[i].received)) : null,
