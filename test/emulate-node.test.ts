@@ -2,28 +2,16 @@
 // node process in a real run: finite results of the model's size, the same bits twice, not a real
 // node's weights, and every step at least as long as the compute it stands for.
 
-import { tmpdir } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/core/config.js';
 import { paramLayout } from '../src/core/layout.js';
 import { train } from '../src/coordinator/train/trainer.js';
 import { emulatedMs, emulateShard } from '../src/worker/node/emulate.js';
 import { silentReporter } from './helpers.js';
-import { exited, killAll, relDiff, remoteRun, sameBits, spawnNode, waitForLine } from './remote-helpers.js';
+import { exited, killAll, relDiff, remoteRun, sameBits, spawnNode, spiralsConfig, waitForLine } from './remote-helpers.js';
 
 afterAll(killAll);
 
-const config = parseConfig(
-  {
-    model: { layers: [2, 24, 16, 2], hidden: 'tanh' },
-    loss: 'cross-entropy',
-    optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9 },
-    data: { source: 'synthetic', name: 'spirals', n: 400 },
-    training: { epochs: 1, batchSize: 32, seed: 9 },
-  },
-  'emulate-test',
-  tmpdir(),
-);
+const config = spiralsConfig('emulate-test', 1);
 const P = paramLayout(config.model).size;
 const base = { config, kernels: 'auto' as const, skipEval: true, balance: 'static' as const, maxSteps: 6 };
 const MS_PER_SAMPLE = 1.5;
