@@ -1,6 +1,7 @@
 // Running one row of `dptrain bench scaling`: on the local pool, or on real `dptrain worker`
 // processes behind their links, with whatever the row started stopped again, also on failure.
 
+import { availableParallelism } from 'node:os';
 import { configError, DptrainError } from '../../core/errors.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { startRemoteServer, type RemoteServer } from '../remote/server.js';
@@ -83,6 +84,9 @@ export async function nodeRow(state: RunState, c: Combo, emulation: Emulation | 
     bytes.push({ sent: sent / Math.max(1, nodes.length), received: received / Math.max(1, nodes.length) });
   };
   const steps: StepRecord[] = [];
+  // Node processes starting together on few cores block their event loops for seconds (data, arena,
+  // threads) and answer no ping meanwhile: the heartbeat's tolerance grows with the nodes per core.
+  const heartbeatMs = HEARTBEAT_MS * Math.max(1, Math.ceil(c.nodes / availableParallelism()));
   const joinTimer = setTimeout(() => failure.trip(new DptrainError('NO_EXECUTORS', `${c.nodes} worker node(s) did not join within ${JOIN_TIMEOUT_MS / 1000} s`)), JOIN_TIMEOUT_MS);
   try {
     const training = train({
@@ -96,7 +100,7 @@ export async function nodeRow(state: RunState, c: Combo, emulation: Emulation | 
         },
       }),
       attachRemote: async (run) => {
-        const server = await startRemoteServer(run, { host: '127.0.0.1', port: 0, deadlineMs: STEP_DEADLINE_MS, heartbeatMs: HEARTBEAT_MS, wire: o.wire, log: () => {} });
+        const server = await startRemoteServer(run, { host: '127.0.0.1', port: 0, deadlineMs: STEP_DEADLINE_MS, heartbeatMs, wire: o.wire, log: () => {} });
         // The row may have been abandoned (Ctrl-C) while the server was starting.
         if (remote.closing) {
           await server.close();
