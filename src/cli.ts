@@ -76,6 +76,7 @@ async function main(): Promise<void> {
           .option('tls-cert', { type: 'string', requiresArg: true, describe: 'serve wss:// with this certificate (PEM)' })
           .option('tls-key', { type: 'string', requiresArg: true, describe: 'and this private key (PEM)' })
           .option('max-nodes', { type: 'number', requiresArg: true, default: 8, describe: 'remote nodes accepted at once' })
+          .option('fanout', { type: 'number', requiresArg: true, describe: 'nodes form a reduction tree; the coordinator sends each step to at most this many (default: to every node)' })
           .option('step-deadline', { type: 'number', requiresArg: true, default: 30000, describe: 'ms a node may take for one step before it is dropped' })
           .option('heartbeat', { type: 'number', requiresArg: true, default: 1000, describe: 'ms between heartbeats; 3 missed drop a node' })
           .option('wire', { choices: ['f32', 'bf16'] as const, requiresArg: true, default: 'f32' as const, describe: 'float encoding of weights and gradients on node links: bf16 halves the bytes (sums and optimizer stay f32; changes the numerics)' })
@@ -127,6 +128,9 @@ async function main(): Promise<void> {
           .option('max-reconnects', { type: 'number', requiresArg: true, default: 0, describe: 'give up after this many failed connection attempts in a row (0: never)' })
           .option('max-auth-failures', { type: 'number', requiresArg: true, default: 5, describe: 'give up after the coordinator failed authentication or was refused this many times in a row' })
           .option('metrics-port', { type: 'string', requiresArg: true, describe: 'serve this node\'s Prometheus metrics on [HOST:]PORT (default host 127.0.0.1)' })
+          .option('listen', { type: 'string', requiresArg: true, describe: 'take children in a reduction tree (train --fanout) on HOST:PORT, PORT or HOST; others need --token-file' })
+          .option('tls-cert', { type: 'string', requiresArg: true, describe: 'with --listen: serve children wss:// with this certificate (PEM)' })
+          .option('tls-key', { type: 'string', requiresArg: true, describe: 'with --listen: the certificate\'s private key (PEM)' })
           .option('emulate-compute', { type: 'number', requiresArg: true, hidden: true, describe: 'benchmarks only: wait MS per sample instead of computing, answer a made-up gradient' })
           .option('exit-at-step', { type: 'number', hidden: true })
           .option('leave-after-step', { type: 'number', hidden: true }),

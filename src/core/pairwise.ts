@@ -15,3 +15,41 @@ export function pairwiseSum(values: readonly number[], a = 0, n = values.length)
   const m = leftLeaves(n);
   return Math.fround(pairwiseSum(values, a, m) + pairwiseSum(values, a + m, n - m));
 }
+
+/** A subtree of the pairwise tree: the leaves [at, at + size). */
+export interface Block {
+  readonly at: number;
+  readonly size: number;
+}
+
+/**
+ * The largest subtrees of T(n) inside [lo, hi), left to right: a node of a reduction tree that
+ * sends up the sum of one of them sends up a value of the step's own reduction.
+ */
+export function coverBlocks(n: number, lo: number, hi: number, at = 0, size = n): Block[] {
+  if (hi <= at || at + size <= lo || size === 0) return [];
+  if (lo <= at && at + size <= hi) return [{ at, size }];
+  const m = leftLeaves(size);
+  return [...coverBlocks(n, lo, hi, at, m), ...coverBlocks(n, lo, hi, at + m, size - m)];
+}
+
+/** A block's two halves, as T(size) splits it. */
+export function halves(b: Block): [Block, Block] {
+  const m = leftLeaves(b.size);
+  return [{ at: b.at, size: m }, { at: b.at + m, size: b.size - m }];
+}
+
+/**
+ * The sub-blocks a block's first leaf adds to its own value, in the order of the additions:
+ * T(size) = T(m) + T(size − m) along the left edge, so the first leaf's running sum takes the
+ * right halves from the innermost out. Relative to the block (0 is its first leaf).
+ */
+export function leftEdgeBlocks(size: number): Block[] {
+  const out: Block[] = [];
+  for (let s = size; s > 1; ) {
+    const m = leftLeaves(s);
+    out.unshift({ at: m, size: s - m });
+    s = m;
+  }
+  return out;
+}

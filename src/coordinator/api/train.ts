@@ -72,6 +72,7 @@ export async function runTraining(options: TrainOptions, hooks: RunHooks = {}): 
       skipEval: data !== undefined && data.test.n === 0,
       balance: listen?.balance ?? (listen ? 'measured' : 'static'),
       maxNodes: listen ? listen.maxNodes ?? 8 : 0,
+      fanout: listen?.fanout,
       maxNodeFailures: listen?.maxNodeFailures ?? 10,
       maxGradRatio: listen?.maxGradRatio,
       minExecutors: (workers > 0 ? 1 : 0) + (listen?.minNodes ?? 0),

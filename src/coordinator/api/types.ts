@@ -107,8 +107,8 @@ export interface ListenOptions {
   /** Node drops within one step before the run gives up (default 10). */
   readonly maxNodeFailures?: number;
   /**
-   * Drop a node whose shard's per-row gradient norm exceeds this many times the step's other
-   * shards' and the recent steps' largest (default 100; 0: off).
+   * Drop a node whose shard's per-row gradient norm exceeds this many times the largest of the
+   * step's other shards', the recent steps' and the run's so far (default 100; 0: off).
    */
   readonly maxGradRatio?: number;
   /** Shard sizes by thread count or by measured speed (default measured). */
@@ -118,6 +118,13 @@ export interface ListenOptions {
    * sums and the optimizer stay f32, but the numerics change (no bit-identity with local training).
    */
   readonly wire?: 'f32' | 'bf16';
+  /**
+   * Nodes form a reduction tree cut out of the step's pairwise reduction, and the coordinator sends
+   * each step to at most this many of them (default: every node answers the coordinator, the star).
+   * Only nodes started with `--listen` take children. The weights are the same whatever the tree
+   * with f32 on the wire; with bf16 each hop rounds a partial sum, so the tree's shape shows.
+   */
+  readonly fanout?: number;
   /** Told the server's URL once it listens. */
   readonly onListening?: (url: string) => void;
 }

@@ -45,6 +45,7 @@ export interface TrainFlags {
   tlsCert?: string;
   tlsKey?: string;
   maxNodes: number;
+  fanout?: number;
   stepDeadline: number;
   heartbeat: number;
   wire?: 'f32' | 'bf16';
@@ -103,13 +104,16 @@ export async function runTrain(f: TrainFlags): Promise<number> {
   if (maxSteps === 0) throw configError('--max-steps', 'expected a whole number ≥ 1, got 0');
   const metricsEvery = nonNegativeInt('--metrics-every', f.metricsEvery) || 10;
   // The WebSocket server's module (ws, msgpackr) is loaded only for runs that accept nodes.
-  const listen = f.listen ? (await import('../remote/server.js')).parseListen(f.listen) : null;
+  const listen = f.listen ? (await import('../../core/protocol/door.js')).parseListen(f.listen) : null;
   const token = f.tokenFile ? readToken(f.tokenFile) : undefined;
   const maxNodes = nonNegativeInt('--max-nodes', f.maxNodes) ?? 8;
   const stepDeadlineMs = positive('--step-deadline', f.stepDeadline);
   const heartbeatMs = positive('--heartbeat', f.heartbeat);
   const maxNodeFailures = nonNegativeInt('--max-node-failures', f.maxNodeFailures) ?? 10;
   const minNodes = nonNegativeInt('--min-nodes', f.minNodes) ?? 0;
+  const fanout = nonNegativeInt('--fanout', f.fanout);
+  if (fanout === 0) throw configError('--fanout', 'expected a whole number ≥ 1, got 0');
+  if (fanout !== undefined && !f.listen) throw configError('--fanout', 'a reduction tree is among remote nodes: it needs --listen');
   const checkpointDir = f.checkpointDir ?? defaultCheckpointDir(runIdentity(config));
   const base = createReporter({ quiet: f.quiet, tty: process.stdout.isTTY === true, metrics: f.metrics, metricsEvery });
   // Listening before the run: a port in use is a usage error, not a lost run; and before the output
@@ -139,7 +143,7 @@ export async function runTrain(f: TrainFlags): Promise<number> {
         config: config.raw, workers, kernels: f.kernels, maxSteps, checkpointEvery, resume: f.resume, signal: abort.signal,
         initWeights: f.initWeights, saveWeights: f.saveWeights, checkpointDir: resolve(checkpointDir),
         listen: listen
-          ? { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, maxNodes, minNodes, stepDeadlineMs, heartbeatMs, maxNodeFailures, balance: f.balance, maxGradRatio: f.maxGradRatio, wire: f.wire }
+          ? { ...listen, token, tlsCert: f.tlsCert, tlsKey: f.tlsKey, maxNodes, minNodes, stepDeadlineMs, heartbeatMs, maxNodeFailures, balance: f.balance, maxGradRatio: f.maxGradRatio, wire: f.wire, fanout }
           : undefined,
       },
       // The config as parsed here, so that its errors name the flags that set a field; the output

@@ -3,6 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { configError } from '../../core/errors.js';
 import { readToken } from '../../core/protocol/auth.js';
+import { parseListen } from '../../core/protocol/door.js';
 import { runNode, type NodeCounters } from '../../worker/node/node.js';
 import { emulationNotice, type EmulatedCompute } from '../../worker/node/emulate.js';
 import { checkThreadCount } from '../../worker/pool/local-pool.js';
@@ -17,6 +18,9 @@ export interface WorkerFlags {
   exitAtStep?: number;
   leaveAfterStep?: number;
   metricsPort?: string;
+  listen?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   /** Benchmarks only (`dptrain bench scaling --emulate-compute`): ms per sample per thread. */
   emulateCompute?: number;
 }
@@ -30,6 +34,8 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   if (!(Number.isInteger(f.maxReconnects) && f.maxReconnects >= 0)) throw configError('--max-reconnects', `expected a whole number ≥ 0, got ${f.maxReconnects}`);
   if (!(Number.isInteger(f.maxAuthFailures) && f.maxAuthFailures >= 1)) throw configError('--max-auth-failures', `expected a whole number ≥ 1, got ${f.maxAuthFailures}`);
   const log = (l: string): void => void process.stderr.write(`dptrain worker: ${l}\n`);
+  const listen = f.listen ? { ...parseListen(f.listen), tlsCert: f.tlsCert, tlsKey: f.tlsKey } : undefined;
+  if ((f.tlsCert || f.tlsKey) && !listen) throw configError('--tls-cert', 'a node serves wss:// only to its children: it needs --listen');
   let emulate: EmulatedCompute | undefined;
   if (f.emulateCompute !== undefined) {
     if (!(Number.isFinite(f.emulateCompute) && f.emulateCompute >= 0)) throw configError('--emulate-compute', `expected milliseconds per sample, a finite number ≥ 0, got ${f.emulateCompute}`);
@@ -47,6 +53,6 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   return runNode({
     connect: f.connect, token: f.tokenFile ? readToken(f.tokenFile) : undefined, threads, tlsCa: f.tlsCa,
     maxReconnects: f.maxReconnects, maxAuthFailures: f.maxAuthFailures, exitAtStep: f.exitAtStep, leaveAfterStep: f.leaveAfterStep,
-    log, counters, emulate,
+    log, counters, listen, emulate,
   });
 }

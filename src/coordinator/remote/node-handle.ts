@@ -7,8 +7,8 @@
 import type { WebSocket } from 'ws';
 import type { ArenaViews } from '../../core/arena.js';
 import { DptrainError } from '../../core/errors.js';
-import { decodeNodeFrame, encodeFrame, encodeStepRequest, encodeWeights, WireError, type ResultHeader, type WireFloat } from '../../core/protocol/wire.js';
-import type { Executor, ShardOutcome, ShardSpec } from '../../worker/pool/executor.js';
+import { decodeNodeFrame, encodeFrame, encodeStepRequest, encodeWeights, WireError, type BlockPlan, type ResultHeader, type WireFloat } from '../../core/protocol/wire.js';
+import { ShardsLost, type Executor, type ShardOutcome, type ShardSpec } from '../../worker/pool/executor.js';
 
 /**
  * The weights of the current step, encoded once and shared by every node's request. Two buffers
@@ -61,16 +61,23 @@ export interface RemoteNodeOptions {
   readonly onGone: (reason: string) => void;
   /** Bytes counters for metrics. */
   readonly traffic: { sent: number; received: number };
+  /** Where it takes children in a reduction tree (`dptrain worker --listen`), if it does. */
+  readonly listen?: string;
 }
 
 interface Pending {
   readonly req: number;
   readonly step: number;
-  readonly spec: ShardSpec;
-  readonly resolve: (o: ShardOutcome) => void;
+  /** The shards answered: the node's own, then (for a block) those of the nodes under it. */
+  readonly specs: readonly ShardSpec[];
+  readonly members: readonly Executor[];
+  readonly resolve: (o: ShardOutcome[]) => void;
   readonly reject: (e: Error) => void;
   readonly timer: NodeJS.Timeout;
 }
+
+/** Requests given up are remembered this long (by count): their late answers are skipped, not refused. */
+const ABANDONED_KEPT = 16;
 
 export class RemoteNode implements Executor {
   readonly id: string;
@@ -79,15 +86,21 @@ export class RemoteNode implements Executor {
   private pending: Pending | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private nextReq = 1;
-  private gone: string | null = null;
+  private goneWhy: string | null = null;
   private leaving = false;
   private lastPong = Date.now();
   private readonly beat: NodeJS.Timeout;
+  private readonly abandoned: number[] = [];
+  private parentUrl: string | null = null;
+  private readonly goneListeners = new Set<(why: string) => void>();
+  readonly listen: string | undefined;
 
   constructor(o: RemoteNodeOptions) {
     this.o = o;
     this.id = o.id;
     this.threads = o.threads;
+    this.listen = o.listen;
+
     o.ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary));
     o.ws.on('close', () => this.drop('disconnected'));
     o.ws.on('error', (e) => this.drop(`socket error: ${e.message}`));
@@ -101,37 +114,74 @@ export class RemoteNode implements Executor {
 
   /** True once the node is gone or said its last result is its last (it leaves at the step boundary). */
   get retired(): boolean {
-    return this.leaving || this.gone !== null;
+    return this.leaving || this.goneWhy !== null;
   }
 
   async run(step: number, shards: readonly ShardSpec[]): Promise<ShardOutcome[]> {
     const out: ShardOutcome[] = [];
-    for (const s of shards) out.push(await this.request(step, s));
+    for (const s of shards) out.push(...(await this.request(step, [s], [this])));
     return out;
   }
 
-  private request(step: number, spec: ShardSpec): Promise<ShardOutcome> {
+  /** A block headed by this node: one request with the block's plan, one sum back (in the first shard's slot). */
+  runBlock(step: number, shards: readonly ShardSpec[], members: readonly Executor[]): Promise<ShardOutcome[]> {
+    return this.request(step, shards, members);
+  }
+
+  /** From the next request on, this node takes its requests from the node listening on `url` (null: from us). */
+  setParent(url: string | null): void {
+    if (this.goneWhy || url === this.parentUrl) return;
+    this.parentUrl = url;
+    this.o.ws.send(encodeFrame({ t: 'parent', url }));
+  }
+
+  watchGone(listener: (why: string) => void): () => void {
+    if (this.goneWhy) {
+      listener(this.goneWhy);
+      return () => undefined;
+    }
+    this.goneListeners.add(listener);
+    return () => this.goneListeners.delete(listener);
+  }
+
+  /** Gives the open request up: its late answer is skipped (the node is not at fault). */
+  abandon(reason: string): void {
+    const p = this.pending;
+    if (!p) return;
+    this.abandoned.push(p.req);
+    if (this.abandoned.length > ABANDONED_KEPT) this.abandoned.shift();
+    this.failPending(reason);
+  }
+
+  private request(step: number, specs: readonly ShardSpec[], members: readonly Executor[]): Promise<ShardOutcome[]> {
     // One request at a time per node: a recovered shard waits behind the node's own.
-    const next = this.queue.then(() => this.send(step, spec));
+    const next = this.queue.then(() => this.send(step, specs, members));
     this.queue = next.catch(() => undefined);
     return next;
   }
 
-  private send(step: number, spec: ShardSpec): Promise<ShardOutcome> {
-    if (this.gone) return Promise.reject(new DptrainError('WORKER_FAILED', `node ${this.id} is gone (${this.gone})`));
+  private send(step: number, specs: readonly ShardSpec[], members: readonly Executor[]): Promise<ShardOutcome[]> {
+    if (this.goneWhy) return Promise.reject(new DptrainError('WORKER_FAILED', `node ${this.id} is gone (${this.goneWhy})`));
     const { order, ws } = this.o;
+    const spec = specs[0];
     const rows = spec.hi - spec.lo;
     const req = this.nextReq++;
-    const [own, weights] = encodeStepRequest({ req, step, parts: spec.parts, rows }, order.subarray(spec.lo, spec.hi), this.o.weights.of(step, this.o.wire));
+    // A block's plan: each node's id, a request id of its own, its rows and recipe; its indices
+    // follow ours (the block's shards are consecutive rows).
+    const block: BlockPlan | undefined = specs.length > 1
+      ? { ids: members.map((m) => m.id), reqs: members.map((_, i) => (i === 0 ? req : req * 1000 + i)), rows: specs.map((s) => s.hi - s.lo), parts: specs.map((s) => s.parts) }
+      : undefined;
+    const last = specs[specs.length - 1];
+    const [own, weights] = encodeStepRequest({ req, step, parts: spec.parts, rows, ...(block ? { block } : {}) }, order.subarray(spec.lo, last.hi), this.o.weights.of(step, this.o.wire));
     const bytes = own.length + weights.length;
     // A node that does not read its socket must not grow our memory: beyond one frame in flight it is dropped.
     if (ws.bufferedAmount > bytes) {
       this.drop(`not reading its socket (${ws.bufferedAmount} bytes unsent)`);
       return Promise.reject(new DptrainError('WORKER_FAILED', `node ${this.id} is not reading`));
     }
-    return new Promise<ShardOutcome>((resolve, reject) => {
+    return new Promise<ShardOutcome[]>((resolve, reject) => {
       const timer = setTimeout(() => this.drop(`no result for step ${step} within the ${this.o.deadlineMs} ms deadline`), this.o.deadlineMs);
-      this.pending = { req, step, spec, resolve, reject, timer };
+      this.pending = { req, step, specs, members, resolve, reject, timer };
       this.o.traffic.sent += bytes;
       // One message in two fragments: the node's own part, then the step's shared weights (no copy).
       ws.send(own, { fin: false });
@@ -140,12 +190,14 @@ export class RemoteNode implements Executor {
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
-    if (this.gone) return;
+    if (this.goneWhy) return;
     this.o.traffic.received += data.length;
     try {
       if (!isBinary) throw new WireError('WIRE_MALFORMED', `node ${this.id}: text frame, the protocol is binary`);
       const { msg } = decodeNodeFrame(data, `node ${this.id}`, { paramCount: this.o.arena.layout.paramCount, wire: this.o.wire }, (r) => this.landing(r));
       if (msg.t === 'result') this.onResult(msg);
+      else if (msg.t === 'lost') this.onLost(msg.req, msg.ids);
+      else if (msg.t === 'join') throw new WireError('WIRE_UNEXPECTED', `node ${this.id}: a join is for a parent node`);
       else if (msg.t === 'bye') this.drop(`said bye (${msg.reason})`);
       else if (msg.t === 'error') this.drop(`reported an error: ${msg.message}`);
       else if (msg.t === 'hello') throw new WireError('WIRE_UNEXPECTED', `node ${this.id}: a second hello`);
@@ -154,30 +206,53 @@ export class RemoteNode implements Executor {
     }
   }
 
-  /** Where a result lands: its shard's slot, once the header answers the open request. */
-  private landing(msg: ResultHeader): Float32Array {
+  /** Where a result lands: its (first) shard's slot, once the header answers the open request; null: a request given up. */
+  private landing(msg: ResultHeader): Float32Array | null {
     const p = this.pending;
+    if ((!p || msg.req !== p.req) && this.abandoned.includes(msg.req)) return null;
     if (!p || msg.req !== p.req) throw new WireError('WIRE_STALE', `node ${this.id}: result for request ${msg.req}, none such is open`);
     if (msg.step !== p.step) throw new WireError('WIRE_STALE', `node ${this.id}: result for step ${msg.step}, expected step ${p.step}`);
-    const rows = p.spec.hi - p.spec.lo;
-    if (msg.count !== rows) throw new WireError('WIRE_LENGTH_MISMATCH', `node ${this.id}: result counts ${msg.count} samples, the shard has ${rows}`);
+    const rows = p.specs[p.specs.length - 1].hi - p.specs[0].lo;
+    if (msg.count !== rows) throw new WireError('WIRE_LENGTH_MISMATCH', `node ${this.id}: result counts ${msg.count} samples, the request has ${rows}`);
+    const entries = msg.entries?.loss.length;
+    if (p.specs.length > 1 ? entries !== p.specs.length : entries !== undefined)
+      throw new WireError('WIRE_LENGTH_MISMATCH', `node ${this.id}: result for ${entries ?? 1} nodes, the request has ${p.specs.length}`);
     // Checked and copied in one pass; a non-finite value drops the node, and the slot is then
     // written in full by whoever recomputes the shard: nothing partial is reduced.
-    return this.o.arena.slots[p.spec.slot];
+    return this.o.arena.slots[p.specs[0].slot];
   }
 
   private onResult(msg: ResultHeader): void {
-    const p = this.pending!;
+    const p = this.pending;
+    if (!p || p.req !== msg.req) return; // a late answer to a request given up
     clearTimeout(p.timer);
     this.pending = null;
     if (msg.leaving) this.leaving = true;
-    p.resolve({ slot: p.spec.slot, lossSum: msg.lossSum, count: msg.count, computeMs: msg.computeMs, by: this.id });
+    if (p.specs.length === 1) {
+      p.resolve([{ slot: p.specs[0].slot, lossSum: msg.lossSum, count: msg.count, computeMs: msg.computeMs, by: this.id }]);
+      return;
+    }
+    const e = msg.entries!;
+    p.resolve(p.specs.map((s, i) => ({ slot: s.slot, lossSum: e.loss[i], count: s.hi - s.lo, computeMs: e.ms[i], by: p.members[i].id, sumOf: i === 0 ? p.specs.length : 0 })));
+  }
+
+  /** The node's block cannot complete: nodes under it failed (it names them; it is not at fault itself). */
+  private onLost(req: number, ids: readonly string[]): void {
+    const p = this.pending;
+    if (!p || p.req !== req) return;
+    const known = ids.filter((id) => p.members.some((m) => m.id === id && m !== this));
+    if (known.length === 0) throw new WireError('WIRE_MALFORMED', `node ${this.id}: reports lost nodes that are not under it (${ids.join(', ').slice(0, 100)})`);
+    clearTimeout(p.timer);
+    this.pending = null;
+    p.reject(new ShardsLost(known, `nodes under ${this.id} failed: ${known.join(', ')}`));
   }
 
   /** Drops the node (once): the open request fails, the socket closes, the owner hears why. */
   drop(reason: string): void {
-    if (this.gone) return;
-    this.gone = reason;
+    if (this.goneWhy) return;
+    this.goneWhy = reason;
+    for (const l of this.goneListeners) l(reason);
+    this.goneListeners.clear();
     clearInterval(this.beat);
     this.failPending(reason);
     this.o.ws.terminate();
@@ -194,13 +269,15 @@ export class RemoteNode implements Executor {
   }
 
   async close(): Promise<void> {
-    if (this.gone) return;
+    if (this.goneWhy) return;
     try {
       this.o.ws.send(encodeFrame({ t: 'bye', reason: 'training finished' }));
     } catch {
       // The socket may already be closing; the node reconnects or exits on its own.
     }
-    this.gone = 'closed';
+    this.goneWhy = 'closed';
+    for (const l of this.goneListeners) l('closed');
+    this.goneListeners.clear();
     clearInterval(this.beat);
     // Closed mid-step (a run abandoned on Ctrl-C): a pending step's deadline must not keep the
     // process alive.

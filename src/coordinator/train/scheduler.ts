@@ -5,8 +5,9 @@
 // others, so the step's result is the same as if it had finished them.
 
 import { DptrainError } from '../../core/errors.js';
-import type { Executor, StepUpdate, ShardOutcome, ShardSpec } from '../../worker/pool/executor.js';
+import { ShardsLost, type Executor, type StepUpdate, type ShardOutcome, type ShardSpec } from '../../worker/pool/executor.js';
 import { equalRanges, partition } from '../../core/partition.js';
+import type { Block } from '../../core/pairwise.js';
 import type { GradientGuard } from './gradient-guard.js';
 
 export type Balance = 'static' | 'measured';
@@ -34,6 +35,20 @@ export interface StepOutcome {
   readonly plan: readonly StepPlanEntry[];
   /** True when the update was fused into the shards' tasks (already in the other weights copy). */
   readonly updated: boolean;
+  /**
+   * The slots to reduce, in shard order: each shard's own, but for a block of a reduction tree the
+   * block's sum in its first shard's slot and the zero slot (-0, the identity of addition) for its
+   * others, so the same pairwise tree gives the same bits.
+   */
+  readonly reduceSlots: readonly number[];
+}
+
+/** Cuts a step's remote shards into blocks of a reduction tree (absent: every node answers the coordinator). */
+export interface TreePlanner {
+  /** `owners[i]` computes `shards[i]`; blocks (of two or more shards) by position in `shards`. */
+  plan(shards: readonly ShardSpec[], owners: readonly Executor[]): readonly Block[];
+  /** A slot holding -0 everywhere, never written by anything else. */
+  readonly zeroSlot: number;
 }
 
 export interface SchedulerOptions {
@@ -51,6 +66,8 @@ export interface SchedulerOptions {
   readonly guard?: GradientGuard;
   /** Runs once a step's members are admitted, before its shards are cut (it may drop members). */
   readonly beforeStep?: (step: number) => Promise<void>;
+  /** Runs blocks of nodes as reduction trees (`--fanout`). */
+  readonly tree?: TreePlanner;
 }
 
 const RATE_SMOOTHING = 0.3;
@@ -115,11 +132,64 @@ export class Scheduler {
       for (const o of outs) outcomes.set(o.slot, o);
       // The slots still hold this step's sums (nothing is posted ahead while nodes may join).
       this.opts.guard?.outlier(shards.map((s) => ({ slot: s.slot, rows: s.hi - s.lo, remote: false })));
-      return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan, updated: true };
+      return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan, updated: true, reduceSlots: shards.map((s) => s.slot) };
     }
-    await Promise.all(members.map((m, i) => this.runOn(m, step, byMember[i], outcomes)));
+    const owners = members.flatMap((m, i) => byMember[i].map(() => m));
+    const blocks = this.opts.tree?.plan(shards, owners.map((m) => m.executor)) ?? [];
+    const inBlock = new Set(blocks.flatMap((b) => shards.slice(b.at, b.at + b.size)));
+    await Promise.all([
+      ...members.map((m, i) => this.runOn(m, step, byMember[i].filter((s) => !inBlock.has(s)), outcomes)),
+      ...blocks.map((b) => this.runBlock(step, shards.slice(b.at, b.at + b.size), owners.slice(b.at, b.at + b.size), outcomes)),
+    ]);
     await this.guard(step, shards);
-    return { shards, outcomes: shards.map((s) => outcomes.get(s.slot)!), plan, updated: false };
+    const ordered = shards.map((s) => outcomes.get(s.slot)!);
+    const zero = this.opts.tree?.zeroSlot;
+    const reduceSlots = shards.map((s, i) => (ordered[i].sumOf === 0 && zero !== undefined ? zero : s.slot));
+    return { shards, outcomes: ordered, plan, updated: false, reduceSlots };
+  }
+
+  /**
+   * A block of a reduction tree: one request to its head, one sum back. When a node of the block
+   * fails (it says whom, or the coordinator loses one), the failed nodes are dropped and the block's
+   * shards recomputed one by one elsewhere, by their recipes: the same bits.
+   */
+  private async runBlock(step: number, shards: readonly ShardSpec[], owners: readonly Member[], outcomes: Map<number, ShardOutcome>): Promise<void> {
+    const head = owners[0];
+    const t0 = performance.now();
+    const unwatch: (() => void)[] = [];
+    try {
+      // A node under the head that the coordinator loses (its own link to it) fails the block now.
+      const lostUnder = new Promise<never>((_, reject) => {
+        for (const m of owners.slice(1)) {
+          const off = m.executor.watchGone?.((why) => reject(new ShardsLost([m.executor.id], `node ${m.executor.id}: ${why}`)));
+          if (off) unwatch.push(off);
+        }
+      });
+      const outs = await Promise.race([head.executor.runBlock!(step, shards, owners.map((m) => m.executor)), lostUnder]);
+      outs.forEach((o, i) => {
+        outcomes.set(o.slot, o);
+        this.computedBy.set(o.slot, owners[i]);
+      });
+      const rows = shards.reduce((a, s) => a + s.hi - s.lo, 0);
+      const rate = rows / shards.length / Math.max(1e-3, performance.now() - t0);
+      for (const m of owners) m.rate = m.rate === 0 ? rate : (1 - RATE_SMOOTHING) * m.rate + RATE_SMOOTHING * rate;
+    } catch (e) {
+      head.executor.abandon?.((e as Error).message);
+      const named = e instanceof ShardsLost ? owners.filter((m) => e.culprits.includes(m.executor.id)) : [];
+      const culprits = named.length > 0 ? [...new Set(named)] : [head];
+      for (const m of culprits) {
+        if (++this.failures > this.opts.maxFailuresPerStep)
+          throw new DptrainError('NO_EXECUTORS', `step ${step}: ${this.failures} nodes failed during this step (last: ${(e as Error).message}); giving up`);
+        this.opts.log(`node ${m.executor.id} dropped during step ${step} (${(e as Error).message}); recomputing its block of ${shards.length} shards elsewhere`);
+        this.leave(m.executor);
+        if (m.executor.drop) m.executor.drop((e as Error).message);
+        else void m.executor.close();
+      }
+      const other = await this.survivor();
+      await this.runOn(other, step, shards, outcomes);
+    } finally {
+      for (const off of unwatch) off();
+    }
   }
 
   /** Rows [start, start + rows) cut over the members: by threads, or by measured speed. */
@@ -174,15 +244,30 @@ export class Scheduler {
     await this.runOn(other, step, shards, outcomes);
   }
 
-  /** Until the guard finds no outlier, the member that computed it is dropped and its shards recomputed. */
+  /**
+   * Until the guard finds no outlier, the member that computed it is dropped and its shards
+   * recomputed. A block's sum is judged as one: an outlier block is computed again shard by shard
+   * by the same nodes, each answering the coordinator, so that the guard can tell which one it was.
+   */
   private async guard(step: number, shards: readonly ShardSpec[]): Promise<void> {
     const guard = this.opts.guard;
     if (!guard) return;
     for (;;) {
-      const judged = shards.map((s) => ({ slot: s.slot, rows: s.hi - s.lo, remote: !this.computedBy.get(s.slot)!.local }));
-      const bad = guard.outlier(judged);
+      const units = shards.flatMap((s, i) => {
+        const size = this.outcomes.get(s.slot)!.sumOf ?? 1;
+        if (size === 0) return [];
+        const block = shards.slice(i, i + size);
+        return [{ slot: s.slot, rows: block.reduce((a, x) => a + x.hi - x.lo, 0), remote: !this.computedBy.get(s.slot)!.local, block }];
+      });
+      const bad = guard.outlier(units);
       if (!bad) return;
-      const m = this.computedBy.get(shards[bad.index].slot)!;
+      const unit = units[bad.index];
+      if (unit.block.length > 1) {
+        this.opts.log(`step ${step}: a block of ${unit.block.length} shards is outside the gradient bound (${bad.reason}); its nodes answer one by one`);
+        await Promise.all(unit.block.map((s) => this.runOn(this.computedBy.get(s.slot)!, step, [s], this.outcomes)));
+        continue;
+      }
+      const m = this.computedBy.get(unit.slot)!;
       await this.replace(m, step, shards.filter((s) => this.computedBy.get(s.slot) === m), this.outcomes, bad.reason);
     }
   }

@@ -54,7 +54,7 @@ export class StepRunner {
     const ahead = fused && this.o.membershipFixed ? next : undefined;
     // A step posted with the one before began when that one ended.
     const t0 = this.postedNext ? this.postedBegan : performance.now();
-    const { shards, outcomes, plan, updated } = await scheduler.runStep(step, rows.start, rows.rows, fused ? { scale: 1 / rows.rows } : undefined, ahead);
+    const { shards, outcomes, plan, updated, reduceSlots } = await scheduler.runStep(step, rows.start, rows.rows, fused ? { scale: 1 / rows.rows } : undefined, ahead);
     let lossSum = 0;
     for (const o of outcomes) lossSum += o.lossSum;
     let updateMs: number;
@@ -63,7 +63,7 @@ export class StepRunner {
       this.flip();
       updateMs = Math.max(...outcomes.map((o) => o.updateMs ?? 0));
     } else {
-      updateMs = await this.update(step, shards.map((s) => s.slot), rows.rows);
+      updateMs = await this.update(step, reduceSlots, rows.rows);
     }
     const end = performance.now();
     this.postedNext = ahead !== undefined;

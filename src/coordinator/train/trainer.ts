@@ -28,6 +28,7 @@ import { Scheduler, type Balance } from './scheduler.js';
 import { StepRunner, type StepResult, type UpdatePlacement } from './step.js';
 import type { EpochRecord, RemoteAttachment, Reporter, RunContext, StopReason } from './records.js';
 import { DEFAULT_MAX_GRAD_RATIO, GradientGuard } from './gradient-guard.js';
+import { ReductionTree } from '../remote/tree.js';
 
 export type { EpochRecord, NodeStatus, RemoteAttachment, Reporter, RunContext, StepRecord, StopReason } from './records.js';
 
@@ -62,6 +63,11 @@ export interface TrainOptions {
   readonly update?: UpdatePlacement;
   /** Landing slots reserved for remote nodes. */
   readonly maxNodes?: number;
+  /**
+   * Remote nodes form a reduction tree and the coordinator sends each step to at most this many
+   * of them (`--fanout`); absent: every node answers the coordinator (the star).
+   */
+  readonly fanout?: number;
   /** Node drops within one step before the run gives up. */
   readonly maxNodeFailures?: number;
   /**
@@ -108,11 +114,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const layout = paramLayout(spec);
   const threads = opts.workers;
-  const slots = slotPlan(threads, opts.maxNodes ?? 0);
+  const slots = slotPlan(threads, opts.maxNodes ?? 0, opts.fanout !== undefined);
   // Every shard is computed in chunks of this many rows, wherever it runs (part of the recipe).
   const chunkRows = Math.max(1, Math.ceil(batchSize / Math.max(1, threads)));
   const arena = withBatchContext(() => createArena(spec, { shards: slots.count, maxRows: chunkRows, stateVectors: stateVectors(config.optimizer) }), batchSize, data.train.n);
   const own = arena.workspaces[slots.own];
+  // A reduction tree's blocks reduce as their sum beside -0s (see Scheduler's reduceSlots).
+  if (slots.zero !== undefined) arena.slots[slots.zero].fill(-0);
   // Resolved here: the threads get the concrete backend (the native paths differ in their bits).
   const runKernels = new RunKernels(opts.kernels, arena.memory, own.scratch, (l) => reporter.log(l));
   const model: Model = { spec, layout, get kernels() { return runKernels.kernels; } };
@@ -142,6 +150,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     minMembers: opts.minExecutors, stopWaiting: opts.stopWaiting, firstStep: position.step + 1,
     // Only a run that takes remote nodes judges gradients; it watches every step from the first.
     guard: maxGradRatio > 0 && opts.attachRemote ? new GradientGuard(maxGradRatio, arena.slots) : undefined,
+    tree: opts.fanout !== undefined && slots.zero !== undefined ? new ReductionTree(opts.fanout, slots.zero) : undefined,
     // After a step's members are known, before its shards go out: a node that joined may need the
     // whole run on a lower backend; the nodes still on the old one rejoin.
     beforeStep: async (step) => {
@@ -287,16 +296,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
 /**
  * Which arena slot serves what: one per local thread for its shard, as many spares for multi-part
- * shards recomputed locally, one landing slot per remote node, and the coordinator's own workspace
- * (evaluation, update scratch) last.
+ * shards recomputed locally, one landing slot per remote node, the coordinator's own workspace
+ * (evaluation, update scratch), and with a reduction tree a slot of -0s last.
  */
-export function slotPlan(threads: number, maxNodes: number): { local: number[]; spare: number[]; landing: number[]; own: number; count: number } {
+export function slotPlan(threads: number, maxNodes: number, tree = false): { local: number[]; spare: number[]; landing: number[]; own: number; zero?: number; count: number } {
   const range = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
   const local = range(0, threads);
   const spare = range(threads, threads);
   const landing = range(2 * threads, maxNodes);
   const own = 2 * threads + maxNodes;
-  return { local, spare, landing, own, count: own + 1 };
+  // With a reduction tree, the slot of -0s after the coordinator's own.
+  return tree ? { local, spare, landing, own, zero: own + 1, count: own + 2 } : { local, spare, landing, own, count: own + 1 };
 }
 
 /** An arena too large for memory, said as the batch size behind it. */

@@ -2,7 +2,7 @@
 // the HTTP upgrade, before any frame is decoded: the node proves the token over the coordinator's
 // challenge and its own fresh nonce, and the coordinator answers with a proof over the same two
 // values under another label, so neither proof can be reflected back as the other. The token never
-// crosses the wire. Issuing and checking challenges is the coordinator's (coordinator/remote/challenges.ts).
+// crosses the wire. Issuing and checking challenges is the listening side's (challenges.ts).
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readText } from '../io/files.js';

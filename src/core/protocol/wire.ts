@@ -17,12 +17,14 @@ export const WIRE_FLOATS: readonly WireFloat[] = ['f32', 'bf16'];
 /** Bytes of one value on the wire. */
 export const wireBytes = (wire: WireFloat): number => (wire === 'bf16' ? 2 : 4);
 
-/** 3: step payloads are [indices][weights] (the weights shared by every node); payloads 4-byte aligned. */
-export const PROTOCOL_VERSION = 3;
+/** 4: reduction trees (a step for a block of nodes, results for blocks, parent links). */
+export const PROTOCOL_VERSION = 4;
 /** The largest header any message has (the welcome carries the config JSON). */
 export const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_DEPTH = 3;
-const MAX_ELEMENTS = 256;
+const MAX_ELEMENTS = 1024;
+/** Nodes in one block of a reduction tree: bounds the block arrays of a step and of a result. */
+export const MAX_BLOCK = 128;
 
 const packr = new Packr({ useRecords: false, structuredClone: false, moreTypes: false });
 // Configured for untrusted input: records and structured-clone extensions off, maps as plain
@@ -32,7 +34,33 @@ const unpackr = new Unpackr({ useRecords: false, structuredClone: false, moreTyp
 // ---- messages -----------------------------------------------------------------------------------
 
 /** `best`: the fastest kernel backend the node can run (the run computes with the best all share). */
-export interface Hello { readonly t: 'hello'; readonly v: number; readonly threads: number; readonly best: KernelBackend }
+export interface Hello {
+  readonly t: 'hello';
+  readonly v: number;
+  readonly threads: number;
+  readonly best: KernelBackend;
+  /** Where the node takes children in a reduction tree (`dptrain worker --listen`), if it does. */
+  readonly listen?: string;
+}
+/** A child's first message on its link to its parent node: who it is (the coordinator's name for it). */
+export interface Join { readonly t: 'join'; readonly v: number; readonly nodeId: string }
+/** Coordinator → node: the node's parent in the reduction tree from now on (null: the coordinator). */
+export interface ParentMessage { readonly t: 'parent'; readonly url: string | null }
+/**
+ * A step for a block of nodes (the node itself first, then the nodes of its subtree, in shard
+ * order): per node its id, request id, rows and recipe parts. The payload's indices cover every
+ * row of the block, in the same order.
+ */
+export interface BlockPlan {
+  readonly ids: readonly string[];
+  readonly reqs: readonly number[];
+  readonly rows: readonly number[];
+  readonly parts: readonly number[];
+}
+/** Per node of a block, in its order: the loss sum and the compute time of its shard. */
+export interface BlockEntries { readonly loss: readonly number[]; readonly ms: readonly number[] }
+/** Node → parent: the step of request `req` cannot be completed because these nodes failed. */
+export interface Lost { readonly t: 'lost'; readonly req: number; readonly step: number; readonly ids: readonly string[] }
 export interface Welcome {
   readonly t: 'welcome';
   readonly v: number;
@@ -61,6 +89,8 @@ export interface StepRequest {
   readonly step: number;
   readonly parts: number;
   readonly rows: number;
+  /** A block of the reduction tree headed by the receiver (absent: its own shard only). */
+  readonly block?: BlockPlan;
 }
 export interface ResultHeader {
   readonly t: 'result';
@@ -71,6 +101,8 @@ export interface ResultHeader {
   readonly computeMs: number;
   /** The node leaves after this result (it takes no part in the next step). */
   readonly leaving: boolean;
+  /** For a block: each node's loss sum and compute time (the payload is the block's one sum). */
+  readonly entries?: BlockEntries;
 }
 export interface Heartbeat { readonly t: 'heartbeat' }
 /** A peer's own failure: a code and a fixed sentence (never a local message, which may quote a file). */
@@ -82,8 +114,8 @@ export const NAMED_SOURCES: readonly string[] = ['mnist', 'synthetic'];
 const PATH_FIELDS = new Set(['path', 'testPath', 'images', 'labels', 'testImages', 'testLabels', 'file', 'dir']);
 export interface Bye { readonly t: 'bye'; readonly reason: string }
 
-export type NodeMessage = Hello | ResultHeader | Heartbeat | ErrorMessage | Bye;
-export type CoordinatorMessage = Welcome | StepRequest | Bye | Heartbeat;
+export type NodeMessage = Hello | Join | ResultHeader | Lost | Heartbeat | ErrorMessage | Bye;
+export type CoordinatorMessage = Welcome | StepRequest | ParentMessage | Bye | Heartbeat;
 
 export interface Frame<H> {
   readonly header: H;
@@ -189,14 +221,14 @@ function view32<C extends View32>(Ctor: C, bytes: Uint8Array, at: number, count:
 export function landFloats(bytes: Uint8Array, at: number, dest: Float32Array, peer: string, what: string, wire: WireFloat = 'f32'): void {
   const n = dest.length;
   if (wire === 'bf16') return landBf16(view32(Uint16Array, bytes, at, n), dest, peer, what);
-  const src = view32(Float32Array, bytes, at, n);
-  for (let i = 0; i < n; i++) {
-    const x = src[i];
-    // x − x is 0 for every finite x and NaN for ±Inf and NaN; the copy of a finite float32 through
-    // a double is exact, so the landed bits are the sent bits.
-    if (x - x !== 0) fail('WIRE_NOT_FINITE', peer, `${what} holds a non-finite value at index ${i}`);
-    dest[i] = x;
-  }
+  // A copy of the bytes (a memcpy: the landed bits are the sent bits), then one branch-free pass:
+  // x · 0 is ±0 for every finite x and NaN for ±Inf and NaN, so the sum is 0 unless one is not
+  // finite. About twice as fast as a checked copy element by element.
+  dest.set(view32(Float32Array, bytes, at, n));
+  let acc = 0;
+  for (let i = 0; i < n; i++) acc += dest[i] * 0;
+  if (acc === 0) return;
+  for (let i = 0; i < n; i++) if (!Number.isFinite(dest[i])) fail('WIRE_NOT_FINITE', peer, `${what} holds a non-finite value at index ${i}`);
 }
 
 /** bf16 widened to f32 (exact: the low half is zero) with the finiteness check, in one pass. */
@@ -285,6 +317,23 @@ function scanItems(b: Uint8Array, at: number, n: number, depth: number, count: {
 
 const isInt = (x: unknown, lo: number, hi: number): x is number => typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi;
 const isFiniteNumber = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const NODE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+const LINK_URL = /^wss?:\/\/[^\s/]{1,200}\/?$/;
+/** An array of 1..MAX_BLOCK elements each passing `ok`. */
+const arrayOf = (x: unknown, ok: (v: unknown) => boolean): x is unknown[] => Array.isArray(x) && x.length >= 1 && x.length <= MAX_BLOCK && x.every(ok);
+
+/** A block plan's arrays checked: equal lengths, ids, request ids, rows ≥ 1, parts; or null. */
+function blockPlan(b: unknown): BlockPlan | null {
+  if (!isMap(b)) return null;
+  const { ids, reqs, rows, parts } = b;
+  if (!arrayOf(ids, (v) => typeof v === 'string' && NODE_ID.test(v)) || !arrayOf(reqs, (v) => isInt(v, 0, Number.MAX_SAFE_INTEGER))) return null;
+  if (!arrayOf(rows, (v) => isInt(v, 1, 1 << 30)) || !arrayOf(parts, (v) => isInt(v, 1, 1024))) return null;
+  if (new Set([ids.length, reqs.length, rows.length, parts.length]).size !== 1) return null;
+  return { ids: ids as string[], reqs: reqs as number[], rows: rows as number[], parts: parts as number[] };
+}
+
+/** Rows of a step request: its own, or its block's. */
+export const requestRows = (h: StepRequest): number => (h.block ? h.block.rows.reduce((a, b) => a + b, 0) : h.rows);
 
 export interface NodeFrameLimits {
   /** Parameters of the model: a result's payload is exactly this many floats. */
@@ -299,11 +348,11 @@ export function maxNodeFrameBytes(limits: NodeFrameLimits): number {
 }
 
 /**
- * Decodes and validates a frame from a node. Returns the message and, for a result, its gradient
- * (finite values only), checked and copied in one pass into `land(header)` (a fresh array when
- * absent). Throws WireError naming the peer on anything else.
+ * Decodes and validates a frame from a node (to the coordinator, or a child to its parent). Returns
+ * the message and, for a result, its gradient (finite values only), checked and copied in one pass
+ * into `land(header)` (a fresh array when absent; skipped when it returns null). Throws WireError naming the peer on anything else.
  */
-export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFrameLimits, land?: (msg: ResultHeader) => Float32Array): { msg: NodeMessage; gradient: Float32Array | null } {
+export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFrameLimits, land?: (msg: ResultHeader) => Float32Array | null): { msg: NodeMessage; gradient: Float32Array | null } {
   const { header, payload } = splitFrame(data, peer, maxNodeFrameBytes(limits));
   const h = header as Record<string, unknown>;
   switch (h.t) {
@@ -313,7 +362,18 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
       if (h.v !== PROTOCOL_VERSION) fail('WIRE_UNEXPECTED', peer, `protocol version ${String(h.v)}, this coordinator speaks ${PROTOCOL_VERSION}`);
       if (!isInt(h.threads, 1, 1024)) fail('WIRE_MALFORMED', peer, `hello with an implausible thread count ${String(h.threads)}`);
       if (!BACKENDS.includes(h.best as KernelBackend)) fail('WIRE_MALFORMED', peer, `hello names no known kernel backend (${String(h.best).slice(0, 40)})`);
-      return { msg: { t: 'hello', v: h.v as number, threads: h.threads as number, best: h.best as KernelBackend }, gradient: null };
+      if (h.listen !== undefined && !(typeof h.listen === 'string' && LINK_URL.test(h.listen))) fail('WIRE_MALFORMED', peer, 'hello with a listening address that is not a ws:// or wss:// HOST:PORT');
+      return { msg: { t: 'hello', v: h.v as number, threads: h.threads as number, best: h.best as KernelBackend, ...(h.listen ? { listen: h.listen as string } : {}) }, gradient: null };
+    case 'join':
+      if (payload.byteLength !== 0) fail('WIRE_LENGTH_MISMATCH', peer, 'join carries a payload');
+      if (h.v !== PROTOCOL_VERSION) fail('WIRE_UNEXPECTED', peer, `protocol version ${String(h.v)}, this node speaks ${PROTOCOL_VERSION}`);
+      if (!(typeof h.nodeId === 'string' && NODE_ID.test(h.nodeId))) fail('WIRE_MALFORMED', peer, 'join without a valid node id');
+      return { msg: { t: 'join', v: h.v as number, nodeId: h.nodeId as string }, gradient: null };
+    case 'lost':
+      if (payload.byteLength !== 0) fail('WIRE_LENGTH_MISMATCH', peer, 'lost carries a payload');
+      if (!isInt(h.req, 0, Number.MAX_SAFE_INTEGER) || !isInt(h.step, 1, Number.MAX_SAFE_INTEGER)) fail('WIRE_MALFORMED', peer, 'lost with a missing or invalid req or step');
+      if (!arrayOf(h.ids, (v) => typeof v === 'string' && NODE_ID.test(v))) fail('WIRE_MALFORMED', peer, 'lost without valid node ids');
+      return { msg: { t: 'lost', req: h.req as number, step: h.step as number, ids: h.ids as string[] }, gradient: null };
     case 'result': {
       if (!isInt(h.req, 0, Number.MAX_SAFE_INTEGER) || !isInt(h.step, 1, Number.MAX_SAFE_INTEGER) || !isInt(h.count, 0, 1 << 30))
         fail('WIRE_MALFORMED', peer, 'result with a missing or invalid req, step or count');
@@ -323,13 +383,21 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
       const wire = limits.wire ?? 'f32';
       const want = limits.paramCount * wireBytes(wire);
       if (payload.byteLength !== want) fail('WIRE_LENGTH_MISMATCH', peer, `gradient of ${payload.byteLength} bytes, the model needs exactly ${want} (${wire})`);
+      let entries: BlockEntries | undefined;
+      if (h.entries !== undefined) {
+        const e = h.entries;
+        if (!isMap(e) || !arrayOf(e.loss, isFiniteNumber) || !arrayOf(e.ms, (v) => isFiniteNumber(v) && v >= 0) || e.loss.length !== e.ms.length)
+          fail('WIRE_MALFORMED', peer, 'result with invalid block entries');
+        entries = { loss: (e as Record<string, number[]>).loss, ms: (e as Record<string, number[]>).ms };
+      }
       const msg: ResultHeader = {
         t: 'result', req: h.req as number, step: h.step as number, count: h.count as number,
-        lossSum: h.lossSum as number, computeMs: h.computeMs as number, leaving: h.leaving === true,
+        lossSum: h.lossSum as number, computeMs: h.computeMs as number, leaving: h.leaving === true, ...(entries ? { entries } : {}),
       };
-      // The landing place is asked for only once the header is valid; it may refuse (stale request).
+      // The landing place is asked for only once the header is valid; it may refuse (a stale
+      // request: it throws) or skip it (a late answer to a request given up: null).
       const gradient = land ? land(msg) : new Float32Array(limits.paramCount);
-      landFloats(payload, 0, gradient, peer, 'gradient', wire);
+      if (gradient) landFloats(payload, 0, gradient, peer, 'gradient', wire);
       return { msg, gradient };
     }
     case 'heartbeat':
@@ -389,10 +457,18 @@ export function decodeCoordinatorFrame(data: Uint8Array, peer: string): Frame<Co
       if (!WIRE_FLOATS.includes(h.wire as WireFloat)) fail('WIRE_MALFORMED', peer, `welcome with an unknown wire encoding ${JSON.stringify(h.wire)?.slice(0, 40)}`);
       checkWelcomeConfig(h.config as string, h.data as Welcome['data'], peer);
       return { header: h as unknown as Welcome, payload };
-    case 'step':
+    case 'step': {
       if (!isInt(h.req, 0, Number.MAX_SAFE_INTEGER) || !isInt(h.step, 1, Number.MAX_SAFE_INTEGER) || !isInt(h.parts, 1, 1024) || !isInt(h.rows, 1, 1 << 30))
         fail('WIRE_MALFORMED', peer, 'step with an invalid req, step, parts or rows');
-      return { header: h as unknown as StepRequest, payload };
+      if (h.block === undefined) return { header: h as unknown as StepRequest, payload };
+      const block = blockPlan(h.block);
+      if (!block || block.reqs[0] !== h.req || block.rows[0] !== h.rows || block.parts[0] !== h.parts)
+        fail('WIRE_MALFORMED', peer, 'step with an invalid block plan');
+      return { header: { t: 'step', req: h.req as number, step: h.step as number, parts: h.parts as number, rows: h.rows as number, block: block! }, payload };
+    }
+    case 'parent':
+      if (!(h.url === null || (typeof h.url === 'string' && LINK_URL.test(h.url)))) fail('WIRE_MALFORMED', peer, 'parent with an address that is not a ws:// or wss:// HOST:PORT');
+      return { header: { t: 'parent', url: h.url as string | null }, payload };
     case 'bye':
       return { header: { t: 'bye', reason: typeof h.reason === 'string' ? h.reason : '' }, payload };
     case 'heartbeat':
@@ -416,13 +492,15 @@ export interface StepLimits {
  * only) into `weights` in one pass, the indices into `order` after a range check. Returns the rows.
  */
 export function landStepPayload(h: StepRequest, payload: Uint8Array, peer: string, limits: StepLimits, weights: Float32Array, order: Int32Array): number {
-  const want = 4 * h.rows + wireBytes(limits.wire) * limits.paramCount;
+  // A block's request carries the indices of every row of the block: its own first.
+  const rows = requestRows(h);
+  const want = 4 * rows + wireBytes(limits.wire) * limits.paramCount;
   if (payload.byteLength !== want) fail('WIRE_LENGTH_MISMATCH', peer, `step ${h.step}: payload of ${payload.byteLength} bytes, expected ${want}`);
-  if (h.rows > limits.maxRows || h.rows > order.length) fail('WIRE_MALFORMED', peer, `step ${h.step}: ${h.rows} rows exceed the batch size ${limits.maxRows}`);
-  const indices = view32(Int32Array, payload, 0, h.rows);
-  for (let i = 0; i < h.rows; i++)
+  if (rows > limits.maxRows || rows > order.length) fail('WIRE_MALFORMED', peer, `step ${h.step}: ${rows} rows exceed the batch size ${limits.maxRows}`);
+  const indices = view32(Int32Array, payload, 0, rows);
+  for (let i = 0; i < rows; i++)
     if (!(indices[i] >= 0 && indices[i] < limits.samples)) fail('WIRE_MALFORMED', peer, `step ${h.step}: sample index ${indices[i]} out of range`);
-  landFloats(payload, 4 * h.rows, weights, peer, 'weights', limits.wire);
+  landFloats(payload, 4 * rows, weights, peer, 'weights', limits.wire);
   order.set(indices);
-  return h.rows;
+  return rows;
 }

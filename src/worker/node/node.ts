@@ -2,12 +2,19 @@
 // acts on nothing before the coordinator has), says hello, builds its own arena and Piscina
 // pool from the coordinator's welcome (the same thread workers as local training), and answers each
 // step request with ONE summed gradient, computed by the shard's recipe so that any executor would
-// get the same bits. When the coordinator goes away it reconnects with backoff; a peer that fails
-// authentication or is refused too many times in a row ends it. It opens no path named by the
+// get the same bits. In a reduction tree (`--listen`), a request may be for a block of nodes headed
+// by this one: it forwards the weights to its children, adds their sums to its own in the order of
+// the step's pairwise tree, and sends the block's one sum up; a node placed under a parent takes its
+// requests from that parent. When the coordinator goes away it reconnects with backoff; a peer that
+// fails authentication or is refused too many times in a row ends it. It opens no path named by the
 // network, and tells its peer only an error's code, never the local message.
 
 import { readBytes } from '../../core/io/files.js';
 import { WebSocket } from 'ws';
+import { leftEdgeBlocks } from '../../core/pairwise.js';
+import type { Kernels } from '../../core/kernels/types.js';
+import { dial } from '../../core/protocol/dial.js';
+import { ChildLinks, SubtreeLost, type ChildAnswer } from './children.js';
 import { createArena, type ArenaViews } from '../../core/arena.js';
 import { sharedF32 } from '../../core/data/shared.js';
 import type { Dataset } from '../../core/data/types.js';
@@ -17,8 +24,7 @@ import { checkDataFits } from '../../core/model.js';
 import { loadConfigData, parseConfig } from '../../core/config.js';
 import { LocalPool } from '../pool/local-pool.js';
 import { emulateShard, type EmulatedCompute } from './emulate.js';
-import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, coordinatorProof, freshNonce, NODE_NONCE_HEADER, nodeProof, PROOF_HEADER, sameProof } from '../../core/protocol/auth.js';
-import { decodeCoordinatorFrame, encodeFloatFrame, encodeFrame, landStepPayload, payloadFloats, PROTOCOL_VERSION, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
+import { decodeCoordinatorFrame, encodeFloatFrame, encodeFrame, landStepPayload, payloadFloats, PROTOCOL_VERSION, requestRows, type BlockPlan, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
 
 export interface NodeOptions {
   readonly connect: string;
@@ -36,6 +42,8 @@ export interface NodeOptions {
   readonly maxAuthFailures: number;
   /** Told of the node's work (`dptrain worker --metrics-port`). */
   readonly counters?: NodeCounters;
+  /** Take children in a reduction tree on this address (`--listen`), with this certificate for wss://. */
+  readonly listen?: { readonly host: string; readonly port: number; readonly tlsCert?: string; readonly tlsKey?: string };
   /** Benchmarks only: a timer and a made-up gradient instead of forward/backward (emulate.ts). */
   readonly emulate?: EmulatedCompute;
 }
@@ -53,6 +61,8 @@ interface Session {
   readonly welcome: Welcome;
   readonly arena: ArenaViews;
   readonly pool: LocalPool;
+  /** This thread's kernels: adds the children's sums to the node's own. */
+  readonly kernels: Kernels;
   readonly order: Int32Array;
   /**
    * The result frame's memory, rewritten each step: the socket has sent the previous frame by then
@@ -63,6 +73,19 @@ interface Session {
 
 const MAX_WELCOME_BYTES = 2 ** 31 - 1;
 const INLINE_STAND_IN = { source: 'synthetic', name: 'xor' };
+/** Children a node can head: a block of 2^CHILD_SLOTS nodes; each child's sum lands in a slot of its own. */
+const CHILD_SLOTS = 7;
+
+/** Where a step request came from and its answer goes: the coordinator, or this node's parent. */
+interface Upstream {
+  readonly peer: string;
+  readonly ws: WebSocket;
+}
+
+/** The step being served: a newer request from upstream gives it up (the coordinator gave up on it). */
+interface InFlight {
+  readonly cancel: (why: string) => void;
+}
 
 /** Runs until the coordinator says the training is finished (resolves 0) or reconnecting gives up. */
 export async function runNode(o: NodeOptions): Promise<number> {
@@ -70,9 +93,11 @@ export async function runNode(o: NodeOptions): Promise<number> {
   let failures = 0;
   let refusals = 0;
   let session: Session | null = null;
+  const children = o.listen ? new ChildLinks({ ...o.listen, token: o.token, log: o.log }) : null;
+  if (children) o.log(`taking children in a reduction tree on ${await children.open()}${o.token ? ' (token required)' : ''}`);
   try {
     for (;;) {
-      const outcome = await connectOnce(o, session, (s) => {
+      const outcome = await connectOnce(o, children, session, (s) => {
         session = s;
         delay = 200;
         failures = 0;
@@ -94,37 +119,32 @@ export async function runNode(o: NodeOptions): Promise<number> {
       delay = Math.min(5000, delay * 2);
     }
   } finally {
+    await children?.close();
     await (session as Session | null)?.pool.close();
   }
 }
 
 /** One connection, from the challenge to its end. `joined`: a welcome was accepted. */
-async function connectOnce(o: NodeOptions, previous: Session | null, joined: (s: Session) => void): Promise<Outcome> {
-  const headers: Record<string, string> = {};
+async function connectOnce(o: NodeOptions, children: ChildLinks | null, previous: Session | null, joined: (s: Session) => void): Promise<Outcome> {
   const ca = o.tlsCa ? readBytes(o.tlsCa) : undefined;
-  const nodeNonce = freshNonce();
-  let challenge = '';
-  if (o.token) {
-    try {
-      challenge = await fetchChallenge(o.connect, ca);
-    } catch (e) {
-      return { kind: 'lost', why: `challenge failed: ${(e as Error).message}` };
-    }
-    headers[PROOF_HEADER] = nodeProof(o.token, challenge, nodeNonce);
-    headers[NODE_NONCE_HEADER] = nodeNonce;
-  }
   const peer = `coordinator ${o.connect}`;
+  const dialed = await dial({ url: o.connect, token: o.token, ca, maxPayload: MAX_WELCOME_BYTES });
+  if (!dialed.ok) {
+    if (dialed.kind === 'refused') o.log(`refused ${peer}: ${dialed.why}`);
+    return { kind: dialed.kind, why: dialed.why };
+  }
+  const ws = dialed.ws;
   return new Promise<Outcome>((resolve) => {
-    // A zero masking key: ws then skips masking, which in plain JavaScript (no native bufferutil)
-    // is a slow pass over every gradient frame. Masking protects browsers' intermediaries from
-    // script-crafted frames; this client is no browser and sends no script-chosen bytes.
-    const ws = new WebSocket(o.connect, { headers, maxPayload: MAX_WELCOME_BYTES, ca, perMessageDeflate: false, generateMask: (mask) => void mask.fill(0) });
     let session = previous;
     let busy: Promise<void> = Promise.resolve();
     let ended = false;
+    let inFlight: InFlight | null = null;
+    let parent: ParentLink | null = null;
     const end = (outcome: Outcome): void => {
       if (ended) return;
       ended = true;
+      inFlight?.cancel('the link to the coordinator ended');
+      parent?.close();
       ws.terminate();
       resolve(outcome);
     };
@@ -133,21 +153,42 @@ async function connectOnce(o: NodeOptions, previous: Session | null, joined: (s:
       o.log(`refused ${peer}: ${why}`);
       end({ kind: 'refused', why });
     };
-    // Before 'open': a coordinator that cannot prove the token gets no hello, and none of its
-    // frames is ever decoded.
-    ws.on('upgrade', (res) => {
-      if (!o.token) return;
-      const proof = res.headers[COORDINATOR_PROOF_HEADER];
-      if (!sameProof(coordinatorProof(o.token, challenge, nodeNonce), proof)) {
-        res.socket.destroy();
-        refused(proof === undefined ? 'it did not prove the token' : 'its token proof is wrong');
-      }
-    });
-    ws.on('unexpected-response', (_req, res) =>
-      res.statusCode === 401 ? refused('it refused this node\'s token proof (HTTP 401)') : lost(`refused with HTTP ${res.statusCode}`));
     ws.on('error', (e) => lost(e.message));
     ws.on('close', () => lost('closed'));
-    ws.on('open', () => ws.send(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: o.threads, best: resolveKernels('auto').backend })));
+    ws.send(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: o.threads, best: resolveKernels('auto').backend, ...(children?.url ? { listen: children.url } : {}) }));
+
+    /** A step from upstream (the coordinator, or the parent): served in order, one at a time; a newer one gives up an older one still waiting. */
+    const onStep = (up: Upstream, h: StepRequest, payload: Uint8Array): void => {
+      inFlight?.cancel(`superseded by step ${h.step}`);
+      let cancel!: (why: string) => void;
+      const cancelled = new Promise<never>((_, reject) => (cancel = (why) => reject(new Superseded(why))));
+      cancelled.catch(() => undefined);
+      const mine: InFlight = { cancel };
+      inFlight = mine;
+      busy = busy.then(async () => {
+        if (ended) return;
+        try {
+          if (!session) throw new DptrainError('WIRE_UNEXPECTED', `${up.peer}: step before welcome`);
+          await answer(o, up, session, children, h, payload, cancelled);
+        } catch (e) {
+          if (e instanceof Superseded) return;
+          if (e instanceof SubtreeLost) {
+            // Our children failed, not we: upstream hears whom to drop and recomputes the block.
+            o.log(`step ${h.step}: ${e.message}`);
+            if (up.ws.readyState === WebSocket.OPEN) up.ws.send(encodeFrame({ t: 'lost', req: h.req, step: h.step, ids: e.ids }));
+            return;
+          }
+          // The full message stays here: it may quote a local file. The peer hears the code.
+          o.log(`error: ${(e as Error).message}`);
+          if (up.ws.readyState === WebSocket.OPEN) up.ws.send(encodeFrame({ t: 'error', ...peerSafe(e) }));
+          if (up.ws === ws) lost('error');
+          else parent?.close();
+        } finally {
+          if (inFlight === mine) inFlight = null;
+        }
+      });
+    };
+
     ws.on('message', (data: Buffer) => {
       o.counters?.received(data.length);
       let frame: ReturnType<typeof decodeCoordinatorFrame>;
@@ -162,33 +203,97 @@ async function connectOnce(o: NodeOptions, previous: Session | null, joined: (s:
       const h = frame.header;
       if (h.t === 'bye') {
         o.log(`coordinator says bye: ${h.reason}`);
-        ended = true;
-        ws.close();
-        resolve(h.reason === 'training finished' ? { kind: 'finished' } : { kind: 'lost', why: `bye: ${h.reason}` });
+        end(h.reason === 'training finished' ? { kind: 'finished' } : { kind: 'lost', why: `bye: ${h.reason}` });
         return;
       }
       if (h.t === 'heartbeat') return;
-      // Steps are answered in order, one at a time.
+      if (h.t === 'parent') {
+        // After the welcome before it (set up asynchronously): the parent link names this node.
+        busy = busy.then(() => {
+          if (ended || (parent?.url ?? null) === h.url) return;
+          if (!session) return lost('parent before welcome');
+          parent?.close();
+          parent = h.url ? new ParentLink(o, h.url, session.welcome.nodeId, ca, (up, step, p) => onStep(up, step, p)) : null;
+        });
+        return;
+      }
+      if (h.t === 'step') return onStep({ peer, ws }, h, frame.payload);
       busy = busy.then(async () => {
         if (ended) return;
         try {
-          if (h.t === 'welcome') {
-            session = await setup(o, h, frame.payload, session);
-            joined(session);
-            o.log(`joined as ${h.nodeId}: ${session.arena.layout.paramCount} parameters, ${o.threads} thread${o.threads > 1 ? 's' : ''}, kernels ${h.kernels}`);
-          } else if (h.t === 'step') {
-            if (!session) throw new DptrainError('WIRE_UNEXPECTED', `${peer}: step before welcome`);
-            await answer(o, ws, session, h, frame.payload);
-          }
+          session = await setup(o, h, frame.payload, session);
+          children?.configure(session.arena.layout.paramCount, h.wire);
+          joined(session);
+          o.log(`joined as ${h.nodeId}: ${session.arena.layout.paramCount} parameters, ${o.threads} thread${o.threads > 1 ? 's' : ''}, kernels ${h.kernels}`);
         } catch (e) {
-          // The full message stays here: it may quote a local file. The peer hears the code.
           o.log(`error: ${(e as Error).message}`);
           if (ws.readyState === WebSocket.OPEN) ws.send(encodeFrame({ t: 'error', ...peerSafe(e) }));
           lost('error');
         }
       });
     });
+    ws.resume();
   });
+}
+
+/** A step given up because a newer request came (upstream gave up on it): nothing is sent. */
+class Superseded extends Error {}
+
+/**
+ * This node's link to its parent in the reduction tree: dialed with the same token proofs as the
+ * coordinator's, opened with a join naming the node, and re-dialed while the coordinator keeps the
+ * parent. The parent sends step requests only; their answers go back on this link.
+ */
+class ParentLink {
+  private ws: WebSocket | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly o: NodeOptions,
+    readonly url: string,
+    private readonly nodeId: string,
+    private readonly ca: Buffer | undefined,
+    private readonly onStep: (up: Upstream, h: StepRequest, payload: Uint8Array) => void,
+  ) {
+    void this.connect(0);
+  }
+
+  private async connect(attempt: number): Promise<void> {
+    if (this.closed) return;
+    const peer = `parent ${this.url}`;
+    const d = await dial({ url: this.url, token: this.o.token, ca: this.ca, maxPayload: MAX_WELCOME_BYTES });
+    if (this.closed) return d.ok ? void d.ws.terminate() : undefined;
+    if (!d.ok) {
+      this.o.log(`${peer}: ${d.kind === 'refused' ? 'refused' : 'not reached'} (${d.why})`);
+      // A parent that fails authentication is not retried; the coordinator hears of it as a lost child.
+      if (d.kind === 'lost' && attempt < 5) setTimeout(() => void this.connect(attempt + 1), 200 * 2 ** attempt).unref();
+      return;
+    }
+    const ws = (this.ws = d.ws);
+    ws.send(encodeFrame({ t: 'join', v: PROTOCOL_VERSION, nodeId: this.nodeId }));
+    ws.on('message', (data: Buffer) => {
+      this.o.counters?.received(data.length);
+      try {
+        const { header: h, payload } = decodeCoordinatorFrame(data, peer);
+        if (h.t === 'step') this.onStep({ peer, ws }, h, payload);
+        else if (h.t !== 'heartbeat' && h.t !== 'bye') throw new DptrainError('WIRE_UNEXPECTED', `${peer}: a parent sends steps only, not ${h.t}`);
+      } catch (e) {
+        this.o.log((e as Error).message);
+        ws.terminate();
+      }
+    });
+    ws.on('error', () => undefined);
+    ws.on('close', () => {
+      if (this.ws === ws) this.ws = null;
+      if (!this.closed) setTimeout(() => void this.connect(0), 200).unref();
+    });
+    ws.resume();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.ws?.close();
+  }
 }
 
 async function setup(o: NodeOptions, w: Welcome, payload: Uint8Array, previous: Session | null): Promise<Session> {
@@ -201,8 +306,10 @@ async function setup(o: NodeOptions, w: Welcome, payload: Uint8Array, previous: 
   const spec = config.model;
   const train = w.data === 'inline' ? inlineData(w, payload) : loadConfigData(config, process.cwd()).train;
   checkDataFits(spec, train);
-  // Slot 0 receives the summed gradient; slots 1..threads are the sub-shards' spares.
-  const arena = createArena(spec, { shards: o.threads + 2, maxRows: w.chunkRows, stateVectors: 0 });
+  // Slot 0 receives the summed gradient; slots 1..threads are the sub-shards' spares, then this
+  // thread's workspace; a node taking children has a slot for each child's sum after them.
+  const childSlots = o.listen ? CHILD_SLOTS : 0;
+  const arena = createArena(spec, { shards: o.threads + 2 + childSlots, maxRows: w.chunkRows, stateVectors: 0 });
   const kernelChoice = w.kernels as KernelChoice;
   const kernels = createKernels(kernelChoice, arena.memory, arena.workspaces[o.threads + 1].scratch);
   const order = new Int32Array(new SharedArrayBuffer(4 * Math.max(1, config.training.batchSize)));
@@ -212,7 +319,7 @@ async function setup(o: NodeOptions, w: Welcome, payload: Uint8Array, previous: 
     init: { memory: arena.memory, layout: arena.layout, spec, kernels: kernelChoice, train, order },
     onRetry: (slot, attempt, reason) => o.log(`warning: sub-shard in slot ${slot} failed (${reason}); re-running it (attempt ${attempt + 1})`),
   });
-  return { welcome: w, arena, pool, order };
+  return { welcome: w, arena, pool, kernels, order };
 }
 
 function inlineData(w: Welcome, payload: Uint8Array): Dataset {
@@ -223,41 +330,69 @@ function inlineData(w: Welcome, payload: Uint8Array): Dataset {
   return { name: 'coordinator data', n: w.n, nIn: w.nIn, x, y, yWidth: w.yWidth, classes: w.classes };
 }
 
-async function answer(o: NodeOptions, ws: WebSocket, s: Session, h: StepRequest, payload: Uint8Array): Promise<void> {
+/**
+ * Serves one step request: lands the weights and the rows, forwards a block's sub-blocks to the
+ * children heading them, computes this node's shard, adds the children's sums to it in the order
+ * of the step's pairwise tree (T(n) = T(m) + T(n − m): the first node of a block adds its left
+ * edge's right halves, innermost first), and sends the one sum up.
+ */
+async function answer(o: NodeOptions, up: Upstream, s: Session, children: ChildLinks | null, h: StepRequest, payload: Uint8Array, cancelled: Promise<never>): Promise<void> {
   if (o.exitAtStep === h.step) process.kill(process.pid, 'SIGKILL');
-  landStepPayload(h, payload, `coordinator ${o.connect}`, { paramCount: s.arena.layout.paramCount, samples: s.welcome.n, maxRows: s.order.length, wire: s.welcome.wire }, s.arena.params, s.order);
+  const P = s.arena.layout.paramCount;
+  landStepPayload(h, payload, up.peer, { paramCount: P, samples: s.welcome.n, maxRows: s.order.length, wire: s.welcome.wire }, s.arena.params, s.order);
+  const block = h.block;
+  if (block && block.ids[0] !== s.welcome.nodeId) throw new DptrainError('WIRE_MALFORMED', `${up.peer}: a block headed by ${block.ids[0]} sent to ${s.welcome.nodeId}`);
+  const subs = block ? leftEdgeBlocks(block.ids.length) : [];
+  if (subs.length > 0 && !children) throw new DptrainError('WIRE_UNEXPECTED', `${up.peer}: a block for a node that takes no children (no --listen)`);
+  if (subs.length > CHILD_SLOTS) throw new DptrainError('WIRE_MALFORMED', `${up.peer}: a block of ${block!.ids.length} nodes exceeds ${2 ** CHILD_SLOTS}`);
+  // The step's weights as they came (the wire encoding), shared by every child's request.
+  const weights = payload.subarray(4 * requestRows(h));
+  const childSlot = (k: number): Float32Array => s.arena.slots[o.threads + 2 + k];
+  const asked: Promise<ChildAnswer>[] = subs.map((c, k) => {
+    const sub = sliceBlock(block!, c.at, c.size);
+    const first = rowsBefore(block!, c.at);
+    const header: StepRequest = { t: 'step', req: sub.reqs[0], step: h.step, parts: sub.parts[0], rows: sub.rows[0], ...(c.size > 1 ? { block: sub } : {}) };
+    return children!.request(sub.ids[0], header, s.order.subarray(first, first + sub.rows.reduce((a, b) => a + b, 0)), weights, childSlot(k), cancelled);
+  });
+  // Until all have answered: one child's failure must not leave another's request unobserved.
+  const answers = Promise.allSettled(asked);
   const t0 = performance.now();
   const r = o.emulate ? await emulateShard(o.emulate, h.step, h.rows, h.parts, s.order, s.arena.slots[0]) : (await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]))[0];
-  const leaving = o.leaveAfterStep === h.step;
   const computeMs = performance.now() - t0;
-  const result = encodeFloatFrame({ t: 'result', req: h.req, step: h.step, count: r.count, lossSum: r.lossSum, computeMs, leaving }, s.arena.slots[0], s.welcome.wire, s.result);
+  const settled = await Promise.race([answers, cancelled]);
+  const failed = settled.filter((x): x is PromiseRejectedResult => x.status === 'rejected').map((x) => x.reason as Error);
+  if (failed.length > 0) {
+    const ids = failed.flatMap((e) => (e instanceof SubtreeLost ? e.ids : []));
+    throw new SubtreeLost(ids, failed.map((e) => e.message).join('; '));
+  }
+  const loss = [r.lossSum];
+  const ms = [computeMs];
+  subs.forEach((_, k) => {
+    s.kernels.sumSlots(s.arena.slots[0], [s.arena.slots[0], childSlot(k)], 0, P, 1);
+    const e = (settled[k] as PromiseFulfilledResult<ChildAnswer>).value.entries;
+    loss.push(...e.loss);
+    ms.push(...e.ms);
+  });
+  const leaving = o.leaveAfterStep === h.step;
+  const head = { t: 'result', req: h.req, step: h.step, count: requestRows(h), lossSum: loss.reduce((a, b) => a + b, 0), computeMs, leaving, ...(block ? { entries: { loss, ms } } : {}) };
+  const result = encodeFloatFrame(head, s.arena.slots[0], s.welcome.wire, s.result);
   s.result = result.buffer as ArrayBuffer;
-  ws.send(result);
+  up.ws.send(result);
   o.counters?.stepServed(computeMs, result.length);
   if (leaving) {
     o.log(`leaving after step ${h.step}`);
-    ws.send(encodeFrame({ t: 'bye', reason: 'leaving' }), () => process.exit(0));
+    up.ws.send(encodeFrame({ t: 'bye', reason: 'leaving' }), () => process.exit(0));
   }
 }
 
-async function fetchChallenge(connect: string, ca: Buffer | undefined): Promise<string> {
-  const url = new URL(CHALLENGE_PATH, connect.replace(/^ws/, 'http'));
-  const mod = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
-  return new Promise((resolve, reject) => {
-    const req = mod.get(url, { ca, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d.slice(0, 1000)));
-      res.on('end', () => {
-        try {
-          const nonce = (JSON.parse(body) as { nonce?: unknown }).nonce;
-          if (res.statusCode !== 200 || typeof nonce !== 'string') throw new Error(`HTTP ${res.statusCode}`);
-          resolve(nonce);
-        } catch (e) {
-          reject(e instanceof Error ? e : new Error(String(e)));
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-  });
+/** Entries [at, at + size) of a block plan. */
+function sliceBlock(b: BlockPlan, at: number, size: number): BlockPlan {
+  return { ids: b.ids.slice(at, at + size), reqs: b.reqs.slice(at, at + size), rows: b.rows.slice(at, at + size), parts: b.parts.slice(at, at + size) };
+}
+
+/** Rows of the block's entries before `at`: where entry `at`'s indices start. */
+function rowsBefore(b: BlockPlan, at: number): number {
+  let n = 0;
+  for (let i = 0; i < at; i++) n += b.rows[i];
+  return n;
 }

@@ -6,6 +6,8 @@
 // [lo, hi) is cut into `parts` equal contiguous sub-shards (partition()), each computed by
 // shardGradients in chunks of the run's chunk rows, and the sub-shard sums are added left to right.
 
+import { DptrainError } from '../../core/errors.js';
+
 export interface ShardSpec {
   /** The gradient slot the shard's sum lands in. */
   readonly slot: number;
@@ -26,6 +28,18 @@ export interface ShardOutcome {
   /** With the update fused into the step: the wait for the other shards, and this shard's update slice. */
   readonly waitMs?: number;
   readonly updateMs?: number;
+  /**
+   * Shards whose sum is in this shard's slot, from it on: 1 when absent; n > 1 for the first shard
+   * of a block of a reduction tree (a subtree of the step's pairwise tree), 0 for the block's others.
+   */
+  readonly sumOf?: number;
+}
+
+/** A block's run failed because these executors failed (by id): drop them, recompute the block. */
+export class ShardsLost extends DptrainError {
+  constructor(readonly culprits: readonly string[], message: string) {
+    super('WORKER_FAILED', message);
+  }
 }
 
 /** The step's update, to be applied by the executor's own tasks once all its shards are summed. */
@@ -54,5 +68,15 @@ export interface Executor {
   canFuse?(shards: readonly ShardSpec[]): boolean;
   /** Ends a remote executor the run no longer trusts, with the reason (its owner logs it). */
   drop?(reason: string): void;
+  /**
+   * Runs a block of consecutive shards, one per member (this executor's first), as one request down
+   * a reduction tree: the block's one sum lands in the first shard's slot (outcomes: sumOf).
+   * Rejects with ShardsLost naming whom to drop.
+   */
+  runBlock?(step: number, shards: readonly ShardSpec[], members: readonly Executor[]): Promise<ShardOutcome[]>;
+  /** Gives up its open request (a block it heads failed elsewhere): a late answer is ignored. */
+  abandon?(reason: string): void;
+  /** Calls `listener` with the reason when the executor is gone (at once if it is); returns the unsubscribe. */
+  watchGone?(listener: (why: string) => void): () => void;
   close(): Promise<void>;
 }

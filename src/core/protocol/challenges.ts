@@ -1,9 +1,10 @@
-// The coordinator's side of the node handshake: stateless challenges (signed with a per-run random
-// key and timestamped, so issuing one stores nothing an unauthenticated client could fill) and the
-// check of a node's proof, which answers with the coordinator's own proof for the node.
+// The listening side of the token handshake (the coordinator's, or a node's that takes children):
+// stateless challenges (signed with a per-run random key and timestamped, so issuing one stores
+// nothing an unauthenticated client could fill) and the check of a connecting node's proof, which
+// answers with the listener's own proof for that node.
 
 import { createHmac, randomBytes } from 'node:crypto';
-import { coordinatorProof, isNonce, nodeProof, sameProof } from '../../core/protocol/auth.js';
+import { coordinatorProof, isNonce, nodeProof, sameProof } from './auth.js';
 
 const CHALLENGE_TTL_MS = 30_000;
 /** Proven challenges remembered until they expire; only token holders can add to it. */
