@@ -1,15 +1,15 @@
 // node dist/bench/coordinator-cost.js [nodes] [steps] — the coordinator's CPU per node per step on
 // its send/receive path (process.cpuUsage around it), the per-node encoding (`per-node`: a fresh
 // frame with its own copy of the weights per node; a result decoded into a fresh array, then copied
-// into its slot) against the shared one (`shared`: the weights encoded once per step, sent as
-// every node's last fragment; a result checked and copied into its slot in one pass), and the
+// into its slot) against the shared one (`shared`: the weights encoded once per step as chunk
+// messages sent to every node; a result checked and copied into its slot in one pass), and the
 // shared one on bf16 links (`shared-bf16`). They alternate in blocks of steps within one run, so
 // the machine's drift hits all alike.
 
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { decodeNodeFrame, encodeFrame, encodeStepRequest, encodeWeights } from '../src/core/protocol/wire.js';
+import { decodeNodeFrame, encodeFrame, encodeWeightChunks } from '../src/core/protocol/wire.js';
 import { fmt, median, table } from '../src/coordinator/bench/stats.js';
 
 const nodes = Number(process.argv[2] ?? 4);
@@ -47,11 +47,10 @@ async function step(s: number): Promise<number> {
   if (mode === 'per-node') {
     for (const ws of sockets) ws.send(encodeFrame({ t: 'step', req: s, step: s, parts: 1, rows: 128 }, params, indices));
   } else {
-    const weights = encodeWeights(params, mode === 'shared' ? 'f32' : 'bf16');
+    const chunks = encodeWeightChunks(s, params, mode === 'shared' ? 'f32' : 'bf16');
     for (const ws of sockets) {
-      const [own, shared] = encodeStepRequest({ req: s, step: s, parts: 1, rows: 128 }, indices, weights);
-      ws.send(own, { fin: false });
-      ws.send(shared, { fin: true });
+      ws.send(encodeFrame({ t: 'step', req: s, step: s, parts: 1, rows: 128 }, indices));
+      for (const c of chunks) ws.send(c);
     }
   }
   await done;

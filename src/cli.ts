@@ -170,7 +170,8 @@ async function main(): Promise<void> {
               .option('net-namespaces', { type: 'boolean', default: false, describe: 'a network namespace per node, tc tbf for bandwidth (root and iproute2)' })
               .option('scaling', { choices: ['strong', 'weak', 'both'] as const, requiresArg: true, default: 'strong' as const, describe: 'strong: --batch is the global batch; weak: --batch is each worker\'s, the global batch grows with the workers' })
               .option('emulate-compute', { type: 'boolean', default: false, describe: 'node rows only wait the measured compute time and send made-up gradients (benchmark only; labelled)' })
-              .option('dilate', { type: 'number', requiresArg: true, describe: 'with --emulate-compute: links D× slower, compute D× longer, times ÷ D; rows stand for the --net link' }),
+              .option('dilate', { type: 'number', requiresArg: true, describe: 'with --emulate-compute: links D× slower, compute D× longer, times ÷ D; rows stand for the --net link' })
+              .option('model-only', { type: 'boolean', default: false, describe: 'print the scale-out model\'s table for 1-64 nodes (star vs tree, reference links, stated inputs) and measure nothing' }),
           async (argv) => {
             process.exitCode = await (await import('./coordinator/commands/bench.js')).runBenchScaling(argv as unknown as BenchScalingFlags);
           },

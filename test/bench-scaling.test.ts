@@ -167,6 +167,17 @@ describe('dptrain bench scaling', () => {
     expect(liveWorkers(two.nodePids)).toEqual([]);
   });
 
+  it('--model-only prints the scale-out model\'s table, labelled as a prediction, and measures and writes nothing', () => {
+    const dir = workdir();
+    const r = bench(dir, ['--model-only']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^PREDICTED by the scale-out model .*not measured: 784-512-512-10/);
+    expect(r.stdout.match(/^(10|1) Gbit\/s, .* scaling/gm)).toHaveLength(4);
+    expect(r.stdout).toMatch(/^\s*tree k=1 bf16 overlap(\s+\S+%){7}/m);
+    expect(existsSync(join(dir, 'out'))).toBe(false);
+  });
+
   it('--net 5ms:100mbit sends a node row through the proxy: a step takes at least the 2 × 5 ms round trip', () => {
     const dir = workdir();
     const r = bench(dir, ['--threads', '1', '--nodes', '1', '--batch', '64', '--steps', '4', '--warmup', '1', '--net', '5ms:100mbit']);

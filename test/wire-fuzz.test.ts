@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../src/core/rng.js';
-import { decodeCoordinatorFrame, decodeNodeFrame, encodeFrame, encodeStepRequest, encodeWeights, landStepPayload, maxNodeFrameBytes, PROTOCOL_VERSION, WireError, wirePayload } from '../src/core/protocol/wire.js';
+import { decodeCoordinatorFrame, decodeNodeFrame, encodeFrame, encodeWeightChunks, landWeightsChunk, maxNodeFrameBytes, PROTOCOL_VERSION, WireError, wirePayload } from '../src/core/protocol/wire.js';
 
 const P = 1000;
 const limits = { paramCount: P };
@@ -68,13 +68,12 @@ describe('frame decoder fuzz', () => {
     expect(performance.now() - t0).toBeLessThan(30_000);
   });
 
-  it('bf16 results and step payloads: every mutation lands finite values or is refused with a WireError', () => {
+  it('bf16 results and weights chunks: every mutation lands finite values or is refused with a WireError', () => {
     const rng = new Rng(77);
     const g = new Float32Array(P).map(() => rng.uniform(-1, 1));
     const result = encodeFrame({ t: 'result', req: 3, step: 7, count: 32, lossSum: 1, computeMs: 1, leaving: false }, wirePayload(g, 'bf16'));
-    const weights = encodeWeights(g, 'bf16');
-    const [own] = encodeStepRequest({ req: 1, step: 2, parts: 1, rows: 4 }, new Int32Array([0, 1, 2, 3]), weights);
-    const step = Buffer.concat([own, weights]);
+    // A model of one chunk: the step's weights are one message.
+    const step = encodeWeightChunks(2, g, 'bf16')[0];
     let landed = 0;
     for (let i = 0; i < 4000; i++) {
       const frame = mutate(rng, i % 2 === 0 ? result : step);
@@ -86,9 +85,9 @@ describe('frame decoder fuzz', () => {
           if (gradient) expect(gradient.every(Number.isFinite)).toBe(true);
         } else {
           const f = decodeCoordinatorFrame(frame, 'fuzz');
-          if (f.header.t !== 'step') continue;
+          if (f.header.t !== 'weights') continue;
           const w = new Float32Array(P);
-          landStepPayload(f.header, f.payload, 'fuzz', { paramCount: P, samples: 8, maxRows: 8, wire: 'bf16' }, w, new Int32Array(8));
+          landWeightsChunk(f.header, f.payload, 'fuzz', f.header.step, { paramCount: P, samples: 8, maxRows: 8, wire: 'bf16' }, w, 0);
           expect(w.every(Number.isFinite)).toBe(true);
         }
         landed++;

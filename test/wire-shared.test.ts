@@ -2,7 +2,7 @@
 // bits, non-finite values refused with the peer named, sample indices range-checked.
 
 import { describe, expect, it } from 'vitest';
-import { decodeCoordinatorFrame, decodeNodeFrame, encodeFrame, encodeStepRequest, encodeWeights, landFloats, landStepPayload, WireError, type StepRequest } from '../src/core/protocol/wire.js';
+import { CHUNK_FLOATS, decodeCoordinatorFrame, decodeNodeFrame, encodeFrame, encodeWeightChunks, landFloats, landStepIndices, landWeightsChunk, WireError, type StepRequest, type WeightsChunk } from '../src/core/protocol/wire.js';
 import { StepWeights } from '../src/coordinator/remote/node-handle.js';
 import type { ArenaViews } from '../src/core/arena.js';
 
@@ -53,32 +53,39 @@ describe('shared step payload and one-pass landing', () => {
     expect(bitsOf(slot)).toEqual(bitsOf(g));
   });
 
-  it('the weights of a step are encoded once and shared by every node\'s request; a node lands them and its indices', () => {
-    let params = new Float32Array([1, 2, 3, 4, 5]);
+  it('the weights of a step are encoded once, as chunks shared by every node\'s request; a node lands them and its indices', () => {
+    const P = CHUNK_FLOATS + 5;
+    let params = new Float32Array(P).map((_, i) => i);
     const arena = { get params() { return params; } } as unknown as ArenaViews;
     const weights = new StepWeights(arena);
     const a = weights.of(4);
+    expect(a).toHaveLength(2);
     expect(weights.of(4)).toBe(a);
-    params = new Float32Array([9, 9, 9, 9, 9]);
+    params = new Float32Array(P).fill(9);
     expect(weights.of(4)).toBe(a); // the step's snapshot
-    expect(new Float32Array(weights.of(5).buffer, weights.of(5).byteOffset, 5)[0]).toBe(9);
+    const five = weights.of(5);
+    expect(decodeCoordinatorFrame(five[1], 'c').payload.length).toBe(5 * 4);
 
-    const [own, shared] = encodeStepRequest({ req: 1, step: 4, parts: 2, rows: 3 }, new Int32Array([4, 0, 2]), a);
-    expect(shared).toBe(a);
-    const frame = decodeCoordinatorFrame(Buffer.concat([own, shared]), 'c');
-    const w = new Float32Array(5);
-    const order = new Int32Array(8);
-    const limits = { paramCount: 5, samples: 5, maxRows: 8, wire: 'f32' as const };
-    landStepPayload(frame.header as StepRequest, frame.payload, 'c', limits, w, order);
-    expect([...w]).toEqual([1, 2, 3, 4, 5]);
-    expect([...order.subarray(0, 3)]).toEqual([4, 0, 2]);
+    const limits = { paramCount: P, samples: 5, maxRows: 8, wire: 'f32' as const };
+    const request = decodeCoordinatorFrame(encodeFrame({ t: 'step', req: 1, step: 4, parts: 2, rows: 3 }, new Int32Array([4, 0, 2])), 'c');
+    expect([...landStepIndices(request.header as StepRequest, request.payload, 'c', limits)]).toEqual([4, 0, 2]);
+    const w = new Float32Array(P);
+    let at = 0;
+    for (const c of a) {
+      const f = decodeCoordinatorFrame(c, 'c');
+      at = landWeightsChunk(f.header as WeightsChunk, f.payload, 'c', 4, limits, w, at);
+    }
+    expect(at).toBe(P);
+    expect(w[CHUNK_FLOATS + 4]).toBe(CHUNK_FLOATS + 4);
+    // Out of order, of another step, or not finite: refused.
+    const second = decodeCoordinatorFrame(a[1], 'c');
+    expect(() => landWeightsChunk(second.header as WeightsChunk, second.payload, 'c', 4, limits, w, 0)).toThrow(/^c: step 4: weights chunk \[65536, \+5\), expected \[0, \+65536\)/);
+    const first = decodeCoordinatorFrame(a[0], 'c');
+    expect(() => landWeightsChunk(first.header as WeightsChunk, first.payload, 'c', 5, limits, w, 0)).toThrow(/weights for step 4, the step in hand is 5/);
+    const nan = decodeCoordinatorFrame(encodeWeightChunks(4, new Float32Array([1, NaN, 3]), 'f32')[0], 'c');
+    expect(() => landWeightsChunk(nan.header as WeightsChunk, nan.payload, 'c', 4, { ...limits, paramCount: 3 }, new Float32Array(3), 0)).toThrow(/weights holds a non-finite value at index 1/);
 
-    const [badOwn] = encodeStepRequest({ req: 2, step: 4, parts: 1, rows: 1 }, new Int32Array([5]), a);
-    const bad = decodeCoordinatorFrame(Buffer.concat([badOwn, a]), 'c');
-    expect(() => landStepPayload(bad.header as StepRequest, bad.payload, 'c', limits, w, order)).toThrow(/^c: step 4: sample index 5 out of range/);
-    const nan = encodeWeights(new Float32Array([1, NaN, 3, 4, 5]));
-    const [own2] = encodeStepRequest({ req: 3, step: 4, parts: 1, rows: 1 }, new Int32Array([1]), nan);
-    const withNan = decodeCoordinatorFrame(Buffer.concat([own2, nan]), 'c');
-    expect(() => landStepPayload(withNan.header as StepRequest, withNan.payload, 'c', limits, w, order)).toThrow(/weights holds a non-finite value at index 1/);
+    const bad = decodeCoordinatorFrame(encodeFrame({ t: 'step', req: 2, step: 4, parts: 1, rows: 1 }, new Int32Array([5])), 'c');
+    expect(() => landStepIndices(bad.header as StepRequest, bad.payload, 'c', limits)).toThrow(/^c: step 4: sample index 5 out of range/);
   });
 });

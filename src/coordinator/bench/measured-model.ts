@@ -1,10 +1,11 @@
-// The scale-out model (scaleout-model.ts) fed with what `dptrain bench scaling` measured: compute,
-// thread efficiency, frame, reduce and update costs; and the predictions it makes from them.
+// The scale-out models (scaleout-model.ts, scaleout-tree.ts) fed with what `dptrain bench scaling`
+// measured: compute, thread efficiency, frame, reduce and update costs; and the predictions it makes from them.
 
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { decodeNodeFrame, encodeFrame, wireBytes, type WireFloat } from '../../core/protocol/wire.js';
 import { predictStep, ringAllreduceSec, treeAllreduceSec, type ScaleoutInputs } from './scaleout-model.js';
+import { layerParams, type TreeInputs } from './scaleout-tree.js';
 import type { NetProfile } from './net/netem.js';
 import type { Scaling } from './rows.js';
 import { leastSquares, median } from './stats.js';
@@ -33,7 +34,8 @@ export interface FrameCosts {
 }
 
 export interface BatchInputs {
-  readonly scaling: Scaling;
+  /** Absent: strong. */
+  readonly scaling?: Scaling;
   /** The sweep's batch: the global batch (strong) or each worker's (weak). */
   readonly batch: number;
   readonly computeSecPerSample: number;
@@ -155,9 +157,11 @@ export function perSampleMs(r: { readonly poolMs: number; readonly batch: number
   return r.poolMs / r.batch;
 }
 
-/** Samples per step of `nodes` × `threadsPerNode` workers in the sweep `b`. */
-export function sweepGlobalBatch(b: Pick<BatchInputs, 'scaling' | 'batch'>, threadsPerNode: number, nodes: number): number {
-  return b.scaling === 'weak' ? b.batch * threadsPerNode * nodes : b.batch;
+/** Samples per step of `nodes` × `threadsPerNode` workers in the sweep `b`: a weak sweep's grow with them. */
+export function sweepGlobalBatch(b: Pick<BatchInputs, 'scaling' | 'batch'>, threadsPerNode: number, nodes?: number): number {
+  if (b.scaling !== 'weak') return b.batch;
+  if (nodes === undefined) throw new RangeError('scaleout: a weak sweep\'s batch grows with the nodes: say how many');
+  return b.batch * threadsPerNode * nodes;
 }
 
 /**
@@ -186,8 +190,8 @@ export function linkOf(net: NetProfile | null): { latencySec: number; bandwidthB
   return net ? { latencySec: net.latencyMs / 1000, bandwidthBytesPerSec: (net.bandwidthMbit * 1e6) / 8 } : { latencySec: 0, bandwidthBytesPerSec: Infinity };
 }
 
-/** The model's inputs for `nodes` × `threadsPerNode` in the sweep `b` (its batch grows with them if weak). */
-export function scaleoutInputs(frame: FrameCosts, b: BatchInputs, threadsPerNode: number, nodes: number, net: NetProfile | null, coordinatorLinkShared = false): ScaleoutInputs {
+/** The model's inputs for `nodes` × `threadsPerNode` in the sweep `b` (`nodes` needed if weak: its batch grows with them). */
+export function scaleoutInputs(frame: FrameCosts, b: BatchInputs, threadsPerNode: number, net: NetProfile | null, coordinatorLinkShared = false, nodes?: number): ScaleoutInputs {
   return {
     ...frame,
     ...linkOf(net),
@@ -202,6 +206,20 @@ export function scaleoutInputs(frame: FrameCosts, b: BatchInputs, threadsPerNode
 }
 
 /**
+ * The tree model's inputs for the same measured costs: the run's layers and wire, and the tree's
+ * settings. The frame's headers are what the measured frame holds beyond the floats; with fanout
+ * >= nodes and no overlap, predictTree gives predictStep's step for these costs.
+ */
+export function treeScaleoutInputs(
+  frame: FrameCosts, b: BatchInputs, threadsPerNode: number, net: NetProfile | null, layers: readonly number[], wire: WireFloat,
+  tree: Pick<TreeInputs, 'fanout' | 'chunkBytes' | 'overlap'>, coordinatorLinkShared = false,
+): TreeInputs {
+  const { frameBytes, ...costs } = scaleoutInputs(frame, b, threadsPerNode, net, coordinatorLinkShared);
+  const payload = wireBytes(wire) * layerParams(layers).reduce((a, c) => a + c, 0);
+  return { ...costs, layers, wire, headerBytes: Math.max(0, frameBytes - payload), ...tree };
+}
+
+/**
  * Predicted efficiency for N nodes of t threads: the star as built (own link per node, as measured,
  * and one shared coordinator link), and a ring or tree all-reduce in its place. For ring and tree
  * only the link time is modelled: every node computes its shard, the all-reduce moves the sums, and
@@ -212,8 +230,8 @@ export function predictionCurve(frame: FrameCosts, b: BatchInputs, threadsPerNod
   const { latencySec, bandwidthBytesPerSec } = linkOf(net);
   const oneThreadSamplesPerSec = b.batch / (b.batch * b.computeSecPerSample + b.updateSec);
   return ns.map((n) => {
-    const star = predictStep(scaleoutInputs(frame, b, threadsPerNode, n, net, false), n);
-    const shared = predictStep(scaleoutInputs(frame, b, threadsPerNode, n, net, true), n);
+    const star = predictStep(scaleoutInputs(frame, b, threadsPerNode, net, false, n), n);
+    const shared = predictStep(scaleoutInputs(frame, b, threadsPerNode, net, true, n), n);
     const workers = n * threadsPerNode;
     const batch = sweepGlobalBatch(b, threadsPerNode, n);
     const efficiencyAt = (stepSec: number): number => batch / stepSec / oneThreadSamplesPerSec / workers;
@@ -221,7 +239,7 @@ export function predictionCurve(frame: FrameCosts, b: BatchInputs, threadsPerNod
     const tree = treeAllreduceSec(n, frame.frameBytes, latencySec, bandwidthBytesPerSec);
     const allreduceStep = (sec: number): number => star.computeSec + sec + b.reduceSecPerNode + b.updateSec;
     return {
-      scaling: b.scaling,
+      scaling: b.scaling ?? 'strong',
       batch: b.batch,
       threadsPerNode,
       nodes: n,

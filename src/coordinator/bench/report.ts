@@ -84,7 +84,7 @@ export function formatReport(r: ScalingReport): string {
   out.push(`scale-out model inputs (measured in this run): frame ${fmt(s.frame.frameBytes)} B, per message ${fmt(1e6 * s.frame.perMessageSec, 1)} µs, per byte ${fmt(1e9 * s.frame.perByteSec, 2)} ns, latency ${fmt(1000 * s.latencySec, 1)} ms, bandwidth ${bw}`);
   for (const b of s.batches) {
     const eff = Object.entries(b.threadEfficiency).map(([t, e]) => `${t}: ${fmt(e, 2)}`).join(', ');
-    out.push(`  ${b.scaling} batch ${b.batch}${b.scaling === 'weak' ? ' per worker' : ''}: compute ${fmt(1e6 * b.computeSecPerSample, 1)} µs/sample on 1 thread, thread efficiency {${eff}}, reduce ${fmt(1000 * b.reduceSecPerNode, 3)} ms/node, update ${fmt(1000 * b.updateSec, 3)} ms`);
+    out.push(`  ${b.scaling ?? 'strong'} batch ${b.batch}${b.scaling === 'weak' ? ' per worker' : ''}: compute ${fmt(1e6 * b.computeSecPerSample, 1)} µs/sample on 1 thread, thread efficiency {${eff}}, reduce ${fmt(1000 * b.reduceSecPerNode, 3)} ms/node, update ${fmt(1000 * b.updateSec, 3)} ms`);
   }
   out.push('');
   out.push(`PREDICTED by the scale-out model, not measured: ${r.net.name}, N nodes, real compute; star = coordinator as built (own link per node), shared = every node through one coordinator link; ring/tree = link time of that all-reduce instead`);

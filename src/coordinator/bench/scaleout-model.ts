@@ -1,5 +1,6 @@
 // The scale-out model: step time over N remote nodes for the coordinator star dptrain is built on,
-// and for ring and tree all-reduce. Pure arithmetic from costs measured elsewhere.
+// and for ring and tree all-reduce. Pure arithmetic from costs measured elsewhere; the tree among
+// nodes (`--fanout`) and layer-streamed overlap are in scaleout-tree.ts.
 
 export interface ScaleoutInputs {
   /** Forward + backward of one sample on one thread, seconds (measured). */
@@ -79,7 +80,7 @@ export function predictStep(x: ScaleoutInputs, nodes: number): StepPrediction {
   checkInputs(x, nodes);
   const W = x.frameBytes;
   const frameCpu = x.perMessageSec + W * x.perByteSec;
-  const computeSec = (Math.ceil(x.batch / nodes) * x.computeSecPerSample) / (x.threadsPerNode * x.threadEfficiency);
+  const computeSec = shardComputeSec(x, nodes);
   const send = frameCpu;
   const recv = frameCpu + x.reduceSecPerNode;
   const transfer = W / x.bandwidthBytesPerSec;
@@ -87,7 +88,16 @@ export function predictStep(x: ScaleoutInputs, nodes: number): StepPrediction {
   const bottleneck = Math.max(send, recv, x.coordinatorLinkShared ? transfer : 0);
   const flow = send + 2 * transfer + 2 * x.latencySec + node + recv + (nodes - 1) * bottleneck;
   const stepSec = Math.max(flow, nodes * (send + recv)) + x.updateSec;
-  const reduceUpdateSec = nodes * x.reduceSecPerNode + x.updateSec;
+  return stepPrediction(x, nodes, stepSec, computeSec, nodes * x.reduceSecPerNode + x.updateSec);
+}
+
+/** Forward + backward of the largest shard, ⌈batch/N⌉ samples, on one node's threads. */
+export function shardComputeSec(x: Omit<ScaleoutInputs, 'frameBytes'>, nodes: number): number {
+  return (Math.ceil(x.batch / nodes) * x.computeSecPerSample) / (x.threadsPerNode * x.threadEfficiency);
+}
+
+/** A step's prediction from its time and parts; speedup and efficiency against one thread with no network. */
+export function stepPrediction(x: Omit<ScaleoutInputs, 'frameBytes'>, nodes: number, stepSec: number, computeSec: number, reduceUpdateSec: number): StepPrediction {
   const speedup = (x.batch * x.computeSecPerSample + x.updateSec) / stepSec;
   return {
     nodes,
@@ -128,7 +138,7 @@ export function treeAllreduceSec(nodes: number, frameBytes: number, latencySec: 
   return 2 * Math.ceil(Math.log2(nodes)) * (latencySec + frameBytes / bandwidthBytesPerSec);
 }
 
-function checkInputs(x: ScaleoutInputs, nodes: number): void {
+export function checkInputs(x: ScaleoutInputs, nodes: number): void {
   if (!(Number.isInteger(nodes) && nodes >= 1)) throw new RangeError(`scaleout: nodes must be a positive integer, got ${nodes}`);
   if (!(Number.isInteger(x.batch) && x.batch >= 1)) throw new RangeError(`scaleout: batch must be a positive integer, got ${x.batch}`);
   if (!(Number.isInteger(x.threadsPerNode) && x.threadsPerNode >= 1)) throw new RangeError(`scaleout: threadsPerNode must be a positive integer, got ${x.threadsPerNode}`);

@@ -120,7 +120,7 @@ export function predictRow(frame: FrameCosts, b: BatchInputs, m: Measured, net: 
   if (c.nodes === 0) return null;
   const e = m.emulation;
   const d = e?.dilation ?? 1;
-  const x = scaleoutInputs(frame, b, c.threads, c.nodes, net && e ? dilatedNet(net, d) : net);
+  const x = scaleoutInputs(frame, b, c.threads, net && e ? dilatedNet(net, d) : net, false, c.nodes);
   const p = predictStep(e ? { ...x, computeSecPerSample: (d * e.msPerSample) / 1000, threadEfficiency: 1 } : x, c.nodes);
   return { stepMs: (1000 * p.stepSec) / d, computeMs: (1000 * p.computeSec) / d, commMs: (1000 * p.commSec) / d };
 }

@@ -1,5 +1,6 @@
 // `dptrain bench scaling`: flags → validated options → the benchmark → table on stdout and
-// results.json + charts in --out. Exit 0, 2 for bad flags, 130/143 when interrupted.
+// results.json + charts in --out (or, with --model-only, the scale-out model's table alone).
+// Exit 0, 2 for bad flags, 130/143 when interrupted.
 
 import { resolve } from 'node:path';
 import { configError } from '../../core/errors.js';
@@ -8,6 +9,7 @@ import { BenchInterrupted, runScalingBench, type ScalingBenchOptions } from '../
 import { formatReport, writeReport } from '../bench/report.js';
 import { loadConfig } from '../../core/config.js';
 import { parseNet, type NetProfile } from '../bench/net/netem.js';
+import { formatScaleoutTable, REFERENCE_COSTS, scaleoutTable } from '../bench/scaleout-table.js';
 
 export interface BenchScalingFlags {
   config: string;
@@ -24,6 +26,7 @@ export interface BenchScalingFlags {
   scaling?: 'strong' | 'weak' | 'both';
   emulateCompute?: boolean;
   dilate?: number;
+  modelOnly?: boolean;
 }
 
 /** "1,2,4" → [1, 2, 4]: whole numbers in [min, max], duplicates dropped, order kept. */
@@ -76,6 +79,10 @@ export function benchOptionsFromFlags(f: BenchScalingFlags, log: (line: string) 
 }
 
 export async function runBenchScaling(f: BenchScalingFlags): Promise<number> {
+  if (f.modelOnly) {
+    process.stdout.write(`${formatScaleoutTable(scaleoutTable(REFERENCE_COSTS), REFERENCE_COSTS)}\n`);
+    return 0;
+  }
   const { options, out } = benchOptionsFromFlags(f, (l) => process.stderr.write(`${l}\n`));
   try {
     const report = await runScalingBench(options);

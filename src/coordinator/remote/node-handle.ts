@@ -7,24 +7,25 @@
 import type { WebSocket } from 'ws';
 import type { ArenaViews } from '../../core/arena.js';
 import { DptrainError } from '../../core/errors.js';
-import { decodeNodeFrame, encodeFrame, encodeStepRequest, encodeWeights, WireError, type BlockPlan, type ResultHeader, type WireFloat } from '../../core/protocol/wire.js';
+import { decodeNodeFrame, encodeFrame, encodeWeightChunks, WireError, type BlockPlan, type ResultHeader, type WireFloat } from '../../core/protocol/wire.js';
 import { ShardsLost, type Executor, type ShardOutcome, type ShardSpec } from '../../worker/pool/executor.js';
 
 /**
- * The weights of the current step, encoded once and shared by every node's request. Two buffers
- * per encoding take turns: the one of step s is rewritten at step s + 2, when every socket that
- * carried it has either sent it (its node answered step s + 1, queued behind it) or been destroyed
- * (a dropped node), so no frame in flight changes, and no 2.7 MB buffer is allocated per step.
+ * The weights of the current step as its chunk messages, encoded once and shared by every node's
+ * request. Two sets per encoding take turns: the one of step s is rewritten at step s + 2, when
+ * every socket that carried it has either sent it (its node answered step s + 1, queued behind it)
+ * or been destroyed (a dropped node), so no frame in flight changes, and nothing weights-sized is
+ * allocated per step.
  */
 export class StepWeights {
   private step = -1;
   private turn = 0;
-  private readonly current = new Map<WireFloat, Buffer>();
-  private readonly turns = new Map<WireFloat, [Buffer | undefined, Buffer | undefined]>();
+  private readonly current = new Map<WireFloat, Buffer[]>();
+  private readonly turns = new Map<WireFloat, [Buffer[] | undefined, Buffer[] | undefined]>();
   constructor(private readonly arena: ArenaViews) {}
 
-  /** The step's payload: the weights do not change within a step, so the first request's copy serves all. */
-  of(step: number, wire: WireFloat = 'f32'): Buffer {
+  /** The step's chunks: the weights do not change within a step, so the first request's copy serves all. */
+  of(step: number, wire: WireFloat = 'f32'): Buffer[] {
     if (step !== this.step) {
       this.current.clear();
       this.step = step;
@@ -33,7 +34,7 @@ export class StepWeights {
     let b = this.current.get(wire);
     if (!b) {
       const pair = this.turns.get(wire) ?? [undefined, undefined];
-      b = encodeWeights(this.arena.params, wire, pair[this.turn]);
+      b = encodeWeightChunks(step, this.arena.params, wire, pair[this.turn]);
       pair[this.turn] = b;
       this.turns.set(wire, pair);
       this.current.set(wire, b);
@@ -172,8 +173,9 @@ export class RemoteNode implements Executor {
       ? { ids: members.map((m) => m.id), reqs: members.map((_, i) => (i === 0 ? req : req * 1000 + i)), rows: specs.map((s) => s.hi - s.lo), parts: specs.map((s) => s.parts) }
       : undefined;
     const last = specs[specs.length - 1];
-    const [own, weights] = encodeStepRequest({ req, step, parts: spec.parts, rows, ...(block ? { block } : {}) }, order.subarray(spec.lo, last.hi), this.o.weights.of(step, this.o.wire));
-    const bytes = own.length + weights.length;
+    const chunks = this.o.weights.of(step, this.o.wire);
+    const own = encodeFrame({ t: 'step', req, step, parts: spec.parts, rows, ...(block ? { block } : {}) }, order.subarray(spec.lo, last.hi));
+    const bytes = chunks.reduce((a, c) => a + c.length, own.length);
     // A node that does not read its socket must not grow our memory: beyond one frame in flight it is dropped.
     if (ws.bufferedAmount > bytes) {
       this.drop(`not reading its socket (${ws.bufferedAmount} bytes unsent)`);
@@ -183,9 +185,9 @@ export class RemoteNode implements Executor {
       const timer = setTimeout(() => this.drop(`no result for step ${step} within the ${this.o.deadlineMs} ms deadline`), this.o.deadlineMs);
       this.pending = { req, step, specs, members, resolve, reject, timer };
       this.o.traffic.sent += bytes;
-      // One message in two fragments: the node's own part, then the step's shared weights (no copy).
-      ws.send(own, { fin: false });
-      ws.send(weights, { fin: true }, (err) => err && this.drop(`send failed: ${err.message}`));
+      // The node's own request, then the step's shared weights chunks (no copy).
+      ws.send(own);
+      chunks.forEach((c, k) => ws.send(c, k === chunks.length - 1 ? (err) => err && this.drop(`send failed: ${err.message}`) : undefined));
     });
   }
 

@@ -17,8 +17,15 @@ export const WIRE_FLOATS: readonly WireFloat[] = ['f32', 'bf16'];
 /** Bytes of one value on the wire. */
 export const wireBytes = (wire: WireFloat): number => (wire === 'bf16' ? 2 : 4);
 
-/** 4: reduction trees (a step for a block of nodes, results for blocks, parent links). */
+/**
+ * 4: reduction trees (a step for a block of nodes, results for blocks, parent links); a step's
+ * weights follow its request as chunk messages, which a node forwards to its children as they come.
+ */
 export const PROTOCOL_VERSION = 4;
+/** Floats per weights message: small enough that forwarding pipelines down a tree, large enough to cost little per message. */
+export const CHUNK_FLOATS = 1 << 16;
+/** Weights messages of a step for a model of `paramCount` parameters. */
+export const chunkCount = (paramCount: number): number => Math.max(1, Math.ceil(paramCount / CHUNK_FLOATS));
 /** The largest header any message has (the welcome carries the config JSON). */
 export const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_DEPTH = 3;
@@ -92,6 +99,8 @@ export interface StepRequest {
   /** A block of the reduction tree headed by the receiver (absent: its own shard only). */
   readonly block?: BlockPlan;
 }
+/** Floats [at, at + count) of a step's weights; chunks come in order, right after the step request. */
+export interface WeightsChunk { readonly t: 'weights'; readonly step: number; readonly at: number; readonly count: number }
 export interface ResultHeader {
   readonly t: 'result';
   readonly req: number;
@@ -115,7 +124,7 @@ const PATH_FIELDS = new Set(['path', 'testPath', 'images', 'labels', 'testImages
 export interface Bye { readonly t: 'bye'; readonly reason: string }
 
 export type NodeMessage = Hello | Join | ResultHeader | Lost | Heartbeat | ErrorMessage | Bye;
-export type CoordinatorMessage = Welcome | StepRequest | ParentMessage | Bye | Heartbeat;
+export type CoordinatorMessage = Welcome | StepRequest | WeightsChunk | ParentMessage | Bye | Heartbeat;
 
 export interface Frame<H> {
   readonly header: H;
@@ -152,12 +161,17 @@ export function encodeFrame(header: object, ...payload: readonly ArrayBufferView
 }
 
 /**
- * A step request in two parts: the node's own [header][sample indices] and the step's weights,
- * one Buffer shared by every node of the step (sent as the message's last fragment), so the
- * coordinator encodes the weights once per step whatever the number of nodes.
+ * The step's weights as its chunk messages, each [header][floats in the link's encoding], encoded
+ * once per step and sent as they are to every node (and forwarded as they are by a node to its
+ * children). Written into `reuse`'s memory when it fits (the caller knows no socket holds it).
  */
-export function encodeStepRequest(header: Omit<StepRequest, 't'>, indices: Int32Array, weights: Buffer): [Buffer, Buffer] {
-  return [encodeFrame({ t: 'step', ...header }, indices), weights];
+export function encodeWeightChunks(step: number, params: Float32Array, wire: WireFloat, reuse?: readonly Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  for (let k = 0, at = 0; at < params.length || k === 0; k++, at += CHUNK_FLOATS) {
+    const count = Math.min(CHUNK_FLOATS, params.length - at);
+    out.push(encodeFloatFrame({ t: 'weights', step, at, count }, params.subarray(at, at + count), wire, reuse?.[k]?.buffer as ArrayBuffer | undefined));
+  }
+  return out;
 }
 
 /**
@@ -460,12 +474,17 @@ export function decodeCoordinatorFrame(data: Uint8Array, peer: string): Frame<Co
     case 'step': {
       if (!isInt(h.req, 0, Number.MAX_SAFE_INTEGER) || !isInt(h.step, 1, Number.MAX_SAFE_INTEGER) || !isInt(h.parts, 1, 1024) || !isInt(h.rows, 1, 1 << 30))
         fail('WIRE_MALFORMED', peer, 'step with an invalid req, step, parts or rows');
-      if (h.block === undefined) return { header: h as unknown as StepRequest, payload };
+      const step = { t: 'step', req: h.req as number, step: h.step as number, parts: h.parts as number, rows: h.rows as number } as const;
+      if (h.block === undefined) return { header: step, payload };
       const block = blockPlan(h.block);
       if (!block || block.reqs[0] !== h.req || block.rows[0] !== h.rows || block.parts[0] !== h.parts)
         fail('WIRE_MALFORMED', peer, 'step with an invalid block plan');
-      return { header: { t: 'step', req: h.req as number, step: h.step as number, parts: h.parts as number, rows: h.rows as number, block: block! }, payload };
+      return { header: { ...step, block: block! }, payload };
     }
+    case 'weights':
+      if (!isInt(h.step, 1, Number.MAX_SAFE_INTEGER) || !isInt(h.at, 0, 1 << 30) || !isInt(h.count, 0, CHUNK_FLOATS))
+        fail('WIRE_MALFORMED', peer, 'weights with an invalid step, at or count');
+      return { header: { t: 'weights', step: h.step as number, at: h.at as number, count: h.count as number }, payload };
     case 'parent':
       if (!(h.url === null || (typeof h.url === 'string' && LINK_URL.test(h.url)))) fail('WIRE_MALFORMED', peer, 'parent with an address that is not a ws:// or wss:// HOST:PORT');
       return { header: { t: 'parent', url: h.url as string | null }, payload };
@@ -487,20 +506,27 @@ export interface StepLimits {
   readonly wire: WireFloat;
 }
 
-/**
- * A step request's payload ([rows sample indices][weights]) checked and landed: the weights (finite
- * only) into `weights` in one pass, the indices into `order` after a range check. Returns the rows.
- */
-export function landStepPayload(h: StepRequest, payload: Uint8Array, peer: string, limits: StepLimits, weights: Float32Array, order: Int32Array): number {
+/** A step request's payload (the sample indices of its rows, a block's included) checked: a copy of them. */
+export function landStepIndices(h: StepRequest, payload: Uint8Array, peer: string, limits: StepLimits): Int32Array {
   // A block's request carries the indices of every row of the block: its own first.
   const rows = requestRows(h);
-  const want = 4 * rows + wireBytes(limits.wire) * limits.paramCount;
-  if (payload.byteLength !== want) fail('WIRE_LENGTH_MISMATCH', peer, `step ${h.step}: payload of ${payload.byteLength} bytes, expected ${want}`);
-  if (rows > limits.maxRows || rows > order.length) fail('WIRE_MALFORMED', peer, `step ${h.step}: ${rows} rows exceed the batch size ${limits.maxRows}`);
-  const indices = view32(Int32Array, payload, 0, rows);
+  if (payload.byteLength !== 4 * rows) fail('WIRE_LENGTH_MISMATCH', peer, `step ${h.step}: payload of ${payload.byteLength} bytes, expected ${4 * rows}`);
+  if (rows > limits.maxRows) fail('WIRE_MALFORMED', peer, `step ${h.step}: ${rows} rows exceed the batch size ${limits.maxRows}`);
+  const indices = view32(Int32Array, payload, 0, rows).slice();
   for (let i = 0; i < rows; i++)
     if (!(indices[i] >= 0 && indices[i] < limits.samples)) fail('WIRE_MALFORMED', peer, `step ${h.step}: sample index ${indices[i]} out of range`);
-  landFloats(payload, 4 * rows, weights, peer, 'weights', limits.wire);
-  order.set(indices);
-  return rows;
+  return indices;
+}
+
+/**
+ * A weights chunk of step `step` checked and landed in `params` (finite values only): it must be
+ * the one expected next, of the size the chunking gives. Returns where the next one starts.
+ */
+export function landWeightsChunk(c: WeightsChunk, payload: Uint8Array, peer: string, step: number, limits: StepLimits, params: Float32Array, expectedAt: number): number {
+  if (c.step !== step) fail('WIRE_STALE', peer, `weights for step ${c.step}, the step in hand is ${step}`);
+  const count = Math.min(CHUNK_FLOATS, limits.paramCount - expectedAt);
+  if (c.at !== expectedAt || c.count !== count) fail('WIRE_MALFORMED', peer, `step ${step}: weights chunk [${c.at}, +${c.count}), expected [${expectedAt}, +${count})`);
+  if (payload.byteLength !== count * wireBytes(limits.wire)) fail('WIRE_LENGTH_MISMATCH', peer, `step ${step}: weights chunk of ${payload.byteLength} bytes, expected ${count * wireBytes(limits.wire)}`);
+  landFloats(payload, 0, params.subarray(c.at, c.at + count), peer, 'weights', limits.wire);
+  return c.at + count;
 }

@@ -30,6 +30,12 @@ export class SubtreeLost extends DptrainError {
   }
 }
 
+/** A request to a child: its answer, and the way the step's weights chunks reach it. */
+export interface ChildRequest {
+  readonly answer: Promise<ChildAnswer>;
+  forward(frame: Buffer): void;
+}
+
 /** How long a parent waits for a child the coordinator placed under it to connect. */
 const JOIN_WAIT_MS = 10_000;
 const HELLO_TIMEOUT_MS = 10_000;
@@ -151,22 +157,33 @@ export class ChildLinks {
   }
 
   /**
-   * Sends `child` its request ([header][indices] then the step's weights, shared with the other
-   * children, as the message's last fragment) and resolves when its subtree's sum is in `slot`.
+   * Sends child `id` its request ([header][indices]; the step's weights chunks follow through
+   * `forward`, as they come) once it has connected, and resolves when its subtree's sum is in `slot`.
    */
-  async request(id: string, header: StepRequest, indices: Int32Array, weights: Uint8Array, slot: Float32Array, cancelled: Promise<never>): Promise<ChildAnswer> {
-    const child = await Promise.race([this.connected(id), cancelled]);
+  request(id: string, header: StepRequest, indices: Int32Array, slot: Float32Array, cancelled: Promise<never>): ChildRequest {
     const size = header.block?.ids.length ?? 1;
     const rows = header.block ? header.block.rows.reduce((a, b) => a + b, 0) : header.rows;
-    child.fail('superseded by a new request');
-    return Promise.race([
-      new Promise<ChildAnswer>((resolve, reject) => {
-        child.open = { req: header.req, step: header.step, rows, size, slot, resolve, reject };
-        child.ws.send(encodeFrame(header, indices), { fin: false });
-        child.ws.send(weights, { fin: true }, (err) => err && child.fail(`send to child ${id} failed: ${err.message}`));
-      }),
-      cancelled,
-    ]);
+    // Frames wait here until the child is there (it may connect after the step came).
+    let outbox: Buffer[] | null = [encodeFrame(header, indices)];
+    let child: Child | null = null;
+    const answer = (async () => {
+      child = await Promise.race([this.connected(id), cancelled]);
+      const c = child;
+      c.fail('superseded by a new request');
+      const answered = new Promise<ChildAnswer>((resolve, reject) => (c.open = { req: header.req, step: header.step, rows, size, slot, resolve, reject }));
+      for (const f of outbox!) c.ws.send(f);
+      outbox = null;
+      return Promise.race([answered, cancelled]);
+    })();
+    // Looked at once the node's own shard is done; a failure before that is not unhandled.
+    answer.catch(() => undefined);
+    return {
+      answer,
+      forward(frame) {
+        if (outbox) outbox.push(frame);
+        else child!.ws.send(frame, (err) => err && child!.fail(`send to child ${id} failed: ${err.message}`));
+      },
+    };
   }
 
   private async connected(id: string): Promise<Child> {

@@ -11,11 +11,10 @@
 
 import { readBytes } from '../../core/io/files.js';
 import { WebSocket } from 'ws';
-import { leftEdgeBlocks } from '../../core/pairwise.js';
-import type { Kernels } from '../../core/kernels/types.js';
 import { dial } from '../../core/protocol/dial.js';
-import { ChildLinks, SubtreeLost, type ChildAnswer } from './children.js';
-import { createArena, type ArenaViews } from '../../core/arena.js';
+import { ChildLinks, SubtreeLost } from './children.js';
+import { StepInHand, Superseded, type Session, type Upstream } from './serve.js';
+import { createArena } from '../../core/arena.js';
 import { sharedF32 } from '../../core/data/shared.js';
 import type { Dataset } from '../../core/data/types.js';
 import { DptrainError, peerSafe } from '../../core/errors.js';
@@ -23,8 +22,8 @@ import { createKernels, resolveKernels, type KernelChoice } from '../../core/ker
 import { checkDataFits } from '../../core/model.js';
 import { loadConfigData, parseConfig } from '../../core/config.js';
 import { LocalPool } from '../pool/local-pool.js';
-import { emulateShard, type EmulatedCompute } from './emulate.js';
-import { decodeCoordinatorFrame, encodeFloatFrame, encodeFrame, landStepPayload, payloadFloats, PROTOCOL_VERSION, requestRows, type BlockPlan, type StepRequest, type Welcome } from '../../core/protocol/wire.js';
+import type { EmulatedCompute } from './emulate.js';
+import { decodeCoordinatorFrame, encodeFrame, payloadFloats, PROTOCOL_VERSION, type StepRequest, type WeightsChunk, type Welcome } from '../../core/protocol/wire.js';
 
 export interface NodeOptions {
   readonly connect: string;
@@ -44,7 +43,7 @@ export interface NodeOptions {
   readonly counters?: NodeCounters;
   /** Take children in a reduction tree on this address (`--listen`), with this certificate for wss://. */
   readonly listen?: { readonly host: string; readonly port: number; readonly tlsCert?: string; readonly tlsKey?: string };
-  /** Benchmarks only: a timer and a made-up gradient instead of forward/backward (emulate.ts). */
+  /** Benchmarks only: a sleep and a made-up gradient instead of forward/backward (emulate.ts). */
   readonly emulate?: EmulatedCompute;
 }
 
@@ -57,35 +56,10 @@ export interface NodeCounters {
 /** How one connection ended: the run is over, the link was lost, or the peer is not to be trusted. */
 type Outcome = { readonly kind: 'finished' } | { readonly kind: 'lost' | 'refused'; readonly why: string };
 
-interface Session {
-  readonly welcome: Welcome;
-  readonly arena: ArenaViews;
-  readonly pool: LocalPool;
-  /** This thread's kernels: adds the children's sums to the node's own. */
-  readonly kernels: Kernels;
-  readonly order: Int32Array;
-  /**
-   * The result frame's memory, rewritten each step: the socket has sent the previous frame by then
-   * (the coordinator answered it with this step's request), so no gradient buffer is allocated per step.
-   */
-  result?: ArrayBuffer;
-}
-
 const MAX_WELCOME_BYTES = 2 ** 31 - 1;
 const INLINE_STAND_IN = { source: 'synthetic', name: 'xor' };
 /** Children a node can head: a block of 2^CHILD_SLOTS nodes; each child's sum lands in a slot of its own. */
 const CHILD_SLOTS = 7;
-
-/** Where a step request came from and its answer goes: the coordinator, or this node's parent. */
-interface Upstream {
-  readonly peer: string;
-  readonly ws: WebSocket;
-}
-
-/** The step being served: a newer request from upstream gives it up (the coordinator gave up on it). */
-interface InFlight {
-  readonly cancel: (why: string) => void;
-}
 
 /** Runs until the coordinator says the training is finished (resolves 0) or reconnecting gives up. */
 export async function runNode(o: NodeOptions): Promise<number> {
@@ -138,12 +112,14 @@ async function connectOnce(o: NodeOptions, children: ChildLinks | null, previous
     let session = previous;
     let busy: Promise<void> = Promise.resolve();
     let ended = false;
-    let inFlight: InFlight | null = null;
+    let inHand: StepInHand | null = null;
+    /** Step frames that came while a welcome was being set up, in order. */
+    let held: (() => void)[] | null = null;
     let parent: ParentLink | null = null;
     const end = (outcome: Outcome): void => {
       if (ended) return;
       ended = true;
-      inFlight?.cancel('the link to the coordinator ended');
+      inHand?.cancel('the link to the coordinator ended');
       parent?.close();
       ws.terminate();
       resolve(outcome);
@@ -157,19 +133,25 @@ async function connectOnce(o: NodeOptions, children: ChildLinks | null, previous
     ws.on('close', () => lost('closed'));
     ws.send(encodeFrame({ t: 'hello', v: PROTOCOL_VERSION, threads: o.threads, best: resolveKernels('auto').backend, ...(children?.url ? { listen: children.url } : {}) }));
 
-    /** A step from upstream (the coordinator, or the parent): served in order, one at a time; a newer one gives up an older one still waiting. */
-    const onStep = (up: Upstream, h: StepRequest, payload: Uint8Array): void => {
-      inFlight?.cancel(`superseded by step ${h.step}`);
-      let cancel!: (why: string) => void;
-      const cancelled = new Promise<never>((_, reject) => (cancel = (why) => reject(new Superseded(why))));
-      cancelled.catch(() => undefined);
-      const mine: InFlight = { cancel };
-      inFlight = mine;
+    /**
+     * A frame of a step from upstream (the coordinator, or the parent): requests are served in
+     * order, one at a time, and a newer one gives an older one still waiting up; weights chunks go
+     * to the step in hand. Throws on a frame that does not fit (the caller drops that upstream).
+     */
+    const onStepFrame = (up: Upstream, data: Buffer, frame: { header: StepRequest | WeightsChunk; payload: Uint8Array }): void => {
+      if (!session) throw new DptrainError('WIRE_UNEXPECTED', `${up.peer}: step before welcome`);
+      const h = frame.header;
+      if (h.t === 'weights') {
+        if (!inHand || inHand.up.ws !== up.ws) throw new DptrainError('WIRE_UNEXPECTED', `${up.peer}: weights without a step`);
+        return inHand.chunk(h, data, frame.payload);
+      }
+      inHand?.cancel(`superseded by step ${h.step}`);
+      const step = new StepInHand(o, session, children, up, h, frame.payload);
+      inHand = step;
       busy = busy.then(async () => {
         if (ended) return;
         try {
-          if (!session) throw new DptrainError('WIRE_UNEXPECTED', `${up.peer}: step before welcome`);
-          await answer(o, up, session, children, h, payload, cancelled);
+          await step.serve();
         } catch (e) {
           if (e instanceof Superseded) return;
           if (e instanceof SubtreeLost) {
@@ -184,7 +166,7 @@ async function connectOnce(o: NodeOptions, children: ChildLinks | null, previous
           if (up.ws === ws) lost('error');
           else parent?.close();
         } finally {
-          if (inFlight === mine) inFlight = null;
+          if (inHand === step) inHand = null;
         }
       });
     };
@@ -213,11 +195,33 @@ async function connectOnce(o: NodeOptions, children: ChildLinks | null, previous
           if (ended || (parent?.url ?? null) === h.url) return;
           if (!session) return lost('parent before welcome');
           parent?.close();
-          parent = h.url ? new ParentLink(o, h.url, session.welcome.nodeId, ca, (up, step, p) => onStep(up, step, p)) : null;
+          parent = h.url ? new ParentLink(o, h.url, session.welcome.nodeId, ca, (up, data, f) => {
+            try {
+              onStepFrame(up, data, f);
+            } catch (e) {
+              inHand?.cancel('a bad frame from the parent');
+              throw e;
+            }
+          }) : null;
         });
         return;
       }
-      if (h.t === 'step') return onStep({ peer, ws }, h, frame.payload);
+      if (h.t === 'step' || h.t === 'weights') {
+        const take = (): void => {
+          try {
+            onStepFrame({ peer, ws }, data, { header: h, payload: frame.payload });
+          } catch (e) {
+            o.log((e as Error).message);
+            if (ws.readyState === WebSocket.OPEN) ws.send(encodeFrame({ t: 'error', ...peerSafe(e) }));
+            lost('bad frame');
+          }
+        };
+        if (held) held.push(take);
+        else take();
+        return;
+      }
+      // A welcome: until the session is set up, step frames wait (the first step follows at once).
+      held = [];
       busy = busy.then(async () => {
         if (ended) return;
         try {
@@ -225,6 +229,9 @@ async function connectOnce(o: NodeOptions, children: ChildLinks | null, previous
           children?.configure(session.arena.layout.paramCount, h.wire);
           joined(session);
           o.log(`joined as ${h.nodeId}: ${session.arena.layout.paramCount} parameters, ${o.threads} thread${o.threads > 1 ? 's' : ''}, kernels ${h.kernels}`);
+          const waiting = held ?? [];
+          held = null;
+          for (const replay of waiting) replay();
         } catch (e) {
           o.log(`error: ${(e as Error).message}`);
           if (ws.readyState === WebSocket.OPEN) ws.send(encodeFrame({ t: 'error', ...peerSafe(e) }));
@@ -235,9 +242,6 @@ async function connectOnce(o: NodeOptions, children: ChildLinks | null, previous
     ws.resume();
   });
 }
-
-/** A step given up because a newer request came (upstream gave up on it): nothing is sent. */
-class Superseded extends Error {}
 
 /**
  * This node's link to its parent in the reduction tree: dialed with the same token proofs as the
@@ -253,7 +257,8 @@ class ParentLink {
     readonly url: string,
     private readonly nodeId: string,
     private readonly ca: Buffer | undefined,
-    private readonly onStep: (up: Upstream, h: StepRequest, payload: Uint8Array) => void,
+    /** A step request or weights chunk from the parent; throws when it does not fit (the link is dropped). */
+    private readonly onStepFrame: (up: Upstream, data: Buffer, frame: { header: StepRequest | WeightsChunk; payload: Uint8Array }) => void,
   ) {
     void this.connect(0);
   }
@@ -275,7 +280,7 @@ class ParentLink {
       this.o.counters?.received(data.length);
       try {
         const { header: h, payload } = decodeCoordinatorFrame(data, peer);
-        if (h.t === 'step') this.onStep({ peer, ws }, h, payload);
+        if (h.t === 'step' || h.t === 'weights') this.onStepFrame({ peer, ws }, data, { header: h, payload });
         else if (h.t !== 'heartbeat' && h.t !== 'bye') throw new DptrainError('WIRE_UNEXPECTED', `${peer}: a parent sends steps only, not ${h.t}`);
       } catch (e) {
         this.o.log((e as Error).message);
@@ -308,8 +313,8 @@ async function setup(o: NodeOptions, w: Welcome, payload: Uint8Array, previous: 
   checkDataFits(spec, train);
   // Slot 0 receives the summed gradient; slots 1..threads are the sub-shards' spares, then this
   // thread's workspace; a node taking children has a slot for each child's sum after them.
-  const childSlots = o.listen ? CHILD_SLOTS : 0;
-  const arena = createArena(spec, { shards: o.threads + 2 + childSlots, maxRows: w.chunkRows, stateVectors: 0 });
+  const children = o.listen ? CHILD_SLOTS : 0;
+  const arena = createArena(spec, { shards: o.threads + 2 + children, maxRows: w.chunkRows, stateVectors: 0 });
   const kernelChoice = w.kernels as KernelChoice;
   const kernels = createKernels(kernelChoice, arena.memory, arena.workspaces[o.threads + 1].scratch);
   const order = new Int32Array(new SharedArrayBuffer(4 * Math.max(1, config.training.batchSize)));
@@ -319,7 +324,8 @@ async function setup(o: NodeOptions, w: Welcome, payload: Uint8Array, previous: 
     init: { memory: arena.memory, layout: arena.layout, spec, kernels: kernelChoice, train, order },
     onRetry: (slot, attempt, reason) => o.log(`warning: sub-shard in slot ${slot} failed (${reason}); re-running it (attempt ${attempt + 1})`),
   });
-  return { welcome: w, arena, pool, kernels, order };
+  const childSlots = Array.from({ length: children }, (_, k) => o.threads + 2 + k);
+  return { welcome: w, arena, pool, kernels, order, childSlots };
 }
 
 function inlineData(w: Welcome, payload: Uint8Array): Dataset {
@@ -328,71 +334,4 @@ function inlineData(w: Welcome, payload: Uint8Array): Dataset {
   x.set(payloadFloats(payload, 0, w.n * w.nIn));
   y.set(payloadFloats(payload, 4 * w.n * w.nIn, w.n * w.yWidth));
   return { name: 'coordinator data', n: w.n, nIn: w.nIn, x, y, yWidth: w.yWidth, classes: w.classes };
-}
-
-/**
- * Serves one step request: lands the weights and the rows, forwards a block's sub-blocks to the
- * children heading them, computes this node's shard, adds the children's sums to it in the order
- * of the step's pairwise tree (T(n) = T(m) + T(n − m): the first node of a block adds its left
- * edge's right halves, innermost first), and sends the one sum up.
- */
-async function answer(o: NodeOptions, up: Upstream, s: Session, children: ChildLinks | null, h: StepRequest, payload: Uint8Array, cancelled: Promise<never>): Promise<void> {
-  if (o.exitAtStep === h.step) process.kill(process.pid, 'SIGKILL');
-  const P = s.arena.layout.paramCount;
-  landStepPayload(h, payload, up.peer, { paramCount: P, samples: s.welcome.n, maxRows: s.order.length, wire: s.welcome.wire }, s.arena.params, s.order);
-  const block = h.block;
-  if (block && block.ids[0] !== s.welcome.nodeId) throw new DptrainError('WIRE_MALFORMED', `${up.peer}: a block headed by ${block.ids[0]} sent to ${s.welcome.nodeId}`);
-  const subs = block ? leftEdgeBlocks(block.ids.length) : [];
-  if (subs.length > 0 && !children) throw new DptrainError('WIRE_UNEXPECTED', `${up.peer}: a block for a node that takes no children (no --listen)`);
-  if (subs.length > CHILD_SLOTS) throw new DptrainError('WIRE_MALFORMED', `${up.peer}: a block of ${block!.ids.length} nodes exceeds ${2 ** CHILD_SLOTS}`);
-  // The step's weights as they came (the wire encoding), shared by every child's request.
-  const weights = payload.subarray(4 * requestRows(h));
-  const childSlot = (k: number): Float32Array => s.arena.slots[o.threads + 2 + k];
-  const asked: Promise<ChildAnswer>[] = subs.map((c, k) => {
-    const sub = sliceBlock(block!, c.at, c.size);
-    const first = rowsBefore(block!, c.at);
-    const header: StepRequest = { t: 'step', req: sub.reqs[0], step: h.step, parts: sub.parts[0], rows: sub.rows[0], ...(c.size > 1 ? { block: sub } : {}) };
-    return children!.request(sub.ids[0], header, s.order.subarray(first, first + sub.rows.reduce((a, b) => a + b, 0)), weights, childSlot(k), cancelled);
-  });
-  // Until all have answered: one child's failure must not leave another's request unobserved.
-  const answers = Promise.allSettled(asked);
-  const t0 = performance.now();
-  const r = o.emulate ? await emulateShard(o.emulate, h.step, h.rows, h.parts, s.order, s.arena.slots[0]) : (await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]))[0];
-  const computeMs = performance.now() - t0;
-  const settled = await Promise.race([answers, cancelled]);
-  const failed = settled.filter((x): x is PromiseRejectedResult => x.status === 'rejected').map((x) => x.reason as Error);
-  if (failed.length > 0) {
-    const ids = failed.flatMap((e) => (e instanceof SubtreeLost ? e.ids : []));
-    throw new SubtreeLost(ids, failed.map((e) => e.message).join('; '));
-  }
-  const loss = [r.lossSum];
-  const ms = [computeMs];
-  subs.forEach((_, k) => {
-    s.kernels.sumSlots(s.arena.slots[0], [s.arena.slots[0], childSlot(k)], 0, P, 1);
-    const e = (settled[k] as PromiseFulfilledResult<ChildAnswer>).value.entries;
-    loss.push(...e.loss);
-    ms.push(...e.ms);
-  });
-  const leaving = o.leaveAfterStep === h.step;
-  const head = { t: 'result', req: h.req, step: h.step, count: requestRows(h), lossSum: loss.reduce((a, b) => a + b, 0), computeMs, leaving, ...(block ? { entries: { loss, ms } } : {}) };
-  const result = encodeFloatFrame(head, s.arena.slots[0], s.welcome.wire, s.result);
-  s.result = result.buffer as ArrayBuffer;
-  up.ws.send(result);
-  o.counters?.stepServed(computeMs, result.length);
-  if (leaving) {
-    o.log(`leaving after step ${h.step}`);
-    up.ws.send(encodeFrame({ t: 'bye', reason: 'leaving' }), () => process.exit(0));
-  }
-}
-
-/** Entries [at, at + size) of a block plan. */
-function sliceBlock(b: BlockPlan, at: number, size: number): BlockPlan {
-  return { ids: b.ids.slice(at, at + size), reqs: b.reqs.slice(at, at + size), rows: b.rows.slice(at, at + size), parts: b.parts.slice(at, at + size) };
-}
-
-/** Rows of the block's entries before `at`: where entry `at`'s indices start. */
-function rowsBefore(b: BlockPlan, at: number): number {
-  let n = 0;
-  for (let i = 0; i < at; i++) n += b.rows[i];
-  return n;
 }
