@@ -88,4 +88,20 @@ describe('shared step payload and one-pass landing', () => {
     const bad = decodeCoordinatorFrame(encodeFrame({ t: 'step', req: 2, step: 4, parts: 1, rows: 1 }, new Int32Array([5])), 'c');
     expect(() => landStepIndices(bad.header as StepRequest, bad.payload, 'c', limits)).toThrow(/^c: step 4: sample index 5 out of range/);
   });
+
+  it('a sum in chunks: each chunk lands exactly its values; a chunked result carries nothing', () => {
+    const limits = { paramCount: 10, wire: 'f32' as const };
+    const chunk = encodeFrame({ t: 'grad', req: 3, step: 2, at: 4, count: 3 }, new Float32Array([1, 2, 3]));
+    const slot = new Float32Array(10);
+    const { msg } = decodeNodeFrame(chunk, 'child', limits, (m) => (m.t === 'grad' ? slot.subarray(m.at, m.at + m.count) : null));
+    expect(msg).toEqual({ t: 'grad', req: 3, step: 2, at: 4, count: 3 });
+    expect([...slot]).toEqual([0, 0, 0, 0, 1, 2, 3, 0, 0, 0]);
+    const beyond = encodeFrame({ t: 'grad', req: 3, step: 2, at: 8, count: 3 }, new Float32Array([1, 2, 3]));
+    expect(() => decodeNodeFrame(beyond, 'child', limits)).toThrow(/grad beyond the model's parameters/);
+    const nan = encodeFrame({ t: 'grad', req: 3, step: 2, at: 0, count: 2 }, new Float32Array([1, NaN]));
+    expect(() => decodeNodeFrame(nan, 'child', limits)).toThrow(/gradient holds a non-finite value at index 1/);
+    const head = { t: 'result', req: 3, step: 2, count: 8, lossSum: 1, computeMs: 1, leaving: false, chunked: true };
+    expect(decodeNodeFrame(encodeFrame(head), 'child', limits).msg).toMatchObject({ t: 'result', chunked: true });
+    expect(() => decodeNodeFrame(encodeFrame(head, new Float32Array(10)), 'child', limits)).toThrow(/gradient of 40 bytes, the model needs exactly 0 \(f32, sent ahead in chunks\)/);
+  });
 });

@@ -7,7 +7,7 @@
 import type { WebSocket } from 'ws';
 import type { ArenaViews } from '../../core/arena.js';
 import { DptrainError } from '../../core/errors.js';
-import { decodeNodeFrame, encodeFrame, encodeWeightChunks, WireError, type BlockPlan, type ResultHeader, type WireFloat } from '../../core/protocol/wire.js';
+import { decodeNodeFrame, encodeFrame, encodeWeightChunks, WireError, type BlockPlan, type GradChunk, type ResultHeader, type WireFloat } from '../../core/protocol/wire.js';
 import { ShardsLost, type Executor, type ShardOutcome, type ShardSpec } from '../../worker/pool/executor.js';
 
 /**
@@ -199,6 +199,7 @@ export class RemoteNode implements Executor {
       const { msg } = decodeNodeFrame(data, `node ${this.id}`, { paramCount: this.o.arena.layout.paramCount, wire: this.o.wire }, (r) => this.landing(r));
       if (msg.t === 'result') this.onResult(msg);
       else if (msg.t === 'lost') this.onLost(msg.req, msg.ids);
+      else if (msg.t === 'grad') throw new WireError('WIRE_UNEXPECTED', `node ${this.id}: a sum in chunks is for a parent node`);
       else if (msg.t === 'join') throw new WireError('WIRE_UNEXPECTED', `node ${this.id}: a join is for a parent node`);
       else if (msg.t === 'bye') this.drop(`said bye (${msg.reason})`);
       else if (msg.t === 'error') this.drop(`reported an error: ${msg.message}`);
@@ -209,7 +210,8 @@ export class RemoteNode implements Executor {
   }
 
   /** Where a result lands: its (first) shard's slot, once the header answers the open request; null: a request given up. */
-  private landing(msg: ResultHeader): Float32Array | null {
+  private landing(msg: ResultHeader | GradChunk): Float32Array | null {
+    if (msg.t === 'grad' || msg.chunked) throw new WireError('WIRE_UNEXPECTED', `node ${this.id}: a sum in chunks is for a parent node, not the coordinator`);
     const p = this.pending;
     if ((!p || msg.req !== p.req) && this.abandoned.includes(msg.req)) return null;
     if (!p || msg.req !== p.req) throw new WireError('WIRE_STALE', `node ${this.id}: result for request ${msg.req}, none such is open`);

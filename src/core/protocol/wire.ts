@@ -112,7 +112,11 @@ export interface ResultHeader {
   readonly leaving: boolean;
   /** For a block: each node's loss sum and compute time (the payload is the block's one sum). */
   readonly entries?: BlockEntries;
+  /** The sum came before as grad chunks (a child to its parent): no payload. */
+  readonly chunked?: boolean;
 }
+/** Floats [at, at + count) of a result's sum, sent ahead of its header (a child to its parent: the reduction pipelines up the tree). */
+export interface GradChunk { readonly t: 'grad'; readonly req: number; readonly step: number; readonly at: number; readonly count: number }
 export interface Heartbeat { readonly t: 'heartbeat' }
 /** A peer's own failure: a code and a fixed sentence (never a local message, which may quote a file). */
 export interface ErrorMessage { readonly t: 'error'; readonly code: string; readonly message: string }
@@ -123,7 +127,7 @@ export const NAMED_SOURCES: readonly string[] = ['mnist', 'synthetic'];
 const PATH_FIELDS = new Set(['path', 'testPath', 'images', 'labels', 'testImages', 'testLabels', 'file', 'dir']);
 export interface Bye { readonly t: 'bye'; readonly reason: string }
 
-export type NodeMessage = Hello | Join | ResultHeader | Lost | Heartbeat | ErrorMessage | Bye;
+export type NodeMessage = Hello | Join | ResultHeader | GradChunk | Lost | Heartbeat | ErrorMessage | Bye;
 export type CoordinatorMessage = Welcome | StepRequest | WeightsChunk | ParentMessage | Bye | Heartbeat;
 
 export interface Frame<H> {
@@ -366,7 +370,7 @@ export function maxNodeFrameBytes(limits: NodeFrameLimits): number {
  * the message and, for a result, its gradient (finite values only), checked and copied in one pass
  * into `land(header)` (a fresh array when absent; skipped when it returns null). Throws WireError naming the peer on anything else.
  */
-export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFrameLimits, land?: (msg: ResultHeader) => Float32Array | null): { msg: NodeMessage; gradient: Float32Array | null } {
+export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFrameLimits, land?: (msg: ResultHeader | GradChunk) => Float32Array | null): { msg: NodeMessage; gradient: Float32Array | null } {
   const { header, payload } = splitFrame(data, peer, maxNodeFrameBytes(limits));
   const h = header as Record<string, unknown>;
   switch (h.t) {
@@ -394,9 +398,10 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
       if (!isFiniteNumber(h.lossSum)) fail('WIRE_NOT_FINITE', peer, `result with a non-finite loss sum ${String(h.lossSum)}`);
       if (!isFiniteNumber(h.computeMs) || (h.computeMs as number) < 0) fail('WIRE_MALFORMED', peer, 'result with an invalid computeMs');
       if (h.leaving !== undefined && typeof h.leaving !== 'boolean') fail('WIRE_MALFORMED', peer, 'result with a non-boolean leaving flag');
+      if (h.chunked !== undefined && h.chunked !== true) fail('WIRE_MALFORMED', peer, 'result with an invalid chunked flag');
       const wire = limits.wire ?? 'f32';
-      const want = limits.paramCount * wireBytes(wire);
-      if (payload.byteLength !== want) fail('WIRE_LENGTH_MISMATCH', peer, `gradient of ${payload.byteLength} bytes, the model needs exactly ${want} (${wire})`);
+      const want = h.chunked ? 0 : limits.paramCount * wireBytes(wire);
+      if (payload.byteLength !== want) fail('WIRE_LENGTH_MISMATCH', peer, `gradient of ${payload.byteLength} bytes, the model needs exactly ${want} (${wire}${h.chunked ? ', sent ahead in chunks' : ''})`);
       let entries: BlockEntries | undefined;
       if (h.entries !== undefined) {
         const e = h.entries;
@@ -406,13 +411,26 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
       }
       const msg: ResultHeader = {
         t: 'result', req: h.req as number, step: h.step as number, count: h.count as number,
-        lossSum: h.lossSum as number, computeMs: h.computeMs as number, leaving: h.leaving === true, ...(entries ? { entries } : {}),
+        lossSum: h.lossSum as number, computeMs: h.computeMs as number, leaving: h.leaving === true, ...(entries ? { entries } : {}), ...(h.chunked ? { chunked: true } : {}),
       };
       // The landing place is asked for only once the header is valid; it may refuse (a stale
       // request: it throws) or skip it (a late answer to a request given up: null).
-      const gradient = land ? land(msg) : new Float32Array(limits.paramCount);
-      if (gradient) landFloats(payload, 0, gradient, peer, 'gradient', wire);
+      const gradient = land ? land(msg) : h.chunked ? null : new Float32Array(limits.paramCount);
+      if (gradient && !h.chunked) landFloats(payload, 0, gradient, peer, 'gradient', wire);
       return { msg, gradient };
+    }
+    case 'grad': {
+      if (!isInt(h.req, 0, Number.MAX_SAFE_INTEGER) || !isInt(h.step, 1, Number.MAX_SAFE_INTEGER) || !isInt(h.at, 0, limits.paramCount) || !isInt(h.count, 1, CHUNK_FLOATS))
+        fail('WIRE_MALFORMED', peer, 'grad with a missing or invalid req, step, at or count');
+      const wire = limits.wire ?? 'f32';
+      if ((h.at as number) + (h.count as number) > limits.paramCount) fail('WIRE_LENGTH_MISMATCH', peer, 'grad beyond the model\'s parameters');
+      if (payload.byteLength !== (h.count as number) * wireBytes(wire)) fail('WIRE_LENGTH_MISMATCH', peer, `grad of ${payload.byteLength} bytes for ${h.count as number} values (${wire})`);
+      const msg: GradChunk = { t: 'grad', req: h.req as number, step: h.step as number, at: h.at as number, count: h.count as number };
+      // The landing place is exactly the chunk's floats (or null: skipped).
+      const dest = land ? land(msg) : new Float32Array(msg.count);
+      if (dest && dest.length !== msg.count) throw new RangeError('decodeNodeFrame: a grad chunk\'s landing place must hold exactly its values');
+      if (dest) landFloats(payload, 0, dest, peer, 'gradient', wire);
+      return { msg, gradient: dest };
     }
     case 'heartbeat':
       return { msg: { t: 'heartbeat' }, gradient: null };

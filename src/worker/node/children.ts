@@ -7,7 +7,7 @@
 import type { WebSocket } from 'ws';
 import { DptrainError } from '../../core/errors.js';
 import { openDoor, type Door } from '../../core/protocol/door.js';
-import { decodeNodeFrame, encodeFrame, WireError, type BlockEntries, type ResultHeader, type StepRequest, type WireFloat } from '../../core/protocol/wire.js';
+import { CHUNK_FLOATS, decodeNodeFrame, encodeFrame, WireError, type BlockEntries, type GradChunk, type ResultHeader, type StepRequest, type WireFloat } from '../../core/protocol/wire.js';
 
 export interface ChildDoorOptions {
   readonly host: string;
@@ -33,6 +33,8 @@ export class SubtreeLost extends DptrainError {
 /** A request to a child: its answer, and the way the step's weights chunks reach it. */
 export interface ChildRequest {
   readonly answer: Promise<ChildAnswer>;
+  /** Floats of the child's sum landed so far (it sends its sum in chunks, in order, before its answer). */
+  landed(): number;
   forward(frame: Buffer): void;
 }
 
@@ -46,6 +48,9 @@ interface Open {
   readonly rows: number;
   readonly size: number;
   readonly slot: Float32Array;
+  /** Floats of the sum landed so far (a sum in chunks comes in order). */
+  landed: number;
+  readonly onLanded: () => void;
   readonly resolve: (a: ChildAnswer) => void;
   readonly reject: (e: Error) => void;
 }
@@ -127,9 +132,16 @@ export class ChildLinks {
     try {
       if (!isBinary) throw new WireError('WIRE_MALFORMED', `child ${child.id}: text frame, the protocol is binary`);
       const { msg } = decodeNodeFrame(data, `child ${child.id}`, { paramCount: this.paramCount, wire: this.wire }, (r) => this.landing(child, r));
-      if (msg.t === 'result') {
+      if (msg.t === 'grad') {
+        const o = child.open;
+        if (!o || o.req !== msg.req) return;
+        o.landed += msg.count;
+        o.onLanded();
+      } else if (msg.t === 'result') {
         const o = child.open;
         if (!o) return; // a late answer to a request given up: nothing waits for it
+        if (msg.chunked && o.landed !== o.slot.length) throw new WireError('WIRE_LENGTH_MISMATCH', `child ${child.id}: result after ${o.landed} of ${o.slot.length} summed values`);
+        o.landed = o.slot.length;
         child.open = null;
         o.resolve({ entries: msg.entries ?? { loss: [msg.lossSum], ms: [msg.computeMs] } });
       } else if (msg.t === 'lost') {
@@ -146,31 +158,40 @@ export class ChildLinks {
     }
   }
 
-  /** Where a child's result lands: the slot of its open request, once the header answers it; null: a late answer, skipped. */
-  private landing(child: Child, r: ResultHeader): Float32Array | null {
+  /**
+   * Where a child's result (or a chunk of its sum, in order) lands: the slot of its open request,
+   * once the header answers it; null: a late answer, skipped.
+   */
+  private landing(child: Child, r: ResultHeader | GradChunk): Float32Array | null {
     const o = child.open;
     if (!o || r.req !== o.req) return null;
     if (r.step !== o.step) throw new WireError('WIRE_STALE', `child ${child.id}: result for step ${r.step}, expected step ${o.step}`);
+    if (r.t === 'grad') {
+      const count = Math.min(CHUNK_FLOATS, o.slot.length - o.landed);
+      if (r.at !== o.landed || r.count !== count) throw new WireError('WIRE_MALFORMED', `child ${child.id}: sum chunk [${r.at}, +${r.count}), expected [${o.landed}, +${count})`);
+      return o.slot.subarray(r.at, r.at + r.count);
+    }
     if (r.count !== o.rows) throw new WireError('WIRE_LENGTH_MISMATCH', `child ${child.id}: result counts ${r.count} samples, its block has ${o.rows}`);
     if ((r.entries?.loss.length ?? 1) !== o.size) throw new WireError('WIRE_LENGTH_MISMATCH', `child ${child.id}: result for ${r.entries?.loss.length ?? 1} nodes, its block has ${o.size}`);
-    return o.slot;
+    return r.chunked ? null : o.slot;
   }
 
   /**
    * Sends child `id` its request ([header][indices]; the step's weights chunks follow through
    * `forward`, as they come) once it has connected, and resolves when its subtree's sum is in `slot`.
    */
-  request(id: string, header: StepRequest, indices: Int32Array, slot: Float32Array, cancelled: Promise<never>): ChildRequest {
+  request(id: string, header: StepRequest, indices: Int32Array, slot: Float32Array, cancelled: Promise<never>, onLanded: () => void = () => undefined): ChildRequest {
     const size = header.block?.ids.length ?? 1;
     const rows = header.block ? header.block.rows.reduce((a, b) => a + b, 0) : header.rows;
     // Frames wait here until the child is there (it may connect after the step came).
     let outbox: Buffer[] | null = [encodeFrame(header, indices)];
     let child: Child | null = null;
+    let open: Open | null = null;
     const answer = (async () => {
       child = await Promise.race([this.connected(id), cancelled]);
       const c = child;
       c.fail('superseded by a new request');
-      const answered = new Promise<ChildAnswer>((resolve, reject) => (c.open = { req: header.req, step: header.step, rows, size, slot, resolve, reject }));
+      const answered = new Promise<ChildAnswer>((resolve, reject) => (open = c.open = { req: header.req, step: header.step, rows, size, slot, resolve, reject, landed: 0, onLanded }));
       for (const f of outbox!) c.ws.send(f);
       outbox = null;
       return Promise.race([answered, cancelled]);
@@ -179,6 +200,7 @@ export class ChildLinks {
     answer.catch(() => undefined);
     return {
       answer,
+      landed: () => open?.landed ?? 0,
       forward(frame) {
         if (outbox) outbox.push(frame);
         else child!.ws.send(frame, (err) => err && child!.fail(`send to child ${id} failed: ${err.message}`));

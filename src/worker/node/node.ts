@@ -209,7 +209,7 @@ async function connectOnce(o: NodeOptions, children: ChildLinks | null, previous
       if (h.t === 'step' || h.t === 'weights') {
         const take = (): void => {
           try {
-            onStepFrame({ peer, ws }, data, { header: h, payload: frame.payload });
+            onStepFrame({ peer, ws, toParent: false }, data, { header: h, payload: frame.payload });
           } catch (e) {
             o.log((e as Error).message);
             if (ws.readyState === WebSocket.OPEN) ws.send(encodeFrame({ t: 'error', ...peerSafe(e) }));
@@ -280,7 +280,7 @@ class ParentLink {
       this.o.counters?.received(data.length);
       try {
         const { header: h, payload } = decodeCoordinatorFrame(data, peer);
-        if (h.t === 'step' || h.t === 'weights') this.onStepFrame({ peer, ws }, data, { header: h, payload });
+        if (h.t === 'step' || h.t === 'weights') this.onStepFrame({ peer, ws, toParent: true }, data, { header: h, payload });
         else if (h.t !== 'heartbeat' && h.t !== 'bye') throw new DptrainError('WIRE_UNEXPECTED', `${peer}: a parent sends steps only, not ${h.t}`);
       } catch (e) {
         this.o.log((e as Error).message);
@@ -325,7 +325,7 @@ async function setup(o: NodeOptions, w: Welcome, payload: Uint8Array, previous: 
     onRetry: (slot, attempt, reason) => o.log(`warning: sub-shard in slot ${slot} failed (${reason}); re-running it (attempt ${attempt + 1})`),
   });
   const childSlots = Array.from({ length: children }, (_, k) => o.threads + 2 + k);
-  return { welcome: w, arena, pool, kernels, order, childSlots };
+  return { welcome: w, arena, pool, kernels, order, childSlots, chunkFrames: [] };
 }
 
 function inlineData(w: Welcome, payload: Uint8Array): Dataset {

@@ -10,7 +10,7 @@ import type { ArenaViews } from '../../core/arena.js';
 import { DptrainError } from '../../core/errors.js';
 import type { Kernels } from '../../core/kernels/types.js';
 import { leftEdgeBlocks } from '../../core/pairwise.js';
-import { encodeFloatFrame, encodeFrame, landStepIndices, landWeightsChunk, requestRows, type BlockPlan, type StepLimits, type StepRequest, type WeightsChunk, type Welcome } from '../../core/protocol/wire.js';
+import { CHUNK_FLOATS, encodeFloatFrame, encodeFrame, landStepIndices, landWeightsChunk, requestRows, type BlockPlan, type StepLimits, type StepRequest, type WeightsChunk, type Welcome } from '../../core/protocol/wire.js';
 import type { LocalPool } from '../pool/local-pool.js';
 import { SubtreeLost, type ChildAnswer, type ChildLinks, type ChildRequest } from './children.js';
 import { emulateShard, type EmulatedCompute } from './emulate.js';
@@ -30,12 +30,16 @@ export interface Session {
    * (upstream answered it with this step's request), so no gradient buffer is allocated per step.
    */
   result?: ArrayBuffer;
+  /** The same for the chunks of a sum sent to a parent, by chunk. */
+  readonly chunkFrames: ArrayBuffer[];
 }
 
 /** Where a step request came from and its answer goes: the coordinator, or this node's parent. */
 export interface Upstream {
   readonly peer: string;
   readonly ws: WebSocket;
+  /** A parent node: the sum goes up in chunks as they are ready (the coordinator takes it whole). */
+  readonly toParent: boolean;
 }
 
 export interface ServeOptions {
@@ -60,6 +64,8 @@ export class StepInHand {
   private readonly weights: Promise<void>;
   private weightsIn!: () => void;
   readonly cancelled: Promise<never>;
+  /** Sends up the chunks of the sum that are ready (set once this node's own shard is done). */
+  private pump: (() => void) | null = null;
   /** Gives the step up: its waits end, nothing is sent. */
   readonly cancel: (why: string) => void;
 
@@ -92,7 +98,7 @@ export class StepInHand {
       const first = rowsBefore(block!, c.at);
       const header: StepRequest = { t: 'step', req: sub.reqs[0], step: h.step, parts: sub.parts[0], rows: sub.rows[0], ...(c.size > 1 ? { block: sub } : {}) };
       const rows = sub.rows.reduce((a, b) => a + b, 0);
-      return children!.request(sub.ids[0], header, this.indices.subarray(first, first + rows), s.arena.slots[s.childSlots[k]], this.cancelled);
+      return children!.request(sub.ids[0], header, this.indices.subarray(first, first + rows), s.arena.slots[s.childSlots[k]], this.cancelled, () => this.pump?.());
     });
   }
 
@@ -114,6 +120,7 @@ export class StepInHand {
     const t0 = performance.now();
     const r = o.emulate ? await emulateShard(o.emulate, h.step, h.rows, h.parts, s.order, s.arena.slots[0]) : (await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]))[0];
     const computeMs = performance.now() - t0;
+    if (up.toParent) await this.streamUp();
     // Until all have answered: one child's failure must not leave another's request unobserved.
     const settled = await Promise.race([Promise.allSettled(this.asked.map((a) => a.answer)), this.cancelled]);
     const failed = settled.filter((x): x is PromiseRejectedResult => x.status === 'rejected').map((x) => x.reason as Error);
@@ -124,21 +131,58 @@ export class StepInHand {
     const loss = [r.lossSum];
     const ms = [computeMs];
     this.subs.forEach((_, k) => {
-      s.kernels.sumSlots(s.arena.slots[0], [s.arena.slots[0], s.arena.slots[s.childSlots[k]]], 0, P, 1);
+      if (!up.toParent) s.kernels.sumSlots(s.arena.slots[0], [s.arena.slots[0], s.arena.slots[s.childSlots[k]]], 0, P, 1);
       const e = (settled[k] as PromiseFulfilledResult<ChildAnswer>).value.entries;
       loss.push(...e.loss);
       ms.push(...e.ms);
     });
     const leaving = o.leaveAfterStep === h.step;
     const head = { t: 'result', req: h.req, step: h.step, count: requestRows(h), lossSum: loss.reduce((a, b) => a + b, 0), computeMs, leaving, ...(h.block ? { entries: { loss, ms } } : {}) };
-    const result = encodeFloatFrame(head, s.arena.slots[0], s.welcome.wire, s.result);
-    s.result = result.buffer as ArrayBuffer;
+    let result: Buffer;
+    if (up.toParent) {
+      result = encodeFrame({ ...head, chunked: true });
+    } else {
+      result = encodeFloatFrame(head, s.arena.slots[0], s.welcome.wire, s.result);
+      s.result = result.buffer as ArrayBuffer;
+    }
     up.ws.send(result);
     o.counters?.stepServed(computeMs, result.length);
     if (leaving) {
       o.log(`leaving after step ${h.step}`);
       up.ws.send(encodeFrame({ t: 'bye', reason: 'leaving' }), () => process.exit(0));
     }
+  }
+
+  /**
+   * To a parent: the sum in chunks, each sent once the own shard and every child's chunk there are
+   * in (added in the tree's order, the same bits as a whole sum), so the reduction pipelines up
+   * the tree. Resolves when the last chunk is sent, or when a child failed (serve() says which).
+   */
+  private streamUp(): Promise<void> {
+    const { s, h, up } = this;
+    const P = s.arena.layout.paramCount;
+    const sum = s.arena.slots[0];
+    const childSums = s.childSlots.slice(0, this.asked.length).map((k) => s.arena.slots[k]);
+    let sent = 0;
+    return new Promise<void>((resolve) => {
+      for (const a of this.asked) a.answer.catch(() => resolve());
+      this.cancelled.catch(() => resolve());
+      this.pump = () => {
+        while (sent < P) {
+          const count = Math.min(CHUNK_FLOATS, P - sent);
+          if (this.asked.some((a) => a.landed() < sent + count)) return;
+          for (const c of childSums) s.kernels.sumSlots(sum, [sum, c], sent, sent + count, 1);
+          const k = sent / CHUNK_FLOATS;
+          const frame = encodeFloatFrame({ t: 'grad', req: h.req, step: h.step, at: sent, count }, sum.subarray(sent, sent + count), s.welcome.wire, s.chunkFrames[k]);
+          s.chunkFrames[k] = frame.buffer as ArrayBuffer;
+          up.ws.send(frame);
+          sent += count;
+        }
+        this.pump = null;
+        resolve();
+      };
+      this.pump();
+    });
   }
 }
 
