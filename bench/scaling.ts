@@ -9,7 +9,7 @@ import { loadConfig } from '../src/core/config.js';
 import { PACKAGE_ROOT, DEFAULT_CONFIG } from '../src/core/io/package-files.js';
 import type { StepRecord } from '../src/coordinator/train/trainer.js';
 import type { KernelChoice } from '../src/core/kernels/index.js';
-import { fullBatches, runLocalSteps, scalingRow, stepTimes, type ScalingRow } from '../src/coordinator/bench/rows.js';
+import { combo, fullBatches, runLocalSteps, scalingRow, stepTimes, type ScalingRow } from '../src/coordinator/bench/rows.js';
 import { fmt, table } from '../src/coordinator/bench/stats.js';
 import { CLI } from '../src/coordinator/bench/net/fleet.js';
 import { tfjsTrainingRow, type TfjsRow } from './tfjs.js';
@@ -58,8 +58,8 @@ async function measureSteps(threads: number, batch: number, a: Args): Promise<St
 
 /** A local row from the counted steps of every round. */
 function localRow(threads: number, batch: number, steps: readonly StepRecord[], baseStepMs: number): ScalingRow {
-  const m = { combo: { batch, threads, nodes: 0, baselineOnly: false }, ...stepTimes(steps), bytesSent: null, bytesReceived: null, pids: [] };
-  return scalingRow(m, baseStepMs, 'loopback', null);
+  const m = { combo: combo('strong', batch, threads, 0), emulation: null, ...stepTimes(steps), bytesSent: null, bytesReceived: null, pids: [] };
+  return scalingRow(m, (1000 * batch) / baseStepMs, 'loopback', null);
 }
 
 interface WholeRun {

@@ -131,6 +131,7 @@ async function main(): Promise<void> {
           .option('listen', { type: 'string', requiresArg: true, describe: 'take children in a reduction tree (train --fanout) on HOST:PORT, PORT or HOST; others need --token-file' })
           .option('tls-cert', { type: 'string', requiresArg: true, describe: 'with --listen: serve children wss:// with this certificate (PEM)' })
           .option('tls-key', { type: 'string', requiresArg: true, describe: 'with --listen: the certificate\'s private key (PEM)' })
+          .option('emulate-compute', { type: 'number', requiresArg: true, hidden: true, describe: 'benchmarks only: wait MS per sample instead of computing, answer a made-up gradient' })
           .option('exit-at-step', { type: 'number', hidden: true })
           .option('leave-after-step', { type: 'number', hidden: true }),
       async (argv) => {
@@ -167,6 +168,9 @@ async function main(): Promise<void> {
               .option('kernels', { choices: KERNEL_CHOICES, requiresArg: true, default: 'auto' as KernelChoice, describe: 'kernel backend' })
               .option('wire', { choices: ['f32', 'bf16'] as const, requiresArg: true, default: 'f32' as const, describe: 'float encoding on node links, as train --wire' })
               .option('net-namespaces', { type: 'boolean', default: false, describe: 'a network namespace per node, tc tbf for bandwidth (root and iproute2)' })
+              .option('scaling', { choices: ['strong', 'weak', 'both'] as const, requiresArg: true, default: 'strong' as const, describe: 'strong: --batch is the global batch; weak: --batch is each worker\'s, the global batch grows with the workers' })
+              .option('emulate-compute', { type: 'boolean', default: false, describe: 'node rows only wait the measured compute time and send made-up gradients (benchmark only; labelled)' })
+              .option('dilate', { type: 'number', requiresArg: true, describe: 'with --emulate-compute: links D× slower, compute D× longer, times ÷ D; rows stand for the --net link' })
               .option('model-only', { type: 'boolean', default: false, describe: 'print the scale-out model\'s table for 1-64 nodes (star vs tree, reference links, stated inputs) and measure nothing' }),
           async (argv) => {
             process.exitCode = await (await import('./coordinator/commands/bench.js')).runBenchScaling(argv as unknown as BenchScalingFlags);

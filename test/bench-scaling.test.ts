@@ -135,6 +135,40 @@ describe('dptrain bench scaling', () => {
     expect(liveWorkers(rep.rows.flatMap((x) => x.nodePids))).toEqual([]);
   });
 
+  it('--emulate-compute --scaling weak --dilate 50: emulated nodes, rows labelled weak, emulated and dilated, global batch = per-worker × workers', () => {
+    const dir = workdir();
+    const r = bench(dir, ['--threads', '1', '--nodes', '0,2', '--batch', '16', '--steps', '3', '--warmup', '1', '--scaling', 'weak', '--emulate-compute', '--net', '0.04ms:25000mbit', '--dilate', '50']);
+    expect(r.code).toBe(0);
+    const rep = results(dir);
+    expect([rep.scaling, rep.nodeCompute, rep.dilation]).toEqual([['weak'], 'emulated', 50]);
+    const stands = 'dilated ×50: emulated 500 Mbit/s, 2 ms and compute ×50, times ÷ 50: stands for 25 Gbit/s, 0.04 ms';
+    expect(rep.dilated).toEqual({ latencyMs: 2, bandwidthMbit: 500, text: stands });
+    expect(rep.rows.map((x) => [x.kind, x.scaling, x.compute, x.dilation, x.batch, x.sweepBatch, x.workers])).toEqual([
+      ['local', 'weak', 'real', 1, 16, 16, 1], ['nodes', 'weak', 'emulated', 50, 32, 16, 2],
+    ]);
+    const [one, two] = rep.rows;
+    expect(one.emulatedMsPerSample).toBeNull();
+    expect(two.emulatedMsPerSample).toBeGreaterThan(0);
+    expect(two.wallStepMs).toBeCloseTo(50 * two.stepMs, 6);
+    // Lower bounds on the clock: each node slept 16 rows × ms × 50, and the link is 2 ms each way.
+    // Real compute of this tiny model, ÷ 50, would fall far below the first.
+    expect(two.computeMs).toBeGreaterThanOrEqual(16 * two.emulatedMsPerSample!);
+    expect(two.wallStepMs).toBeGreaterThanOrEqual(4);
+    expect(two.efficiency).toBeCloseTo(two.samplesPerSec / (2 * one.samplesPerSec), 9);
+    expect(two.predictedStepMs).toBeGreaterThan(0);
+
+    expect(r.stdout).toMatch(/^EMULATED COMPUTE on node rows \(benchmark only\)/m);
+    expect(r.stdout).toContain(stands);
+    expect(r.stdout).toMatch(/^ +weak +emulated, dilated ×50 +32 \(16\/worker\) +1 +2 +2 /m);
+    expect(r.stdout).toMatch(/^ +weak +real +16 \(16\/worker\) +1 +- +1 /m);
+    const md = readFileSync(join(dir, 'out', 'results.md'), 'utf8');
+    expect(md).toContain(`- ${stands}`);
+    expect(md).toMatch(/^\| weak \| emulated, dilated ×50 \| 32 \(16\/worker\) \| 1 \| 2 \| 2 \|/m);
+    expect(r.stderr).toMatch(/^bench: emulated compute for the weak sweep at batch 16: [\d.e-]+ ms per sample, measured on this 1-thread row; nodes wait ×50 that$/m);
+    expect(r.stderr).toMatch(/^bench: weak, batch 32 \(16 per worker\), 2 nodes × 1 thread, emulated, dilated ×50 compute: [\d]+ samples\/s \(step [\d.]+ ms, [\d.]+ ms on the clock\)$/m);
+    expect(liveWorkers(two.nodePids)).toEqual([]);
+  });
+
   it('--model-only prints the scale-out model\'s table, labelled as a prediction, and measures and writes nothing', () => {
     const dir = workdir();
     const r = bench(dir, ['--model-only']);

@@ -2,6 +2,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -9,11 +10,27 @@ import { CHALLENGE_PATH, COORDINATOR_PROOF_HEADER, coordinatorProof, freshNonce,
 import { decodeCoordinatorFrame, encodeFrame, PROTOCOL_VERSION, type StepRequest } from '../src/core/protocol/wire.js';
 import { startRemoteServer } from '../src/coordinator/remote/server.js';
 import { resolveKernels } from '../src/core/kernels/index.js';
+import { parseConfig, type Config } from '../src/core/config.js';
 import { CLI, workdir } from './helpers.js';
 export { CLI, relDiff, sameBits } from './helpers.js';
 import { train, type Reporter, type StepRecord, type TrainOptions, type TrainResult } from '../src/coordinator/train/trainer.js';
 
 const children = new Set<ChildProcess>();
+
+/** The small model the remote tests train: 2-24-16-2 tanh on 400 spirals, SGD with momentum, batch 32. */
+export function spiralsConfig(name: string, epochs: number): Config {
+  return parseConfig(
+    {
+      model: { layers: [2, 24, 16, 2], hidden: 'tanh' },
+      loss: 'cross-entropy',
+      optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9 },
+      data: { source: 'synthetic', name: 'spirals', n: 400 },
+      training: { epochs, batchSize: 32, seed: 9 },
+    },
+    name,
+    tmpdir(),
+  );
+}
 
 export function spawnNode(url: string, args: string[] = [], env: NodeJS.ProcessEnv = process.env): ChildProcess & { log: string } {
   const threads = args.includes('--threads') ? [] : ['--threads', '1'];

@@ -5,19 +5,9 @@ import { tmpdir } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/core/config.js';
 import { resolveKernels } from '../src/core/kernels/index.js';
-import { killAll, remoteRun, sameBits, spawnNode } from './remote-helpers.js';
+import { killAll, remoteRun, sameBits, spawnNode, spiralsConfig } from './remote-helpers.js';
 
-const config = parseConfig(
-  {
-    model: { layers: [2, 24, 16, 2], hidden: 'tanh' },
-    loss: 'cross-entropy',
-    optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9 },
-    data: { source: 'synthetic', name: 'spirals', n: 400 },
-    training: { epochs: 2, batchSize: 32, seed: 9 },
-  },
-  'remote-kernels-test',
-  tmpdir(),
-);
+const config = spiralsConfig('remote-kernels-test', 2);
 const base = { config, skipEval: true, balance: 'static' as const };
 // A node process whose native addon cannot be loaded: its best backend is wasm.
 const WASM_ONLY = { ...process.env, DPTRAIN_NATIVE_PATH: '/nonexistent/dptrain_kernels.node' };

@@ -11,24 +11,14 @@ import { train } from '../src/coordinator/train/trainer.js';
 import { paramLayout } from '../src/core/layout.js';
 import { encodeFrame, PROTOCOL_VERSION } from '../src/core/protocol/wire.js';
 import { silentReporter } from './helpers.js';
-import { killAll, relDiff, remoteRun, resultFrame, rogue, sameBits, spawnNode, tokenFile, waitForLine } from './remote-helpers.js';
+import { killAll, relDiff, remoteRun, resultFrame, rogue, sameBits, spawnNode, spiralsConfig, tokenFile, waitForLine } from './remote-helpers.js';
 
 afterAll(killAll);
 
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
 
-const config = parseConfig(
-  {
-    model: { layers: [2, 24, 16, 2], hidden: 'tanh' },
-    loss: 'cross-entropy',
-    optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9 },
-    data: { source: 'synthetic', name: 'spirals', n: 400 },
-    training: { epochs: 3, batchSize: 32, seed: 9 },
-  },
-  'remote-test',
-  tmpdir(),
-);
+const config = spiralsConfig('remote-test', 3);
 const P = paramLayout(config.model).size;
 const base = { config, kernels: 'auto' as const, skipEval: true, balance: 'static' as const };
 

@@ -7,11 +7,16 @@ import { decodeNodeFrame, encodeFrame, wireBytes, type WireFloat } from '../../c
 import { predictStep, ringAllreduceSec, treeAllreduceSec, type ScaleoutInputs } from './scaleout-model.js';
 import { layerParams, type TreeInputs } from './scaleout-tree.js';
 import type { NetProfile } from './net/netem.js';
+import type { Scaling } from './rows.js';
 import { leastSquares, median } from './stats.js';
 
 /** What one measured row contributes to the model (medians over its measured steps). */
 export interface RowTimes {
   readonly kind: 'local' | 'nodes';
+  readonly scaling: Scaling;
+  /** The --batch value of the row's sweep. */
+  readonly sweepBatch: number;
+  /** Samples per step, all workers together. */
   readonly batch: number;
   readonly threads: number;
   readonly nodes: number;
@@ -29,6 +34,9 @@ export interface FrameCosts {
 }
 
 export interface BatchInputs {
+  /** Absent: strong. */
+  readonly scaling?: Scaling;
+  /** The sweep's batch: the global batch (strong) or each worker's (weak). */
   readonly batch: number;
   readonly computeSecPerSample: number;
   /** By threads per node; absent thread counts had no local row and are assumed perfect (1). */
@@ -38,6 +46,8 @@ export interface BatchInputs {
 }
 
 export interface CurvePoint {
+  readonly scaling: Scaling;
+  /** The sweep's batch: the global batch (strong) or each worker's (weak). */
   readonly batch: number;
   readonly threadsPerNode: number;
   readonly nodes: number;
@@ -139,25 +149,40 @@ export async function measureTransportCosts(paramCount: number, reps = 9): Promi
 }
 
 /**
- * Compute per sample is the 1-thread local pool's turn per sample (step − update), not the kernel
- * time alone: a node reports its whole pool turn as compute, dispatch included, so the model must
- * predict that. Thread efficiency at t threads is the same turn's speedup over 1 thread, ÷ t.
- * Reduce and update: updateMs = slots · reduce + update, fitted over every row of the batch
- * (a local row reduces one slot per thread, a node row one per node).
+ * A local row's compute per sample per thread, ms: its pool's turn (step − update) ÷ its batch, not
+ * the kernel time alone: a node reports its whole pool turn as compute, dispatch included, so the
+ * model must predict that (and an emulated node waits that).
  */
-export function fitBatchInputs(rows: readonly RowTimes[], batch: number): BatchInputs | null {
-  const mine = rows.filter((r) => r.batch === batch);
+export function perSampleMs(r: { readonly poolMs: number; readonly batch: number }): number {
+  return r.poolMs / r.batch;
+}
+
+/** Samples per step of `nodes` × `threadsPerNode` workers in the sweep `b`: a weak sweep's grow with them. */
+export function sweepGlobalBatch(b: Pick<BatchInputs, 'scaling' | 'batch'>, threadsPerNode: number, nodes?: number): number {
+  if (b.scaling !== 'weak') return b.batch;
+  if (nodes === undefined) throw new RangeError('scaleout: a weak sweep\'s batch grows with the nodes: say how many');
+  return b.batch * threadsPerNode * nodes;
+}
+
+/**
+ * Compute per sample is the 1-thread local row's (perSampleMs). Thread efficiency at t threads is
+ * the 1-thread row's compute per sample over t × the t-thread row's. Reduce and update: updateMs =
+ * slots · reduce + update, fitted over every row of the sweep (a local row reduces one slot per
+ * thread, a node row one per node).
+ */
+export function fitBatchInputs(rows: readonly RowTimes[], scaling: Scaling, batch: number): BatchInputs | null {
+  const mine = rows.filter((r) => r.scaling === scaling && r.sweepBatch === batch);
   const single = mine.find((r) => r.kind === 'local' && r.threads === 1);
   if (!single || !(single.poolMs > 0)) return null;
   const threadEfficiency: Record<string, number> = {};
   for (const r of mine.filter((x) => x.kind === 'local')) {
-    threadEfficiency[r.threads] = Math.min(1, Math.max(1e-3, single.poolMs / (r.threads * r.poolMs)));
+    threadEfficiency[r.threads] = Math.min(1, Math.max(1e-3, perSampleMs(single) / (r.threads * perSampleMs(r))));
   }
   const points = mine.map((r) => ({ slots: r.kind === 'local' ? r.threads : r.nodes, ms: r.updateMs }));
   const { slope, intercept } = leastSquares(points.map((p) => p.slots), points.map((p) => p.ms));
   const reduceMs = Number.isFinite(slope) ? Math.max(0, slope) : 0;
   const updateMs = Number.isFinite(slope) && slope >= 0 ? Math.max(0, intercept) : Math.max(0, median(points.map((p) => p.ms - reduceMs * p.slots)));
-  return { batch, computeSecPerSample: single.poolMs / 1000 / batch, threadEfficiency, reduceSecPerNode: reduceMs / 1000, updateSec: updateMs / 1000 };
+  return { scaling, batch, computeSecPerSample: perSampleMs(single) / 1000, threadEfficiency, reduceSecPerNode: reduceMs / 1000, updateSec: updateMs / 1000 };
 }
 
 /** Loopback has no link to model: no latency, no rate limit (its costs are the frames' CPU). */
@@ -165,14 +190,15 @@ export function linkOf(net: NetProfile | null): { latencySec: number; bandwidthB
   return net ? { latencySec: net.latencyMs / 1000, bandwidthBytesPerSec: (net.bandwidthMbit * 1e6) / 8 } : { latencySec: 0, bandwidthBytesPerSec: Infinity };
 }
 
-export function scaleoutInputs(frame: FrameCosts, b: BatchInputs, threadsPerNode: number, net: NetProfile | null, coordinatorLinkShared = false): ScaleoutInputs {
+/** The model's inputs for `nodes` × `threadsPerNode` in the sweep `b` (`nodes` needed if weak: its batch grows with them). */
+export function scaleoutInputs(frame: FrameCosts, b: BatchInputs, threadsPerNode: number, net: NetProfile | null, coordinatorLinkShared = false, nodes?: number): ScaleoutInputs {
   return {
     ...frame,
     ...linkOf(net),
     computeSecPerSample: b.computeSecPerSample,
     threadsPerNode,
     threadEfficiency: b.threadEfficiency[threadsPerNode] ?? 1,
-    batch: b.batch,
+    batch: sweepGlobalBatch(b, threadsPerNode, nodes),
     reduceSecPerNode: b.reduceSecPerNode,
     updateSec: b.updateSec,
     coordinatorLinkShared,
@@ -198,32 +224,35 @@ export function treeScaleoutInputs(
  * and one shared coordinator link), and a ring or tree all-reduce in its place. For ring and tree
  * only the link time is modelled: every node computes its shard, the all-reduce moves the sums, and
  * every node adds its share and updates its own copy in parallel; frame CPU costs are left out.
+ * Speedup is samples/s over one thread's at the sweep's batch, so weak and strong sweeps read alike.
  */
 export function predictionCurve(frame: FrameCosts, b: BatchInputs, threadsPerNode: number, net: NetProfile | null, ns: readonly number[]): CurvePoint[] {
-  const own = scaleoutInputs(frame, b, threadsPerNode, net, false);
-  const shared = scaleoutInputs(frame, b, threadsPerNode, net, true);
   const { latencySec, bandwidthBytesPerSec } = linkOf(net);
-  const serialSec = b.batch * b.computeSecPerSample + b.updateSec;
+  const oneThreadSamplesPerSec = b.batch / (b.batch * b.computeSecPerSample + b.updateSec);
   return ns.map((n) => {
-    const star = predictStep(own, n);
+    const star = predictStep(scaleoutInputs(frame, b, threadsPerNode, net, false, n), n);
+    const shared = predictStep(scaleoutInputs(frame, b, threadsPerNode, net, true, n), n);
     const workers = n * threadsPerNode;
+    const batch = sweepGlobalBatch(b, threadsPerNode, n);
+    const efficiencyAt = (stepSec: number): number => batch / stepSec / oneThreadSamplesPerSec / workers;
     const ring = ringAllreduceSec(n, frame.frameBytes, latencySec, bandwidthBytesPerSec);
     const tree = treeAllreduceSec(n, frame.frameBytes, latencySec, bandwidthBytesPerSec);
     const allreduceStep = (sec: number): number => star.computeSec + sec + b.reduceSecPerNode + b.updateSec;
     return {
+      scaling: b.scaling ?? 'strong',
       batch: b.batch,
       threadsPerNode,
       nodes: n,
       workers,
       stepMs: 1000 * star.stepSec,
       samplesPerSec: star.samplesPerSec,
-      speedup: star.speedup,
-      efficiency: star.efficiency,
-      sharedLinkEfficiency: predictStep(shared, n).efficiency,
+      speedup: star.samplesPerSec / oneThreadSamplesPerSec,
+      efficiency: efficiencyAt(star.stepSec),
+      sharedLinkEfficiency: efficiencyAt(shared.stepSec),
       ringAllreduceMs: 1000 * ring,
-      ringEfficiency: serialSec / allreduceStep(ring) / workers,
+      ringEfficiency: efficiencyAt(allreduceStep(ring)),
       treeAllreduceMs: 1000 * tree,
-      treeEfficiency: serialSec / allreduceStep(tree) / workers,
+      treeEfficiency: efficiencyAt(allreduceStep(tree)),
     };
   });
 }

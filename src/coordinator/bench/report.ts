@@ -1,11 +1,12 @@
-// What `dptrain bench scaling` shows and keeps: stdout tables, results.json and the two charts.
+// What `dptrain bench scaling` shows and keeps: stdout tables, results.json, results.md and the two charts.
 // Formatting only; every number comes from the ScalingReport.
 
 import { cpus } from 'node:os';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/io/atomic-file.js';
-import { fmt, table } from './stats.js';
+import { computeLabel } from './dilation.js';
+import { fmt, markdownTable, table } from './stats.js';
 import { speedupSvg, stepSplitSvg, writeSvgAtomic, type SpeedupRow, type StepSplitRow } from '../output/charts.js';
 import type { ScalingReport, ScalingRow } from './scaling.js';
 
@@ -21,22 +22,54 @@ function netText(r: ScalingReport): string {
   return `${r.net.name} (${r.net.latencyMs} ms one way, ${r.net.bandwidthMbit} Mbit/s each way; ${how})`;
 }
 
+/** "b128 2n×1t", with " weak" and " emulated" where they apply. */
 function rowLabel(r: ScalingRow): string {
-  return r.nodes === 0 ? `b${r.batch} ${r.threads}t` : `b${r.batch} ${r.nodes}n×${r.threads}t`;
+  const what = r.nodes === 0 ? `b${r.batch} ${r.threads}t` : `b${r.batch} ${r.nodes}n×${r.threads}t`;
+  return `${what}${r.scaling === 'weak' ? ' weak' : ''}${r.compute === 'emulated' ? ' emulated' : ''}`;
+}
+
+/** The lines that say what was emulated and what a row stands for; none for a plain run. */
+function conditions(r: ScalingReport): string[] {
+  const out: string[] = [];
+  if (r.scaling.includes('weak')) out.push('weak scaling: --batch is each worker\'s batch, the global batch is that × the workers; efficiency = samples/s ÷ (workers × one worker\'s samples/s at its batch)');
+  if (r.nodeCompute === 'emulated') {
+    out.push('EMULATED COMPUTE on node rows (benchmark only): each node waits the 1-thread local row\'s compute time per sample and answers a made-up gradient of the real size; processes, sockets, frames, validation, sums and the optimizer are real');
+  }
+  if (r.dilated) out.push(`${r.dilated.text} (the CPU time of frames, sums and the update is not dilated: it counts ÷ ${r.dilation})`);
+  return out;
+}
+
+/** The measured rows: header and cells, for the console and Markdown alike. */
+function rowsTable(r: ScalingReport): { header: string[]; cells: string[][] } {
+  return {
+    header: ['scaling', 'compute', 'batch', 'threads', 'nodes', 'workers', 'samples/s', 'speedup', 'efficiency', 'step ms', 'compute ms', 'comm ms', 'update ms', 'KB out', 'KB in', 'predicted ms', 'error'],
+    cells: r.rows.map((x) => [
+      x.scaling, computeLabel(x),
+      x.scaling === 'weak' ? `${x.batch} (${x.sweepBatch}/worker)` : String(x.batch), String(x.threads), x.nodes === 0 ? '-' : String(x.nodes), String(x.workers),
+      fmt(x.samplesPerSec), fmt(x.speedup, 2), pct(x.efficiency),
+      fmt(x.stepMs, 2), fmt(x.computeMs, 2), fmt(x.commMs, 2), fmt(x.updateMs, 2), kb(x.bytesSentPerNodeStep), kb(x.bytesReceivedPerNodeStep),
+      x.predictedStepMs === null ? '' : fmt(x.predictedStepMs, 2), x.predictionErrorPct === null ? '' : `${x.predictionErrorPct >= 0 ? '+' : ''}${fmt(x.predictionErrorPct, 1)}%`,
+    ]),
+  };
+}
+
+function titleLine(r: ScalingReport): string {
+  return `dptrain bench scaling: ${r.config} (${r.layers.join('-')}, ${fmt(r.params)} parameters), kernels ${r.kernels}, wire ${r.wire ?? 'f32'}, net ${netText(r)}`;
+}
+
+/** results.md: the measured rows as a Markdown table, with what was emulated and what a row stands for. */
+export function formatMarkdown(r: ScalingReport): string {
+  const { header, cells } = rowsTable(r);
+  return [`${titleLine(r)}, ${r.date}`, '', ...conditions(r).map((l) => `- ${l}`), '', markdownTable(header, cells), ''].join('\n');
 }
 
 export function formatReport(r: ScalingReport): string {
   const out: string[] = [];
-  out.push(`dptrain bench scaling: ${r.config} (${r.layers.join('-')}, ${fmt(r.params)} parameters), kernels ${r.kernels}, wire ${r.wire ?? 'f32'}, net ${netText(r)}`);
+  out.push(titleLine(r));
+  out.push(...conditions(r));
   out.push(`medians of ${r.steps} steps after ${r.warmup} warm-up; comm = step − slowest compute − update (dispatch + waiting on thread rows); KB per node per step; predicted = scale-out model`);
-  out.push(table(
-    ['batch', 'threads', 'nodes', 'workers', 'samples/s', 'speedup', 'efficiency', 'step ms', 'compute ms', 'comm ms', 'update ms', 'KB out', 'KB in', 'predicted ms', 'error'],
-    r.rows.map((x) => [
-      String(x.batch), String(x.threads), x.nodes === 0 ? '-' : String(x.nodes), String(x.workers), fmt(x.samplesPerSec), fmt(x.speedup, 2), pct(x.efficiency),
-      fmt(x.stepMs, 2), fmt(x.computeMs, 2), fmt(x.commMs, 2), fmt(x.updateMs, 2), kb(x.bytesSentPerNodeStep), kb(x.bytesReceivedPerNodeStep),
-      x.predictedStepMs === null ? '' : fmt(x.predictedStepMs, 2), x.predictionErrorPct === null ? '' : `${x.predictionErrorPct >= 0 ? '+' : ''}${fmt(x.predictionErrorPct, 1)}%`,
-    ]),
-  ));
+  const { header, cells } = rowsTable(r);
+  out.push(table(header, cells));
   const misses = r.rows.filter((x) => x.predictionErrorPct !== null && Math.abs(x.predictionErrorPct) > MODEL_TOLERANCE_PCT);
   if (misses.length > 0) {
     out.push(`the model misses by more than ${MODEL_TOLERANCE_PCT}% on ${misses.length} row${misses.length > 1 ? 's' : ''}; where (measured vs predicted):`);
@@ -51,14 +84,14 @@ export function formatReport(r: ScalingReport): string {
   out.push(`scale-out model inputs (measured in this run): frame ${fmt(s.frame.frameBytes)} B, per message ${fmt(1e6 * s.frame.perMessageSec, 1)} µs, per byte ${fmt(1e9 * s.frame.perByteSec, 2)} ns, latency ${fmt(1000 * s.latencySec, 1)} ms, bandwidth ${bw}`);
   for (const b of s.batches) {
     const eff = Object.entries(b.threadEfficiency).map(([t, e]) => `${t}: ${fmt(e, 2)}`).join(', ');
-    out.push(`  batch ${b.batch}: compute ${fmt(1e6 * b.computeSecPerSample, 1)} µs/sample on 1 thread, thread efficiency {${eff}}, reduce ${fmt(1000 * b.reduceSecPerNode, 3)} ms/node, update ${fmt(1000 * b.updateSec, 3)} ms`);
+    out.push(`  ${b.scaling ?? 'strong'} batch ${b.batch}${b.scaling === 'weak' ? ' per worker' : ''}: compute ${fmt(1e6 * b.computeSecPerSample, 1)} µs/sample on 1 thread, thread efficiency {${eff}}, reduce ${fmt(1000 * b.reduceSecPerNode, 3)} ms/node, update ${fmt(1000 * b.updateSec, 3)} ms`);
   }
   out.push('');
-  out.push(`PREDICTED by the scale-out model, not measured: ${r.net.name}, N nodes; star = coordinator as built (own link per node), shared = every node through one coordinator link; ring/tree = link time of that all-reduce instead`);
+  out.push(`PREDICTED by the scale-out model, not measured: ${r.net.name}, N nodes, real compute; star = coordinator as built (own link per node), shared = every node through one coordinator link; ring/tree = link time of that all-reduce instead`);
   out.push(table(
-    ['batch', 'threads/node', 'nodes', 'workers', 'step ms', 'samples/s', 'speedup', 'eff star', 'eff shared', 'ring ms', 'eff ring', 'tree ms', 'eff tree'],
+    ['scaling', 'batch', 'threads/node', 'nodes', 'workers', 'step ms', 'samples/s', 'speedup', 'eff star', 'eff shared', 'ring ms', 'eff ring', 'tree ms', 'eff tree'],
     s.curve.map((p) => [
-      String(p.batch), String(p.threadsPerNode), String(p.nodes), String(p.workers), fmt(p.stepMs, 2), fmt(p.samplesPerSec), fmt(p.speedup, 2),
+      p.scaling, p.scaling === 'weak' ? `${p.batch}/worker` : String(p.batch), String(p.threadsPerNode), String(p.nodes), String(p.workers), fmt(p.stepMs, 2), fmt(p.samplesPerSec), fmt(p.speedup, 2),
       pct(p.efficiency), pct(p.sharedLinkEfficiency), fmt(p.ringAllreduceMs, 2), pct(p.ringEfficiency), fmt(p.treeAllreduceMs, 2), pct(p.treeEfficiency),
     ]),
   ));
@@ -67,9 +100,13 @@ export function formatReport(r: ScalingReport): string {
 
 /** Measured speedup per batch (threads, and nodes × t), with the model's curve for the node series. */
 export function speedupRows(r: ScalingReport): SpeedupRow[] {
-  const seriesOf = (batch: number, nodes: number, threads: number): string => (nodes === 0 ? `batch ${batch} threads` : `batch ${batch} nodes×${threads}t`);
-  const rows: SpeedupRow[] = r.rows.map((x) => ({ workers: x.workers, measured: x.speedup, predicted: null, series: seriesOf(x.batch, x.nodes, x.threads) }));
-  for (const p of r.scaleout.curve) rows.push({ workers: p.workers, measured: null, predicted: p.speedup, series: seriesOf(p.batch, p.nodes, p.threadsPerNode) });
+  // A sweep's series: "batch 128 threads", "weak 128/worker nodes×1t", with " (emulated)" for emulated node rows.
+  const seriesOf = (scaling: string, batch: number, nodes: number, threads: number, emulated: boolean): string => {
+    const sweep = scaling === 'weak' ? `weak ${batch}/worker` : `batch ${batch}`;
+    return nodes === 0 ? `${sweep} threads` : `${sweep} nodes×${threads}t${emulated ? ' (emulated)' : ''}`;
+  };
+  const rows: SpeedupRow[] = r.rows.map((x) => ({ workers: x.workers, measured: x.speedup, predicted: null, series: seriesOf(x.scaling, x.sweepBatch, x.nodes, x.threads, x.compute === 'emulated') }));
+  for (const p of r.scaleout.curve) rows.push({ workers: p.workers, measured: null, predicted: p.speedup, series: seriesOf(p.scaling, p.batch, p.nodes, p.threadsPerNode, r.nodeCompute === 'emulated') });
   return rows;
 }
 
@@ -82,11 +119,12 @@ export function stepSplitRows(r: ScalingReport): StepSplitRow[] {
   ]);
 }
 
-/** results.json, speedup.svg and step-split.svg in `dir` (created), each written atomically. */
+/** results.json, speedup.svg, step-split.svg and results.md in `dir` (created), each written atomically. */
 export async function writeReport(r: ScalingReport, dir: string): Promise<string[]> {
   mkdirSync(dir, { recursive: true });
-  const files = [join(dir, 'results.json'), join(dir, 'speedup.svg'), join(dir, 'step-split.svg')];
+  const files = [join(dir, 'results.json'), join(dir, 'speedup.svg'), join(dir, 'step-split.svg'), join(dir, 'results.md')];
   writeFileAtomic(files[0], [Buffer.from(`${JSON.stringify(r, null, 2)}\n`, 'utf8')]);
+  writeFileAtomic(files[3], [Buffer.from(formatMarkdown(r), 'utf8')]);
   writeSvgAtomic(files[1], await speedupSvg(speedupRows(r)));
   writeSvgAtomic(files[2], await stepSplitSvg(stepSplitRows(r)));
   return files;

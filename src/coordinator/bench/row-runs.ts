@@ -1,12 +1,14 @@
 // Running one row of `dptrain bench scaling`: on the local pool, or on real `dptrain worker`
 // processes behind their links, with whatever the row started stopped again, also on failure.
 
+import { availableParallelism } from 'node:os';
 import { configError, DptrainError } from '../../core/errors.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { startRemoteServer, type RemoteServer } from '../remote/server.js';
 import { train, type NodeStatus, type Reporter, type StepRecord } from '../train/trainer.js';
+import { dilatedNet } from './dilation.js';
 import { Fleet, type LinkMode } from './net/fleet.js';
-import { fullBatches, runLocalSteps, stepCollector, stepTimes, type Combo, type Measured } from './rows.js';
+import { fullBatches, runLocalSteps, stepCollector, stepTimes, type Combo, type Emulation, type Measured } from './rows.js';
 import { median } from './stats.js';
 import type { ScalingBenchOptions } from './scaling.js';
 
@@ -55,13 +57,15 @@ export async function localRow(state: RunState, c: Combo): Promise<Measured> {
   const training = runLocalSteps({ config: configFor(o, c.batch), threads: c.threads, kernels: o.kernels, maxSteps: o.warmup + o.steps, stop: state.stop, start: onStart(state, c.batch) });
   training.catch(() => {});
   const steps = await Promise.race([training, state.interrupted]);
-  return summarize(o, c, steps, null, []);
+  return summarize(o, c, null, steps, null, []);
 }
 
-export async function nodeRow(state: RunState, c: Combo): Promise<Measured> {
+/** A row of `c.nodes` worker processes; with `emulation`, they emulate compute behind dilated links. */
+export async function nodeRow(state: RunState, c: Combo, emulation: Emulation | null = null): Promise<Measured> {
   const { o } = state;
   const failure = tripwire();
-  const fleet = new Fleet(state.linkMode, o.net, (e) => failure.trip(e));
+  const net = o.net && emulation ? dilatedNet(o.net, emulation.dilation) : o.net;
+  const fleet = new Fleet(state.linkMode, net, (e) => failure.trip(e));
   state.fleets.add(fleet);
   const remote: { server: RemoteServer | null; closing: Promise<void> | null } = { server: null, closing: null };
   const closeServer = (): Promise<void> => (remote.closing ??= remote.server?.close() ?? Promise.resolve());
@@ -80,6 +84,9 @@ export async function nodeRow(state: RunState, c: Combo): Promise<Measured> {
     bytes.push({ sent: sent / Math.max(1, nodes.length), received: received / Math.max(1, nodes.length) });
   };
   const steps: StepRecord[] = [];
+  // Node processes starting together on few cores block their event loops for seconds (data, arena,
+  // threads) and answer no ping meanwhile: the heartbeat's tolerance grows with the nodes per core.
+  const heartbeatMs = HEARTBEAT_MS * Math.max(1, Math.ceil(c.nodes / availableParallelism()));
   const joinTimer = setTimeout(() => failure.trip(new DptrainError('NO_EXECUTORS', `${c.nodes} worker node(s) did not join within ${JOIN_TIMEOUT_MS / 1000} s`)), JOIN_TIMEOUT_MS);
   try {
     const training = train({
@@ -93,7 +100,7 @@ export async function nodeRow(state: RunState, c: Combo): Promise<Measured> {
         },
       }),
       attachRemote: async (run) => {
-        const server = await startRemoteServer(run, { host: '127.0.0.1', port: 0, deadlineMs: STEP_DEADLINE_MS, heartbeatMs: HEARTBEAT_MS, wire: o.wire, log: () => {} });
+        const server = await startRemoteServer(run, { host: '127.0.0.1', port: 0, deadlineMs: STEP_DEADLINE_MS, heartbeatMs, wire: o.wire, log: () => {} });
         // The row may have been abandoned (Ctrl-C) while the server was starting.
         if (remote.closing) {
           await server.close();
@@ -101,7 +108,8 @@ export async function nodeRow(state: RunState, c: Combo): Promise<Measured> {
         }
         remote.server = server;
         const port = Number(new URL(server.url).port);
-        for (let i = 0; i < c.nodes; i++) await fleet.add(i, port, c.threads);
+        const emulateMs = emulation ? emulation.msPerSample * emulation.dilation : undefined;
+        for (let i = 0; i < c.nodes; i++) await fleet.add(i, port, c.threads, emulateMs);
         return { close: closeServer, status: () => server.status(), kernelsChanged: (b) => server.kernelsChanged(b) };
       },
     });
@@ -122,14 +130,15 @@ export async function nodeRow(state: RunState, c: Combo): Promise<Measured> {
     await fleet.stop(EXIT_GRACE_MS);
     state.fleets.delete(fleet);
   }
-  return summarize(o, c, steps, bytes, fleet.nodes.map((n) => n.pid));
+  return summarize(o, c, emulation, steps, bytes, fleet.nodes.map((n) => n.pid));
 }
 
-function summarize(o: ScalingBenchOptions, c: Combo, steps: readonly StepRecord[], bytes: readonly { sent: number; received: number }[] | null, pids: readonly number[]): Measured {
+function summarize(o: ScalingBenchOptions, c: Combo, emulation: Emulation | null, steps: readonly StepRecord[], bytes: readonly { sent: number; received: number }[] | null, pids: readonly number[]): Measured {
   const idx = fullBatches(steps, o.warmup, c.batch);
   if (idx.length === 0) throw configError('--steps', `no full batch of ${c.batch} among the ${steps.length - o.warmup} measured steps`);
   return {
     combo: c,
+    emulation,
     ...stepTimes(idx.map((i) => steps[i])),
     bytesSent: bytes ? median(idx.map((i) => bytes[i].sent)) : null,
     bytesReceived: bytes ? median(idx.map((i) => bytes[i].received)) : null,

@@ -7,13 +7,39 @@ import { train, type Reporter, type StepRecord, type TrainOptions } from '../tra
 import type { LinkMode } from './net/fleet.js';
 import { median } from './stats.js';
 
+/**
+ * Strong scaling: the swept batch is the global minibatch, split over the workers. Weak scaling: it
+ * is each worker's, and the global minibatch is that × the workers.
+ */
+export type Scaling = 'strong' | 'weak';
+
 /** One row to run: a local pool of `threads` (nodes 0), or `nodes` worker nodes of `threads` each. */
 export interface Combo {
+  readonly scaling: Scaling;
+  /** The --batch value the row belongs to: the global batch (strong) or each worker's (weak). */
+  readonly sweepBatch: number;
+  /** Samples per step, all workers together. */
   readonly batch: number;
   readonly threads: number;
   readonly nodes: number;
   /** True for the 1-thread local row run only because speedups and the model need it. */
   readonly baselineOnly: boolean;
+}
+
+/** The row of `threads` local threads or `nodes` × `threads` node threads in a sweep. */
+export function combo(scaling: Scaling, sweepBatch: number, threads: number, nodes: number, baselineOnly = false): Combo {
+  const workers = threads * Math.max(1, nodes);
+  return { scaling, sweepBatch, batch: scaling === 'weak' ? sweepBatch * workers : sweepBatch, threads, nodes, baselineOnly };
+}
+
+/**
+ * Node rows of `--emulate-compute`: each node waits `msPerSample` × `dilation` per sample instead of
+ * computing, behind links `dilation` times slower; the row's times are divided by `dilation`.
+ */
+export interface Emulation {
+  /** The real compute per sample it stands for (the 1-thread local row's). */
+  readonly msPerSample: number;
+  readonly dilation: number;
 }
 
 /**
@@ -35,6 +61,8 @@ export interface StepTimes {
 
 export interface Measured extends StepTimes {
   readonly combo: Combo;
+  /** Times here are as measured, undilated; null: real compute. */
+  readonly emulation: Emulation | null;
   /** Per node per step, medians (node rows only). */
   readonly bytesSent: number | null;
   readonly bytesReceived: number | null;
@@ -43,7 +71,19 @@ export interface Measured extends StepTimes {
 
 export interface ScalingRow {
   readonly kind: 'local' | 'nodes';
+  readonly scaling: Scaling;
+  /** Samples per step, all workers together. */
   readonly batch: number;
+  /** The --batch value of its sweep: the global batch (strong) or each worker's (weak). */
+  readonly sweepBatch: number;
+  /** 'emulated': the nodes waited the measured compute time and sent made-up gradients (benchmark only). */
+  readonly compute: 'real' | 'emulated';
+  /** What each emulated node waited per sample, undilated; null for real compute. */
+  readonly emulatedMsPerSample: number | null;
+  /** Time dilation: times below are the measured ones ÷ this (1: none). */
+  readonly dilation: number;
+  /** The step as the clock measured it (stepMs × dilation). */
+  readonly wallStepMs: number;
   /** Threads of the local pool, or of each node. */
   readonly threads: number;
   readonly nodes: number;
@@ -57,9 +97,9 @@ export interface ScalingRow {
   readonly commMs: number;
   readonly updateMs: number;
   readonly samplesPerSec: number;
-  /** Over the 1-thread local row of the same batch. */
+  /** samples/s over the 1-thread local row of its sweep (for strong scaling the step time ratio). */
   readonly speedup: number;
-  /** speedup / workers. */
+  /** speedup / workers: for weak scaling, samples/s ÷ (workers × one worker's samples/s at its batch). */
   readonly efficiency: number;
   /** Per node per step: coordinator → node and node → coordinator (WebSocket payload bytes). */
   readonly bytesSentPerNodeStep: number | null;
@@ -137,25 +177,33 @@ export async function runLocalSteps(o: LocalSteps): Promise<StepRecord[]> {
   return steps;
 }
 
-/** A measured row with its speedup over `baseStepMs` (the batch's 1-thread local row). */
-export function scalingRow(m: Measured, baseStepMs: number, link: LinkMode, predicted: Prediction | null): ScalingRow {
+/**
+ * A measured row, its times divided by its dilation, with its speedup over `baseSamplesPerSec` (the
+ * sweep's 1-thread local row). `predicted` is already in the row's (dilated) time.
+ */
+export function scalingRow(m: Measured, baseSamplesPerSec: number, link: LinkMode, predicted: Prediction | null): ScalingRow {
   const c = m.combo;
   const workers = c.threads * Math.max(1, c.nodes);
-  const speedup = baseStepMs / m.stepMs;
+  const d = m.emulation?.dilation ?? 1;
+  const stepMs = m.stepMs / d;
+  const samplesPerSec = (1000 * c.batch) / stepMs;
+  const speedup = samplesPerSec / baseSamplesPerSec;
   return {
     kind: c.nodes === 0 ? 'local' : 'nodes',
-    batch: c.batch, threads: c.threads, nodes: c.nodes, workers,
+    scaling: c.scaling, batch: c.batch, sweepBatch: c.sweepBatch,
+    compute: m.emulation ? 'emulated' : 'real', emulatedMsPerSample: m.emulation?.msPerSample ?? null, dilation: d, wallStepMs: m.stepMs,
+    threads: c.threads, nodes: c.nodes, workers,
     link: c.nodes === 0 ? 'threads' : link,
     baselineOnly: c.baselineOnly,
     measuredSteps: m.steps,
-    stepMs: m.stepMs, computeMs: m.computeMs, commMs: m.commMs, updateMs: m.updateMs,
-    samplesPerSec: (1000 * c.batch) / m.stepMs,
+    stepMs, computeMs: m.computeMs / d, commMs: m.commMs / d, updateMs: m.updateMs / d,
+    samplesPerSec,
     speedup, efficiency: speedup / workers,
     bytesSentPerNodeStep: m.bytesSent, bytesReceivedPerNodeStep: m.bytesReceived,
     predictedStepMs: predicted?.stepMs ?? null,
     predictedComputeMs: predicted?.computeMs ?? null,
     predictedCommMs: predicted?.commMs ?? null,
-    predictionErrorPct: predicted ? (100 * (predicted.stepMs - m.stepMs)) / m.stepMs : null,
+    predictionErrorPct: predicted ? (100 * (predicted.stepMs - stepMs)) / stepMs : null,
     nodePids: m.pids,
   };
 }

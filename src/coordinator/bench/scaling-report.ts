@@ -3,10 +3,12 @@
 
 import { cpus } from 'node:os';
 import type { WireFloat } from '../../core/protocol/wire.js';
+import { dilatedNet, dilationText } from './dilation.js';
 import { fitBatchInputs, linkOf, measureFrameCosts, predictionCurve, scaleoutInputs, type BatchInputs, type CurvePoint, type FrameCosts, type RowTimes } from './measured-model.js';
 import type { LinkMode } from './net/fleet.js';
+import type { NetProfile } from './net/netem.js';
 import { predictStep } from './scaleout-model.js';
-import { scalingRow, type Measured, type ScalingRow } from './rows.js';
+import { scalingRow, type Measured, type Prediction, type Scaling, type ScalingRow } from './rows.js';
 import { configFor, type RunState } from './row-runs.js';
 
 export const PREDICTED_NODE_COUNTS: readonly number[] = [1, 2, 4, 8, 16, 32, 64];
@@ -21,8 +23,16 @@ export interface ScalingReport {
   readonly kernels: string;
   /** The float encoding on node links. */
   readonly wire: WireFloat;
+  /** The link node rows stand for (with dilation, not the one emulated: see `dilation`). */
   readonly net: { readonly name: string; readonly latencyMs: number; readonly bandwidthMbit: number | null };
   readonly linkMode: LinkMode;
+  readonly scaling: readonly Scaling[];
+  /** 'emulated': every node row's compute was emulated (benchmark only; local rows are real). */
+  readonly nodeCompute: 'real' | 'emulated';
+  /** Time dilation of the emulated node rows: 1 for none. */
+  readonly dilation: number;
+  /** With dilation: the link actually emulated, and what the rows stand for, in words. */
+  readonly dilated: { readonly latencyMs: number; readonly bandwidthMbit: number; readonly text: string } | null;
   /** The one-line reason --net-namespaces fell back, if it did. */
   readonly notice: string | null;
   readonly steps: number;
@@ -44,27 +54,32 @@ export function buildReport(state: RunState, measured: readonly Measured[], noti
   const { o } = state;
   const info = state.info!;
   const times: RowTimes[] = measured.map((m) => ({
-    kind: m.combo.nodes === 0 ? 'local' : 'nodes', batch: m.combo.batch, threads: m.combo.threads, nodes: m.combo.nodes,
-    stepMs: m.stepMs, updateMs: m.updateMs, poolMs: m.poolMs,
+    kind: m.combo.nodes === 0 ? 'local' : 'nodes', scaling: m.combo.scaling, sweepBatch: m.combo.sweepBatch, batch: m.combo.batch,
+    threads: m.combo.threads, nodes: m.combo.nodes, stepMs: m.stepMs, updateMs: m.updateMs, poolMs: m.poolMs,
   }));
   // Timed after the rows, with no pool or node running beside it: the codec, plus the transport.
   const codec = measureFrameCosts(info.params, o.wire ?? 'f32');
   const frame: FrameCosts = { ...codec, perMessageSec: codec.perMessageSec + transport.perMessageSec, perByteSec: codec.perByteSec + transport.perByteSec };
-  const inputs = new Map<number, BatchInputs>();
-  for (const b of o.batches) {
-    const fit = fitBatchInputs(times, b);
-    if (fit) inputs.set(b, fit);
+  const scalings = o.scaling ?? ['strong'];
+  const sweep = (scaling: Scaling, batch: number): string => `${scaling}:${batch}`;
+  const inputs = new Map<string, BatchInputs>();
+  for (const scaling of scalings) {
+    for (const b of o.batches) {
+      const fit = fitBatchInputs(times, scaling, b);
+      if (fit) inputs.set(sweep(scaling, b), fit);
+    }
   }
   const rows: ScalingRow[] = measured.map((m) => {
     const c = m.combo;
-    const base = measured.find((x) => x.combo.batch === c.batch && x.combo.nodes === 0 && x.combo.threads === 1)!;
-    const b = inputs.get(c.batch);
-    const p = c.nodes > 0 && b ? predictStep(scaleoutInputs(frame, b, c.threads, o.net), c.nodes) : null;
-    return scalingRow(m, base.stepMs, state.linkMode, p ? { stepMs: 1000 * p.stepSec, computeMs: 1000 * p.computeSec, commMs: 1000 * p.commSec } : null);
+    const base = measured.find((x) => x.combo.scaling === c.scaling && x.combo.sweepBatch === c.sweepBatch && x.combo.nodes === 0 && x.combo.threads === 1)!;
+    const b = inputs.get(sweep(c.scaling, c.sweepBatch));
+    return scalingRow(m, (1000 * base.combo.batch) / base.stepMs, state.linkMode, b ? predictRow(frame, b, m, o.net) : null);
   });
   const curve = [...inputs.values()].flatMap((b) => o.threads.flatMap((t) => predictionCurve(frame, b, t, o.net, PREDICTED_NODE_COUNTS)));
   const link = linkOf(o.net);
   const cpu = cpus();
+  const dilation = o.emulateCompute ? (o.dilate ?? 1) : 1;
+  const pick = (n: NetProfile): { latencyMs: number; bandwidthMbit: number } => ({ latencyMs: n.latencyMs, bandwidthMbit: n.bandwidthMbit });
   const config = configFor(o, o.batches[0]);
   return {
     version: 1,
@@ -77,6 +92,10 @@ export function buildReport(state: RunState, measured: readonly Measured[], noti
     wire: o.wire ?? 'f32',
     net: { name: o.net?.name ?? 'loopback', latencyMs: o.net?.latencyMs ?? 0, bandwidthMbit: o.net?.bandwidthMbit ?? null },
     linkMode: state.linkMode,
+    scaling: scalings,
+    nodeCompute: o.emulateCompute ? 'emulated' : 'real',
+    dilation,
+    dilated: o.net && dilation !== 1 ? { ...pick(dilatedNet(o.net, dilation)), text: dilationText(o.net, dilation) } : null,
     notice,
     steps: o.steps,
     warmup: o.warmup,
@@ -90,4 +109,18 @@ export function buildReport(state: RunState, measured: readonly Measured[], noti
       curve,
     },
   };
+}
+
+/**
+ * The model's step for a node row, in the row's time. An emulated row is predicted as it ran: its
+ * nodes' wait as compute (perfect threads), its link and compute dilated; then divided by the dilation.
+ */
+export function predictRow(frame: FrameCosts, b: BatchInputs, m: Measured, net: NetProfile | null): Prediction | null {
+  const c = m.combo;
+  if (c.nodes === 0) return null;
+  const e = m.emulation;
+  const d = e?.dilation ?? 1;
+  const x = scaleoutInputs(frame, b, c.threads, net && e ? dilatedNet(net, d) : net, false, c.nodes);
+  const p = predictStep(e ? { ...x, computeSecPerSample: (d * e.msPerSample) / 1000, threadEfficiency: 1 } : x, c.nodes);
+  return { stepMs: (1000 * p.stepSec) / d, computeMs: (1000 * p.computeSec) / d, commMs: (1000 * p.commSec) / d };
 }

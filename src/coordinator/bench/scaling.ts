@@ -1,14 +1,15 @@
-// `dptrain bench scaling`: every (batch, threads, nodes) row in turn, and whatever it starts stopped
-// again, also on failure and on SIGINT/SIGTERM. rows.ts measures, row-runs.ts runs a row.
+// `dptrain bench scaling`: every (scaling, batch, threads, nodes) row in turn, and whatever it starts
+// stopped again, also on failure and on SIGINT/SIGTERM. rows.ts measures, row-runs.ts runs a row.
 
 import type { KernelChoice } from '../../core/kernels/index.js';
 import type { WireFloat } from '../../core/protocol/wire.js';
-import { measureTransportCosts } from './measured-model.js';
+import { computeLabel } from './dilation.js';
+import { measureTransportCosts, perSampleMs } from './measured-model.js';
 import type { LinkMode } from './net/fleet.js';
 import type { NetProfile } from './net/netem.js';
 import { netnsUnavailable } from './net/netns.js';
 import { localRow, nodeRow, tripwire, type RunState } from './row-runs.js';
-import type { Combo, Measured } from './rows.js';
+import { combo, type Combo, type Emulation, type Measured, type Scaling } from './rows.js';
 import { buildReport, type ScalingReport } from './scaling-report.js';
 
 export type { ScalingRow } from './rows.js';
@@ -28,6 +29,15 @@ export interface ScalingBenchOptions {
   readonly netNamespaces: boolean;
   /** The float encoding on node links (`--wire`); absent: f32. */
   readonly wire?: WireFloat;
+  /** The sweeps to run (`--scaling`); absent: strong only. */
+  readonly scaling?: readonly Scaling[];
+  /**
+   * Node rows with emulated compute (benchmark only): the nodes wait the 1-thread local row's
+   * compute time per sample and answer made-up gradients.
+   */
+  readonly emulateCompute?: boolean;
+  /** Time dilation of emulated node rows (dilation.ts); absent: 1. */
+  readonly dilate?: number;
   /** Progress and notices (stderr in the CLI). */
   readonly log: (line: string) => void;
 }
@@ -40,17 +50,27 @@ export class BenchInterrupted extends Error {
   }
 }
 
-/** Every row to run, per batch: local rows, then node rows; the 1-thread local row always. */
+/**
+ * Every row to run, per sweep (scaling, batch): local rows, then node rows; the 1-thread local row
+ * always (the sweep's baseline, and the compute emulated nodes wait).
+ */
 function combos(o: ScalingBenchOptions): Combo[] {
   const out: Combo[] = [];
-  for (const batch of o.batches) {
-    const local = o.nodes.includes(0) ? [...o.threads] : [];
-    const baselineOnly = !local.includes(1);
-    if (baselineOnly) out.push({ batch, threads: 1, nodes: 0, baselineOnly });
-    for (const threads of local) out.push({ batch, threads, nodes: 0, baselineOnly: false });
-    for (const nodes of o.nodes.filter((n) => n > 0)) for (const threads of o.threads) out.push({ batch, threads, nodes, baselineOnly: false });
+  for (const scaling of o.scaling ?? ['strong']) {
+    for (const batch of o.batches) {
+      const local = o.nodes.includes(0) ? [...o.threads] : [];
+      if (!local.includes(1)) out.push(combo(scaling, batch, 1, 0, true));
+      for (const threads of local) out.push(combo(scaling, batch, threads, 0));
+      for (const nodes of o.nodes.filter((n) => n > 0)) for (const threads of o.threads) out.push(combo(scaling, batch, threads, nodes));
+    }
   }
   return out;
+}
+
+function rowText(c: Combo, e: Emulation | null): string {
+  const what = c.nodes === 0 ? `${c.threads} thread${c.threads > 1 ? 's' : ''}` : `${c.nodes} node${c.nodes > 1 ? 's' : ''} × ${c.threads} thread${c.threads > 1 ? 's' : ''}`;
+  const batch = c.scaling === 'weak' ? `batch ${c.batch} (${c.sweepBatch} per worker)` : `batch ${c.batch}`;
+  return `${c.scaling}, ${batch}, ${what}, ${computeLabel({ compute: e ? 'emulated' : 'real', dilation: e?.dilation ?? 1 })} compute`;
 }
 
 export async function runScalingBench(o: ScalingBenchOptions): Promise<ScalingReport> {
@@ -89,11 +109,20 @@ export async function runScalingBench(o: ScalingBenchOptions): Promise<ScalingRe
   process.on('exit', onExit);
 
   const measured: Measured[] = [];
+  // Per sweep, the 1-thread local row's compute per sample: what emulated nodes wait.
+  const emulations = new Map<string, Emulation>();
+  const sweep = (c: Combo): string => `${c.scaling}:${c.sweepBatch}`;
   try {
     for (const c of combos(o)) {
-      const what = c.nodes === 0 ? `${c.threads} thread${c.threads > 1 ? 's' : ''}` : `${c.nodes} node${c.nodes > 1 ? 's' : ''} × ${c.threads} thread${c.threads > 1 ? 's' : ''}`;
-      const m = c.nodes === 0 ? await localRow(state, c) : await nodeRow(state, c);
-      o.log(`bench: batch ${c.batch}, ${what}: ${Math.round((1000 * c.batch) / m.stepMs)} samples/s (step ${m.stepMs.toFixed(2)} ms)`);
+      const e = c.nodes > 0 && o.emulateCompute ? emulations.get(sweep(c))! : null;
+      const m = c.nodes === 0 ? await localRow(state, c) : await nodeRow(state, c, e);
+      if (c.nodes === 0 && c.threads === 1 && o.emulateCompute) {
+        const emulation = { msPerSample: perSampleMs({ poolMs: m.poolMs, batch: c.batch }), dilation: o.dilate ?? 1 };
+        emulations.set(sweep(c), emulation);
+        o.log(`bench: emulated compute for the ${c.scaling} sweep at batch ${c.sweepBatch}: ${emulation.msPerSample.toPrecision(4)} ms per sample, measured on this 1-thread row${emulation.dilation > 1 ? `; nodes wait ×${emulation.dilation} that` : ''}`);
+      }
+      const stepMs = m.stepMs / (e?.dilation ?? 1);
+      o.log(`bench: ${rowText(c, e)}: ${Math.round((1000 * c.batch) / stepMs)} samples/s (step ${stepMs.toFixed(2)} ms${e && e.dilation > 1 ? `, ${m.stepMs.toFixed(2)} ms on the clock` : ''})`);
       measured.push(m);
     }
   } finally {

@@ -8,7 +8,7 @@ import type { KernelChoice } from '../../core/kernels/index.js';
 import { BenchInterrupted, runScalingBench, type ScalingBenchOptions } from '../bench/scaling.js';
 import { formatReport, writeReport } from '../bench/report.js';
 import { loadConfig } from '../../core/config.js';
-import { parseNet } from '../bench/net/netem.js';
+import { parseNet, type NetProfile } from '../bench/net/netem.js';
 import { formatScaleoutTable, REFERENCE_COSTS, scaleoutTable } from '../bench/scaleout-table.js';
 
 export interface BenchScalingFlags {
@@ -23,6 +23,9 @@ export interface BenchScalingFlags {
   kernels: KernelChoice;
   netNamespaces: boolean;
   wire?: 'f32' | 'bf16';
+  scaling?: 'strong' | 'weak' | 'both';
+  emulateCompute?: boolean;
+  dilate?: number;
   modelOnly?: boolean;
 }
 
@@ -40,8 +43,18 @@ function wholeAtLeast(flag: string, v: number, min: number, why = ''): number {
   return v;
 }
 
+/** `--dilate`: 1 (none) unless emulated compute runs behind an emulated link. */
+function dilation(f: BenchScalingFlags, net: NetProfile | null): number {
+  if (f.dilate === undefined) return 1;
+  if (!(Number.isFinite(f.dilate) && f.dilate >= 1)) throw configError('--dilate', `expected a factor ≥ 1, got ${f.dilate}`);
+  if (!f.emulateCompute) throw configError('--dilate', 'needs --emulate-compute (real compute cannot be slowed down)');
+  if (!net) throw configError('--dilate', 'needs an emulated link (--net lan, wan or LATENCYms:BANDWIDTHmbit): on loopback there is no link to dilate');
+  return f.dilate;
+}
+
 export function benchOptionsFromFlags(f: BenchScalingFlags, log: (line: string) => void): { options: ScalingBenchOptions; out: string } {
   const net = parseNet(f.net);
+  const dilate = dilation(f, net);
   // Fails fast, before anything starts, on a config that cannot be read.
   loadConfig(f.config);
   const options: ScalingBenchOptions = {
@@ -55,9 +68,13 @@ export function benchOptionsFromFlags(f: BenchScalingFlags, log: (line: string) 
     kernels: f.kernels,
     netNamespaces: f.netNamespaces,
     wire: f.wire ?? 'f32',
+    scaling: f.scaling === 'both' ? ['strong', 'weak'] : [f.scaling ?? 'strong'],
+    emulateCompute: f.emulateCompute ?? false,
+    dilate,
     log,
   };
-  const name = `${(net?.name ?? 'loopback').replace(/[^a-z0-9.]+/gi, '-')}${f.wire === 'bf16' ? '-bf16' : ''}`;
+  const variant = `${f.wire === 'bf16' ? '-bf16' : ''}${f.scaling === 'weak' || f.scaling === 'both' ? `-${f.scaling}` : ''}${f.emulateCompute ? '-emulated' : ''}${dilate !== 1 ? `-x${dilate}` : ''}`;
+  const name = `${(net?.name ?? 'loopback').replace(/[^a-z0-9.]+/gi, '-')}${variant}`;
   return { options, out: resolve(f.out ?? `bench/results/scaling-${name}`) };
 }
 

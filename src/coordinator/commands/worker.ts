@@ -5,6 +5,7 @@ import { configError } from '../../core/errors.js';
 import { readToken } from '../../core/protocol/auth.js';
 import { parseListen } from '../../core/protocol/door.js';
 import { runNode, type NodeCounters } from '../../worker/node/node.js';
+import { emulationNotice, type EmulatedCompute } from '../../worker/node/emulate.js';
 import { checkThreadCount } from '../../worker/pool/local-pool.js';
 
 export interface WorkerFlags {
@@ -20,6 +21,8 @@ export interface WorkerFlags {
   listen?: string;
   tlsCert?: string;
   tlsKey?: string;
+  /** Benchmarks only (`dptrain bench scaling --emulate-compute`): ms per sample per thread. */
+  emulateCompute?: number;
 }
 
 export async function runWorker(f: WorkerFlags): Promise<number> {
@@ -33,6 +36,12 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   const log = (l: string): void => void process.stderr.write(`dptrain worker: ${l}\n`);
   const listen = f.listen ? { ...parseListen(f.listen), tlsCert: f.tlsCert, tlsKey: f.tlsKey } : undefined;
   if ((f.tlsCert || f.tlsKey) && !listen) throw configError('--tls-cert', 'a node serves wss:// only to its children: it needs --listen');
+  let emulate: EmulatedCompute | undefined;
+  if (f.emulateCompute !== undefined) {
+    if (!(Number.isFinite(f.emulateCompute) && f.emulateCompute >= 0)) throw configError('--emulate-compute', `expected milliseconds per sample, a finite number ≥ 0, got ${f.emulateCompute}`);
+    emulate = { msPerSample: f.emulateCompute, threads };
+    log(emulationNotice(emulate));
+  }
   let counters: NodeCounters | undefined;
   if (f.metricsPort !== undefined) {
     // prom-client is loaded only by nodes that serve metrics.
@@ -44,6 +53,6 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   return runNode({
     connect: f.connect, token: f.tokenFile ? readToken(f.tokenFile) : undefined, threads, tlsCa: f.tlsCa,
     maxReconnects: f.maxReconnects, maxAuthFailures: f.maxAuthFailures, exitAtStep: f.exitAtStep, leaveAfterStep: f.leaveAfterStep,
-    log, counters, listen,
+    log, counters, listen, emulate,
   });
 }

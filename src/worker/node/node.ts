@@ -22,6 +22,7 @@ import { createKernels, resolveKernels, type KernelChoice } from '../../core/ker
 import { checkDataFits } from '../../core/model.js';
 import { loadConfigData, parseConfig } from '../../core/config.js';
 import { LocalPool } from '../pool/local-pool.js';
+import type { EmulatedCompute } from './emulate.js';
 import { decodeCoordinatorFrame, encodeFrame, payloadFloats, PROTOCOL_VERSION, type StepRequest, type WeightsChunk, type Welcome } from '../../core/protocol/wire.js';
 
 export interface NodeOptions {
@@ -42,6 +43,8 @@ export interface NodeOptions {
   readonly counters?: NodeCounters;
   /** Take children in a reduction tree on this address (`--listen`), with this certificate for wss://. */
   readonly listen?: { readonly host: string; readonly port: number; readonly tlsCert?: string; readonly tlsKey?: string };
+  /** Benchmarks only: a sleep and a made-up gradient instead of forward/backward (emulate.ts). */
+  readonly emulate?: EmulatedCompute;
 }
 
 export interface NodeCounters {

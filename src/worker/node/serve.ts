@@ -13,6 +13,7 @@ import { leftEdgeBlocks } from '../../core/pairwise.js';
 import { CHUNK_FLOATS, encodeFloatFrame, encodeFrame, landStepIndices, landWeightsChunk, requestRows, type BlockPlan, type StepLimits, type StepRequest, type WeightsChunk, type Welcome } from '../../core/protocol/wire.js';
 import type { LocalPool } from '../pool/local-pool.js';
 import { SubtreeLost, type ChildAnswer, type ChildLinks, type ChildRequest } from './children.js';
+import { emulateShard, type EmulatedCompute } from './emulate.js';
 
 /** What a node computes with, from the coordinator's welcome. */
 export interface Session {
@@ -47,6 +48,8 @@ export interface ServeOptions {
   readonly exitAtStep?: number;
   readonly leaveAfterStep?: number;
   readonly counters?: { stepServed(computeMs: number, resultBytes: number): void };
+  /** Benchmarks only: a sleep and a made-up gradient instead of forward/backward (emulate.ts). */
+  readonly emulate?: EmulatedCompute;
 }
 
 /** A step given up because a newer request came (upstream gave up on it): nothing is sent. */
@@ -115,7 +118,7 @@ export class StepInHand {
     s.order.set(this.indices);
     const P = s.arena.layout.paramCount;
     const t0 = performance.now();
-    const [r] = await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]);
+    const r = o.emulate ? await emulateShard(o.emulate, h.step, h.rows, h.parts, s.order, s.arena.slots[0]) : (await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]))[0];
     const computeMs = performance.now() - t0;
     if (up.toParent) await this.streamUp();
     // Until all have answered: one child's failure must not leave another's request unobserved.

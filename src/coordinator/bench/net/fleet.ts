@@ -43,8 +43,11 @@ export class Fleet {
     if (!existsSync(CLI)) throw new DptrainError('FILE_UNREADABLE', `${CLI} is missing: build dptrain first (npm run build)`);
   }
 
-  /** Starts node `index` (0-based) with `threads` threads, connected to the coordinator on 127.0.0.1:port. */
-  async add(index: number, coordinatorPort: number, threads: number): Promise<NodeProcess> {
+  /**
+   * Starts node `index` (0-based) with `threads` threads, connected to the coordinator on
+   * 127.0.0.1:port; given `emulateMsPerSample`, with emulated compute (`--emulate-compute`).
+   */
+  async add(index: number, coordinatorPort: number, threads: number, emulateMsPerSample?: number): Promise<NodeProcess> {
     if (this.stopping) throw new Error('fleet: add() after stop()');
     const target = { host: '127.0.0.1', port: coordinatorPort };
     let url = `ws://127.0.0.1:${coordinatorPort}`;
@@ -72,7 +75,8 @@ export class Fleet {
       link?.remove();
       throw new Error('fleet: stopped while adding a node');
     }
-    const argv = [process.execPath, CLI, 'worker', '--connect', url, '--threads', String(threads), '--max-reconnects', '3'];
+    const emulate = emulateMsPerSample === undefined ? [] : ['--emulate-compute', String(emulateMsPerSample)];
+    const argv = [process.execPath, CLI, 'worker', '--connect', url, '--threads', String(threads), '--max-reconnects', '3', ...emulate];
     const cmd = [...prefix, ...argv];
     const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     this.children.push(child);
