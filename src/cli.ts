@@ -131,6 +131,7 @@ async function main(): Promise<void> {
           .option('listen', { type: 'string', requiresArg: true, describe: 'take children in a reduction tree (train --fanout) on HOST:PORT, PORT or HOST; others need --token-file' })
           .option('tls-cert', { type: 'string', requiresArg: true, describe: 'with --listen: serve children wss:// with this certificate (PEM)' })
           .option('tls-key', { type: 'string', requiresArg: true, describe: 'with --listen: the certificate\'s private key (PEM)' })
+          .option('advertise', { type: 'string', requiresArg: true, describe: 'with --listen: the ws:// or wss:// address children should connect to (default: the listening one), e.g. through a proxy' })
           .option('emulate-compute', { type: 'number', requiresArg: true, hidden: true, describe: 'benchmarks only: wait MS per sample instead of computing, answer a made-up gradient' })
           .option('exit-at-step', { type: 'number', hidden: true })
           .option('leave-after-step', { type: 'number', hidden: true }),
@@ -171,6 +172,7 @@ async function main(): Promise<void> {
               .option('scaling', { choices: ['strong', 'weak', 'both'] as const, requiresArg: true, default: 'strong' as const, describe: 'strong: --batch is the global batch; weak: --batch is each worker\'s, the global batch grows with the workers' })
               .option('emulate-compute', { type: 'boolean', default: false, describe: 'node rows only wait the measured compute time and send made-up gradients (benchmark only; labelled)' })
               .option('dilate', { type: 'number', requiresArg: true, describe: 'with --emulate-compute: links D× slower, compute D× longer, times ÷ D; rows stand for the --net link' })
+              .option('fanout', { type: 'string', requiresArg: true, describe: 'node rows once per value: nodes form a reduction tree with this fan-out (train --fanout); absent: the star only' })
               .option('model-only', { type: 'boolean', default: false, describe: 'print the scale-out model\'s table for 1-64 nodes (star vs tree, reference links, stated inputs) and measure nothing' }),
           async (argv) => {
             process.exitCode = await (await import('./coordinator/commands/bench.js')).runBenchScaling(argv as unknown as BenchScalingFlags);

@@ -68,6 +68,22 @@ function namespacesWork(): boolean {
 const fallbackLine = /^dptrain bench: --net-namespaces needs root and iproute2 \(ip, tc\): (.+); using the user-space proxy instead$/;
 
 describe('dptrain bench scaling', () => {
+  it('--fanout 1: node rows again as a reduction tree behind emulated links, the coordinator sending to one head; predicted by the tree model', () => {
+    const dir = workdir();
+    const r = bench(dir, ['--threads', '1', '--nodes', '0,3', '--batch', '48', '--steps', '4', '--warmup', '2', '--fanout', '1', '--net', '1ms:1000mbit']);
+    expect(r.code, r.stderr).toBe(0);
+    const rep = results(dir);
+    expect(rep.rows.map((x) => [x.kind, x.nodes, x.fanout])).toEqual([['local', 0, null], ['nodes', 3, null], ['nodes', 3, 1]]);
+    const [, star, tree] = rep.rows;
+    // The star's coordinator sends every node the weights; the tree's only its one head (of three).
+    expect(star.bytesSentPerNodeStep).toBeGreaterThan(4 * 4482);
+    expect(tree.bytesSentPerNodeStep!).toBeLessThan(star.bytesSentPerNodeStep! / 2);
+    expect(tree.bytesSentPerNodeStep!).toBeGreaterThan(star.bytesSentPerNodeStep! / 4);
+    expect(tree.predictedStepMs).toBeGreaterThan(0);
+    expect(r.stdout).toMatch(/ 3 tree k=1 /);
+    expect(liveWorkers(tree.nodePids)).toEqual([]);
+  });
+
   it('runs threads 1,2 × nodes 0,1 end to end on a tiny model, writes results.json and both charts, leaves no worker', () => {
     const dir = workdir();
     const r = bench(dir, ['--threads', '1,2', '--nodes', '0,1', '--batch', '64', '--steps', '4', '--warmup', '2']);

@@ -95,6 +95,9 @@ describe('a node\'s door for children', () => {
     const open = spawnSync(process.execPath, [CLI, 'worker', '--connect', 'ws://127.0.0.1:9', '--listen', '0.0.0.0:0'], { encoding: 'utf8' });
     expect(open.status).toBe(2);
     expect(open.stderr.trim().split('\n')).toEqual([expect.stringMatching(/--listen 0\.0\.0\.0:0: a --token-file is required to listen on an address other than loopback/)]);
+    const adrift = spawnSync(process.execPath, [CLI, 'worker', '--connect', 'ws://127.0.0.1:9', '--advertise', 'ws://10.0.0.1:7800'], { encoding: 'utf8' });
+    expect(adrift.status).toBe(2);
+    expect(adrift.stderr).toMatch(/--advertise: names where children reach this node: it needs --listen/);
   });
 });
 

@@ -212,9 +212,9 @@ export function scaleoutInputs(frame: FrameCosts, b: BatchInputs, threadsPerNode
  */
 export function treeScaleoutInputs(
   frame: FrameCosts, b: BatchInputs, threadsPerNode: number, net: NetProfile | null, layers: readonly number[], wire: WireFloat,
-  tree: Pick<TreeInputs, 'fanout' | 'chunkBytes' | 'overlap'>, coordinatorLinkShared = false,
+  tree: Pick<TreeInputs, 'fanout' | 'chunkBytes' | 'overlap'>, coordinatorLinkShared = false, nodes?: number,
 ): TreeInputs {
-  const { frameBytes, ...costs } = scaleoutInputs(frame, b, threadsPerNode, net, coordinatorLinkShared);
+  const { frameBytes, ...costs } = scaleoutInputs(frame, b, threadsPerNode, net, coordinatorLinkShared, nodes);
   const payload = wireBytes(wire) * layerParams(layers).reduce((a, c) => a + c, 0);
   return { ...costs, layers, wire, headerBytes: Math.max(0, frameBytes - payload), ...tree };
 }

@@ -24,7 +24,7 @@ function netText(r: ScalingReport): string {
 
 /** "b128 2n×1t", with " weak" and " emulated" where they apply. */
 function rowLabel(r: ScalingRow): string {
-  const what = r.nodes === 0 ? `b${r.batch} ${r.threads}t` : `b${r.batch} ${r.nodes}n×${r.threads}t`;
+  const what = r.nodes === 0 ? `b${r.batch} ${r.threads}t` : `b${r.batch} ${r.nodes}n×${r.threads}t${r.fanout ? ` tree k=${r.fanout}` : ''}`;
   return `${what}${r.scaling === 'weak' ? ' weak' : ''}${r.compute === 'emulated' ? ' emulated' : ''}`;
 }
 
@@ -45,7 +45,7 @@ function rowsTable(r: ScalingReport): { header: string[]; cells: string[][] } {
     header: ['scaling', 'compute', 'batch', 'threads', 'nodes', 'workers', 'samples/s', 'speedup', 'efficiency', 'step ms', 'compute ms', 'comm ms', 'update ms', 'KB out', 'KB in', 'predicted ms', 'error'],
     cells: r.rows.map((x) => [
       x.scaling, computeLabel(x),
-      x.scaling === 'weak' ? `${x.batch} (${x.sweepBatch}/worker)` : String(x.batch), String(x.threads), x.nodes === 0 ? '-' : String(x.nodes), String(x.workers),
+      x.scaling === 'weak' ? `${x.batch} (${x.sweepBatch}/worker)` : String(x.batch), String(x.threads), x.nodes === 0 ? '-' : `${x.nodes}${x.fanout ? ` tree k=${x.fanout}` : ''}`, String(x.workers),
       fmt(x.samplesPerSec), fmt(x.speedup, 2), pct(x.efficiency),
       fmt(x.stepMs, 2), fmt(x.computeMs, 2), fmt(x.commMs, 2), fmt(x.updateMs, 2), kb(x.bytesSentPerNodeStep), kb(x.bytesReceivedPerNodeStep),
       x.predictedStepMs === null ? '' : fmt(x.predictedStepMs, 2), x.predictionErrorPct === null ? '' : `${x.predictionErrorPct >= 0 ? '+' : ''}${fmt(x.predictionErrorPct, 1)}%`,

@@ -91,7 +91,7 @@ export async function nodeRow(state: RunState, c: Combo, emulation: Emulation | 
   try {
     const training = train({
       config: configFor(o, c.batch), workers: 0, kernels: o.kernels, maxSteps: o.warmup + o.steps, skipEval: true,
-      balance: 'static', maxNodes: c.nodes, minExecutors: c.nodes, maxNodeFailures: 0, stop: state.stop,
+      balance: 'static', maxNodes: c.nodes, minExecutors: c.nodes, maxNodeFailures: 0, stop: state.stop, fanout: c.fanout,
       reporter: stepCollector(steps, {
         start: onStart(state, c.batch),
         step: (r) => {
@@ -109,7 +109,7 @@ export async function nodeRow(state: RunState, c: Combo, emulation: Emulation | 
         remote.server = server;
         const port = Number(new URL(server.url).port);
         const emulateMs = emulation ? emulation.msPerSample * emulation.dilation : undefined;
-        for (let i = 0; i < c.nodes; i++) await fleet.add(i, port, c.threads, emulateMs);
+        for (let i = 0; i < c.nodes; i++) await fleet.add(i, port, c.threads, emulateMs, c.fanout !== undefined);
         return { close: closeServer, status: () => server.status(), kernelsChanged: (b) => server.kernelsChanged(b) };
       },
     });

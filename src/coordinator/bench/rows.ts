@@ -24,6 +24,8 @@ export interface Combo {
   readonly nodes: number;
   /** True for the 1-thread local row run only because speedups and the model need it. */
   readonly baselineOnly: boolean;
+  /** Node rows: the nodes form a reduction tree with this fan-out (absent: the star). */
+  readonly fanout?: number;
 }
 
 /** The row of `threads` local threads or `nodes` × `threads` node threads in a sweep. */
@@ -87,6 +89,8 @@ export interface ScalingRow {
   /** Threads of the local pool, or of each node. */
   readonly threads: number;
   readonly nodes: number;
+  /** The reduction tree's fan-out (train --fanout); null: the star. */
+  readonly fanout: number | null;
   /** Compute threads in all: threads, or nodes × threads. */
   readonly workers: number;
   readonly link: 'threads' | LinkMode;
@@ -192,7 +196,7 @@ export function scalingRow(m: Measured, baseSamplesPerSec: number, link: LinkMod
     kind: c.nodes === 0 ? 'local' : 'nodes',
     scaling: c.scaling, batch: c.batch, sweepBatch: c.sweepBatch,
     compute: m.emulation ? 'emulated' : 'real', emulatedMsPerSample: m.emulation?.msPerSample ?? null, dilation: d, wallStepMs: m.stepMs,
-    threads: c.threads, nodes: c.nodes, workers,
+    threads: c.threads, nodes: c.nodes, fanout: c.fanout ?? null, workers,
     link: c.nodes === 0 ? 'threads' : link,
     baselineOnly: c.baselineOnly,
     measuredSteps: m.steps,

@@ -38,6 +38,8 @@ export interface ScalingBenchOptions {
   readonly emulateCompute?: boolean;
   /** Time dilation of emulated node rows (dilation.ts); absent: 1. */
   readonly dilate?: number;
+  /** Node rows again for each fan-out below their node count, as a reduction tree (`--fanout`). */
+  readonly fanouts?: readonly number[];
   /** Progress and notices (stderr in the CLI). */
   readonly log: (line: string) => void;
 }
@@ -61,7 +63,11 @@ function combos(o: ScalingBenchOptions): Combo[] {
       const local = o.nodes.includes(0) ? [...o.threads] : [];
       if (!local.includes(1)) out.push(combo(scaling, batch, 1, 0, true));
       for (const threads of local) out.push(combo(scaling, batch, threads, 0));
-      for (const nodes of o.nodes.filter((n) => n > 0)) for (const threads of o.threads) out.push(combo(scaling, batch, threads, nodes));
+      for (const nodes of o.nodes.filter((n) => n > 0))
+        for (const threads of o.threads) {
+          out.push(combo(scaling, batch, threads, nodes));
+          for (const fanout of o.fanouts ?? []) if (fanout < nodes) out.push({ ...combo(scaling, batch, threads, nodes), fanout });
+        }
     }
   }
   return out;

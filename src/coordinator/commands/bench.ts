@@ -27,6 +27,7 @@ export interface BenchScalingFlags {
   emulateCompute?: boolean;
   dilate?: number;
   modelOnly?: boolean;
+  fanout?: string;
 }
 
 /** "1,2,4" → [1, 2, 4]: whole numbers in [min, max], duplicates dropped, order kept. */
@@ -71,9 +72,10 @@ export function benchOptionsFromFlags(f: BenchScalingFlags, log: (line: string) 
     scaling: f.scaling === 'both' ? ['strong', 'weak'] : [f.scaling ?? 'strong'],
     emulateCompute: f.emulateCompute ?? false,
     dilate,
+    fanouts: f.fanout === undefined ? [] : parseList('--fanout', f.fanout, 1, 64),
     log,
   };
-  const variant = `${f.wire === 'bf16' ? '-bf16' : ''}${f.scaling === 'weak' || f.scaling === 'both' ? `-${f.scaling}` : ''}${f.emulateCompute ? '-emulated' : ''}${dilate !== 1 ? `-x${dilate}` : ''}`;
+  const variant = `${f.wire === 'bf16' ? '-bf16' : ''}${f.scaling === 'weak' || f.scaling === 'both' ? `-${f.scaling}` : ''}${f.emulateCompute ? '-emulated' : ''}${dilate !== 1 ? `-x${dilate}` : ''}${f.fanout !== undefined ? '-tree' : ''}`;
   const name = `${(net?.name ?? 'loopback').replace(/[^a-z0-9.]+/gi, '-')}${variant}`;
   return { options, out: resolve(f.out ?? `bench/results/scaling-${name}`) };
 }

@@ -21,6 +21,7 @@ export interface WorkerFlags {
   listen?: string;
   tlsCert?: string;
   tlsKey?: string;
+  advertise?: string;
   /** Benchmarks only (`dptrain bench scaling --emulate-compute`): ms per sample per thread. */
   emulateCompute?: number;
 }
@@ -34,7 +35,9 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   if (!(Number.isInteger(f.maxReconnects) && f.maxReconnects >= 0)) throw configError('--max-reconnects', `expected a whole number ≥ 0, got ${f.maxReconnects}`);
   if (!(Number.isInteger(f.maxAuthFailures) && f.maxAuthFailures >= 1)) throw configError('--max-auth-failures', `expected a whole number ≥ 1, got ${f.maxAuthFailures}`);
   const log = (l: string): void => void process.stderr.write(`dptrain worker: ${l}\n`);
-  const listen = f.listen ? { ...parseListen(f.listen), tlsCert: f.tlsCert, tlsKey: f.tlsKey } : undefined;
+  if (f.advertise !== undefined && !f.listen) throw configError('--advertise', 'names where children reach this node: it needs --listen');
+  if (f.advertise !== undefined && !/^wss?:\/\/[^\s/]{1,200}\/?$/.test(f.advertise)) throw configError('--advertise', `expected ws://HOST:PORT or wss://HOST:PORT, got ${f.advertise}`);
+  const listen = f.listen ? { ...parseListen(f.listen), tlsCert: f.tlsCert, tlsKey: f.tlsKey, advertise: f.advertise } : undefined;
   if ((f.tlsCert || f.tlsKey) && !listen) throw configError('--tls-cert', 'a node serves wss:// only to its children: it needs --listen');
   let emulate: EmulatedCompute | undefined;
   if (f.emulateCompute !== undefined) {

@@ -15,6 +15,8 @@ export interface ChildDoorOptions {
   readonly token?: string;
   readonly tlsCert?: string;
   readonly tlsKey?: string;
+  /** The address children are told (default: the door's own). */
+  readonly advertise?: string;
   readonly log: (line: string) => void;
 }
 
@@ -76,8 +78,9 @@ export class ChildLinks {
 
   constructor(private readonly o: ChildDoorOptions) {}
 
+  /** Where children connect: the advertised address, or the door's own. */
   get url(): string | null {
-    return this.door?.url ?? null;
+    return this.door ? this.o.advertise ?? this.door.url : null;
   }
 
   async open(): Promise<string> {
@@ -88,7 +91,7 @@ export class ChildLinks {
       { flag: '--listen', host: this.o.host, port: this.o.port, token: this.o.token, tlsCert: this.o.tlsCert, tlsKey: this.o.tlsKey, maxPayload: 2 ** 31 - 1, log: this.o.log },
       (ws, address) => this.accept(ws, address),
     );
-    return this.door.url;
+    return this.url!;
   }
 
   /** The model the children compute (from the coordinator's welcome). */

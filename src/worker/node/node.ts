@@ -42,7 +42,7 @@ export interface NodeOptions {
   /** Told of the node's work (`dptrain worker --metrics-port`). */
   readonly counters?: NodeCounters;
   /** Take children in a reduction tree on this address (`--listen`), with this certificate for wss://. */
-  readonly listen?: { readonly host: string; readonly port: number; readonly tlsCert?: string; readonly tlsKey?: string };
+  readonly listen?: { readonly host: string; readonly port: number; readonly tlsCert?: string; readonly tlsKey?: string; readonly advertise?: string };
   /** Benchmarks only: a sleep and a made-up gradient instead of forward/backward (emulate.ts). */
   readonly emulate?: EmulatedCompute;
 }

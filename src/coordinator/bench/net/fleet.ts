@@ -2,6 +2,7 @@
 // the one place that stops all of them, politely or at once.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DptrainError } from '../../../core/errors.js';
@@ -26,6 +27,15 @@ export const CLI = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
 const UNSHAPED_MBIT = 100_000;
 const STDERR_TAIL_CHARS = 2000;
 
+/** A port free on 127.0.0.1 now (the node listens on it; a race with another process is unlikely and fails the row loudly). */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
 export class Fleet {
   readonly nodes: NodeProcess[] = [];
   private readonly children: ChildProcess[] = [];
@@ -45,9 +55,11 @@ export class Fleet {
 
   /**
    * Starts node `index` (0-based) with `threads` threads, connected to the coordinator on
-   * 127.0.0.1:port; given `emulateMsPerSample`, with emulated compute (`--emulate-compute`).
+   * 127.0.0.1:port; given `emulateMsPerSample`, with emulated compute (`--emulate-compute`). With
+   * `tree`, the node takes children (`--listen`), behind an emulated link of its own when the
+   * fleet's links are emulated: its children reach it through that link, as they would its NIC.
    */
-  async add(index: number, coordinatorPort: number, threads: number, emulateMsPerSample?: number): Promise<NodeProcess> {
+  async add(index: number, coordinatorPort: number, threads: number, emulateMsPerSample?: number, tree = false): Promise<NodeProcess> {
     if (this.stopping) throw new Error('fleet: add() after stop()');
     const target = { host: '127.0.0.1', port: coordinatorPort };
     let url = `ws://127.0.0.1:${coordinatorPort}`;
@@ -69,6 +81,17 @@ export class Fleet {
       url = `ws://127.0.0.1:${proxy.port}`;
     }
     if (proxy) this.proxies.push(proxy);
+    let listen: string[] = [];
+    if (tree) {
+      if (this.mode === 'namespace') throw new DptrainError('CONFIG_INVALID', '--fanout with --net-namespaces: a tree\'s links between nodes are emulated by proxies only');
+      const port = await freePort();
+      listen = ['--listen', `127.0.0.1:${port}`];
+      if (this.mode === 'proxy' && this.net) {
+        const inbound = await startNetem({ target: { host: '127.0.0.1', port }, latencyMs: this.net.latencyMs, bandwidthMbit: this.net.bandwidthMbit });
+        this.proxies.push(inbound);
+        listen.push('--advertise', `ws://127.0.0.1:${inbound.port}`);
+      }
+    }
     // stop() may have come while the proxy was starting, and may be past closing proxies: undo here.
     if (this.stopping) {
       await proxy?.close();
@@ -76,7 +99,7 @@ export class Fleet {
       throw new Error('fleet: stopped while adding a node');
     }
     const emulate = emulateMsPerSample === undefined ? [] : ['--emulate-compute', String(emulateMsPerSample)];
-    const argv = [process.execPath, CLI, 'worker', '--connect', url, '--threads', String(threads), '--max-reconnects', '3', ...emulate];
+    const argv = [process.execPath, CLI, 'worker', '--connect', url, '--threads', String(threads), '--max-reconnects', '3', ...emulate, ...listen];
     const cmd = [...prefix, ...argv];
     const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     this.children.push(child);
