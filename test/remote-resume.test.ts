@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../src/coordinator/bench/net/fleet.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,13 +26,6 @@ const raw = {
 };
 const layout = paramLayout(parseConfig(raw, 't', tmpdir()).model);
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 function coordinator(dir: string, port: number, extra: string[]): ChildProcess & { out: string; done: Promise<number | null> } {
   const child = track(spawn(process.execPath, [CLI, 'train', '--config', 'c.json', '--workers', '0', '--listen', `127.0.0.1:${port}`, '--balance', 'static', '--quiet', '--checkpoint-dir', 'checkpoints', ...extra], { cwd: dir })) as ChildProcess & { out: string; done: Promise<number | null> };

@@ -28,7 +28,7 @@ const UNSHAPED_MBIT = 100_000;
 const STDERR_TAIL_CHARS = 2000;
 
 /** A port free on 127.0.0.1 now (the node listens on it; a race with another process is unlikely and fails the row loudly). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
   const port = (srv.address() as { port: number }).port;
