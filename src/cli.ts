@@ -172,6 +172,7 @@ async function main(): Promise<void> {
               .option('scaling', { choices: ['strong', 'weak', 'both'] as const, requiresArg: true, default: 'strong' as const, describe: 'strong: --batch is the global batch; weak: --batch is each worker\'s, the global batch grows with the workers' })
               .option('emulate-compute', { type: 'boolean', default: false, describe: 'node rows only wait the measured compute time and send made-up gradients (benchmark only; labelled)' })
               .option('dilate', { type: 'number', requiresArg: true, describe: 'with --emulate-compute: links D× slower, compute D× longer, times ÷ D; rows stand for the --net link' })
+              .option('shared-links', { type: 'boolean', default: false, describe: 'with --net: one emulated link per listener (the coordinator\'s, a parent node\'s), shared by all its peers like one NIC, instead of one per node' })
               .option('fanout', { type: 'string', requiresArg: true, describe: 'node rows once per value: nodes form a reduction tree with this fan-out (train --fanout); absent: the star only' })
               .option('model-only', { type: 'boolean', default: false, describe: 'print the scale-out model\'s table for 1-64 nodes (star vs tree, reference links, stated inputs) and measure nothing' }),
           async (argv) => {

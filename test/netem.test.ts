@@ -129,6 +129,36 @@ describe('startNetem', () => {
     expect(lan).toBeLessThan(zero + 0.4 + 0.1);
   });
 
+  it('shares one bandwidth among all its connections when shared (one NIC), and gives each its own when not', async () => {
+    const payload = randomBytes(2 << 20);
+    const rateWith = async (shared: boolean): Promise<number> => {
+      const arrived: Promise<Received>[] = [];
+      const sink = createServer((s) => {
+        arrived.push(receiveAll(s));
+        s.on('end', () => s.end());
+      });
+      const net = await startNetem({ target: { host: '127.0.0.1', port: await listen(sink) }, latencyMs: 1, bandwidthMbit: 100, shared });
+      const t0 = performance.now();
+      const senders = await Promise.all([dial(net.port), dial(net.port)]);
+      for (const s of senders) {
+        s.resume();
+        s.end(payload);
+      }
+      await Promise.all(senders.map((s) => new Promise((resolve) => s.once('close', resolve))));
+      const got = await Promise.all(arrived);
+      const seconds = (performance.now() - t0) / 1000;
+      await net.close();
+      await closeServer(sink);
+      for (const r of got) expect(sha(r.bytes)).toBe(sha(payload));
+      return (2 * payload.length * 8) / 1e6 / seconds;
+    };
+    const together = await rateWith(true);
+    const apart = await rateWith(false);
+    console.log(`netem: two connections, ${together.toFixed(1)} Mbit/s in all shared, ${apart.toFixed(1)} apart, for 100 each`);
+    expect(Math.abs(together - 100) / 100).toBeLessThan(0.15);
+    expect(apart).toBeGreaterThan(1.6 * together);
+  });
+
   it('enforces the bandwidth client → target and keeps the bytes intact', async () => {
     const payload = randomBytes(4 << 20);
     let arrived: Promise<Received> = Promise.reject(new Error('no connection'));

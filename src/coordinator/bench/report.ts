@@ -18,7 +18,7 @@ const kb = (x: number | null): string => (x === null ? '' : fmt(x / 1024, 1));
 
 function netText(r: ScalingReport): string {
   if (r.net.bandwidthMbit === null) return 'loopback (no emulation)';
-  const how = r.linkMode === 'namespace' ? 'network namespaces + tc tbf, latency in the proxy' : 'user-space proxy per node';
+  const how = r.linkMode === 'namespace' ? 'network namespaces + tc tbf, latency in the proxy' : r.sharedLinks ? 'one user-space proxy per listener, its link shared by all its peers like one NIC' : 'user-space proxy per node';
   return `${r.net.name} (${r.net.latencyMs} ms one way, ${r.net.bandwidthMbit} Mbit/s each way; ${how})`;
 }
 

@@ -65,7 +65,7 @@ export async function nodeRow(state: RunState, c: Combo, emulation: Emulation | 
   const { o } = state;
   const failure = tripwire();
   const net = o.net && emulation ? dilatedNet(o.net, emulation.dilation) : o.net;
-  const fleet = new Fleet(state.linkMode, net, (e) => failure.trip(e));
+  const fleet = new Fleet(state.linkMode, net, (e) => failure.trip(e), o.sharedLinks ?? false);
   state.fleets.add(fleet);
   const remote: { server: RemoteServer | null; closing: Promise<void> | null } = { server: null, closing: null };
   const closeServer = (): Promise<void> => (remote.closing ??= remote.server?.close() ?? Promise.resolve());

@@ -27,6 +27,8 @@ export interface ScalingReport {
   /** The link node rows stand for (with dilation, not the one emulated: see `dilation`). */
   readonly net: { readonly name: string; readonly latencyMs: number; readonly bandwidthMbit: number | null };
   readonly linkMode: LinkMode;
+  /** One emulated link per listener (the coordinator's, a parent's) shared by its peers (`--shared-links`). */
+  readonly sharedLinks: boolean;
   readonly scaling: readonly Scaling[];
   /** 'emulated': every node row's compute was emulated (benchmark only; local rows are real). */
   readonly nodeCompute: 'real' | 'emulated';
@@ -93,6 +95,7 @@ export function buildReport(state: RunState, measured: readonly Measured[], noti
     wire: o.wire ?? 'f32',
     net: { name: o.net?.name ?? 'loopback', latencyMs: o.net?.latencyMs ?? 0, bandwidthMbit: o.net?.bandwidthMbit ?? null },
     linkMode: state.linkMode,
+    sharedLinks: o.sharedLinks ?? false,
     scaling: scalings,
     nodeCompute: o.emulateCompute ? 'emulated' : 'real',
     dilation,

@@ -38,6 +38,8 @@ export interface ScalingBenchOptions {
   readonly emulateCompute?: boolean;
   /** Time dilation of emulated node rows (dilation.ts); absent: 1. */
   readonly dilate?: number;
+  /** Emulated links as one NIC per listener (the coordinator's, a parent's), not one per node (`--shared-links`). */
+  readonly sharedLinks?: boolean;
   /** Node rows again for each fan-out below their node count, as a reduction tree (`--fanout`). */
   readonly fanouts?: readonly number[];
   /** Progress and notices (stderr in the CLI). */

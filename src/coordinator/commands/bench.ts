@@ -28,6 +28,7 @@ export interface BenchScalingFlags {
   dilate?: number;
   modelOnly?: boolean;
   fanout?: string;
+  sharedLinks?: boolean;
 }
 
 /** "1,2,4" → [1, 2, 4]: whole numbers in [min, max], duplicates dropped, order kept. */
@@ -53,6 +54,14 @@ function dilation(f: BenchScalingFlags, net: NetProfile | null): number {
   return f.dilate;
 }
 
+/** `--shared-links`: only where links are emulated by the proxies. */
+function sharedLinks(f: BenchScalingFlags, net: NetProfile | null): boolean {
+  if (!f.sharedLinks) return false;
+  if (!net) throw configError('--shared-links', 'needs an emulated link (--net lan, wan or LATENCYms:BANDWIDTHmbit)');
+  if (f.netNamespaces) throw configError('--shared-links', 'the links are shared in the proxies, not in --net-namespaces');
+  return true;
+}
+
 export function benchOptionsFromFlags(f: BenchScalingFlags, log: (line: string) => void): { options: ScalingBenchOptions; out: string } {
   const net = parseNet(f.net);
   const dilate = dilation(f, net);
@@ -73,9 +82,10 @@ export function benchOptionsFromFlags(f: BenchScalingFlags, log: (line: string) 
     emulateCompute: f.emulateCompute ?? false,
     dilate,
     fanouts: f.fanout === undefined ? [] : parseList('--fanout', f.fanout, 1, 64),
+    sharedLinks: sharedLinks(f, net),
     log,
   };
-  const variant = `${f.wire === 'bf16' ? '-bf16' : ''}${f.scaling === 'weak' || f.scaling === 'both' ? `-${f.scaling}` : ''}${f.emulateCompute ? '-emulated' : ''}${dilate !== 1 ? `-x${dilate}` : ''}${f.fanout !== undefined ? '-tree' : ''}`;
+  const variant = `${f.wire === 'bf16' ? '-bf16' : ''}${f.scaling === 'weak' || f.scaling === 'both' ? `-${f.scaling}` : ''}${f.emulateCompute ? '-emulated' : ''}${dilate !== 1 ? `-x${dilate}` : ''}${f.fanout !== undefined ? '-tree' : ''}${f.sharedLinks ? '-shared' : ''}`;
   const name = `${(net?.name ?? 'loopback').replace(/[^a-z0-9.]+/gi, '-')}${variant}`;
   return { options, out: resolve(f.out ?? `bench/results/scaling-${name}`) };
 }

@@ -42,6 +42,7 @@ export class Fleet {
   private readonly proxies: Netem[] = [];
   private readonly links: NetnsLink[] = [];
   private stopping = false;
+  private coordinatorLink: Promise<Netem> | null = null;
   private stopped: Promise<void> | null = null;
 
   constructor(
@@ -49,6 +50,8 @@ export class Fleet {
     private readonly net: NetProfile | null,
     /** Told when a node exits before stop() was called: the row cannot finish without it. */
     private readonly onEarlyExit: (e: Error) => void,
+    /** Emulated links as one NIC per listener: all nodes reach the coordinator (and a parent's children it) through one link. */
+    private readonly sharedLinks = false,
   ) {
     if (!existsSync(CLI)) throw new DptrainError('FILE_UNREADABLE', `${CLI} is missing: build dptrain first (npm run build)`);
   }
@@ -76,6 +79,12 @@ export class Fleet {
       proxy = await startNetem({ target, latencyMs: this.net?.latencyMs ?? 0, bandwidthMbit: UNSHAPED_MBIT, listenHost: link.hostAddress });
       url = `ws://${link.hostAddress}:${proxy.port}`;
       prefix = link.exec;
+    } else if (this.mode === 'proxy' && this.net && this.sharedLinks) {
+      // The coordinator's one link, made by the first node and taken by the others.
+      this.coordinatorLink ??= startNetem({ target, latencyMs: this.net.latencyMs, bandwidthMbit: this.net.bandwidthMbit, shared: true });
+      const shared = await this.coordinatorLink;
+      if (!this.proxies.includes(shared)) proxy = shared;
+      url = `ws://127.0.0.1:${shared.port}`;
     } else if (this.mode === 'proxy' && this.net) {
       proxy = await startNetem({ target, latencyMs: this.net.latencyMs, bandwidthMbit: this.net.bandwidthMbit });
       url = `ws://127.0.0.1:${proxy.port}`;
@@ -87,7 +96,7 @@ export class Fleet {
       const port = await freePort();
       listen = ['--listen', `127.0.0.1:${port}`];
       if (this.mode === 'proxy' && this.net) {
-        const inbound = await startNetem({ target: { host: '127.0.0.1', port }, latencyMs: this.net.latencyMs, bandwidthMbit: this.net.bandwidthMbit });
+        const inbound = await startNetem({ target: { host: '127.0.0.1', port }, latencyMs: this.net.latencyMs, bandwidthMbit: this.net.bandwidthMbit, shared: this.sharedLinks });
         this.proxies.push(inbound);
         listen.push('--advertise', `ws://127.0.0.1:${inbound.port}`);
       }

@@ -17,6 +17,11 @@ export interface NetemOptions {
   readonly latencyMs: number;
   readonly bandwidthMbit: number;
   readonly listenHost?: string;
+  /**
+   * One token bucket per direction for all of the proxy's connections, like one NIC that all its
+   * peers reach it through (a coordinator's, a parent node's); false: one per connection.
+   */
+  readonly shared?: boolean;
 }
 
 export interface Netem {
@@ -58,11 +63,15 @@ interface Piece {
  * departure plus the latency. Departures never go backwards, so one FIFO holds both stages and byte
  * order is kept.
  */
+/** When a direction's token bucket is full again: a connection's own, or shared by a proxy's connections. */
+interface Bucket {
+  paidUntil: number;
+}
+
 class Link {
   private readonly queue: Piece[] = [];
   private head = 0;
   private queuedBytes = 0;
-  private paidUntil = -Infinity;
   private timer: { kind: 'timeout'; handle: NodeJS.Timeout } | { kind: 'immediate'; handle: NodeJS.Immediate } | null = null;
   private sourceEnded = false;
   private paused = false;
@@ -75,6 +84,7 @@ class Link {
     private readonly bytesPerMs: number,
     private readonly burstBytes: number,
     private readonly highWater: number,
+    private readonly bucket: Bucket = { paidUntil: -Infinity },
   ) {
     src.on('data', (chunk: Buffer) => this.accept(chunk));
     src.on('end', () => {
@@ -89,8 +99,8 @@ class Link {
     for (let off = 0; off < chunk.length; off += this.burstBytes) {
       const bytes = chunk.subarray(off, Math.min(chunk.length, off + this.burstBytes));
       const serializeMs = bytes.length / this.bytesPerMs;
-      const depart = Math.max(now, this.paidUntil - (this.burstBytes - bytes.length) / this.bytesPerMs);
-      this.paidUntil = Math.max(this.paidUntil, depart) + serializeMs;
+      const depart = Math.max(now, this.bucket.paidUntil - (this.burstBytes - bytes.length) / this.bytesPerMs);
+      this.bucket.paidUntil = Math.max(this.bucket.paidUntil, depart) + serializeMs;
       this.queue.push({ bytes, due: depart + this.latencyMs });
       this.queuedBytes += bytes.length;
     }
@@ -167,13 +177,14 @@ export async function startNetem(opts: NetemOptions): Promise<Netem> {
   const links = new Set<{ up: Link; down: Link; client: Socket; upstream: Socket }>();
   let upDone = 0;
   let downDone = 0;
+  const shared = opts.shared ? { up: { paidUntil: -Infinity }, down: { paidUntil: -Infinity } } : null;
 
   const server = createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
     // Half-open on both sockets: an end from one side must wait until the other direction's queue
     // has been delivered before it closes anything.
     const upstream = createConnection({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
-    const up = new Link(client, upstream, latencyMs, bytesPerMs, burstBytes, highWater);
-    const down = new Link(upstream, client, latencyMs, bytesPerMs, burstBytes, highWater);
+    const up = new Link(client, upstream, latencyMs, bytesPerMs, burstBytes, highWater, shared?.up);
+    const down = new Link(upstream, client, latencyMs, bytesPerMs, burstBytes, highWater, shared?.down);
     const conn = { up, down, client, upstream };
     links.add(conn);
     const onClose = (other: Socket, hadError: boolean): void => {
