@@ -76,7 +76,7 @@ export function buildReport(state: RunState, measured: readonly Measured[], noti
     const c = m.combo;
     const base = measured.find((x) => x.combo.scaling === c.scaling && x.combo.sweepBatch === c.sweepBatch && x.combo.nodes === 0 && x.combo.threads === 1)!;
     const b = inputs.get(sweep(c.scaling, c.sweepBatch));
-    return scalingRow(m, (1000 * base.combo.batch) / base.stepMs, state.linkMode, b ? predictRow(frame, b, m, o.net, { layers: configFor(o, o.batches[0]).model.layers, wire: o.wire ?? 'f32' }) : null);
+    return scalingRow(m, (1000 * base.combo.batch) / base.stepMs, state.linkMode, b ? predictRow(frame, b, m, o.net, { layers: configFor(o, o.batches[0]).model.layers, wire: o.wire ?? 'f32' }, o.sharedLinks ?? false) : null);
   });
   const curve = [...inputs.values()].flatMap((b) => o.threads.flatMap((t) => predictionCurve(frame, b, t, o.net, PREDICTED_NODE_COUNTS)));
   const link = linkOf(o.net);
@@ -119,7 +119,7 @@ export function buildReport(state: RunState, measured: readonly Measured[], noti
  * The model's step for a node row, in the row's time. An emulated row is predicted as it ran: its
  * nodes' wait as compute (perfect threads), its link and compute dilated; then divided by the dilation.
  */
-export function predictRow(frame: FrameCosts, b: BatchInputs, m: Measured, net: NetProfile | null, model?: { layers: readonly number[]; wire: WireFloat }): Prediction | null {
+export function predictRow(frame: FrameCosts, b: BatchInputs, m: Measured, net: NetProfile | null, model?: { layers: readonly number[]; wire: WireFloat }, sharedLinks = false): Prediction | null {
   const c = m.combo;
   if (c.nodes === 0) return null;
   const e = m.emulation;
@@ -128,7 +128,7 @@ export function predictRow(frame: FrameCosts, b: BatchInputs, m: Measured, net: 
   const emulated = e ? { computeSecPerSample: (d * e.msPerSample) / 1000, threadEfficiency: 1 } : {};
   // A tree row (--fanout): the tree model as built, chunks pipelined down, sums up whole, no overlap.
   const p = c.fanout !== undefined && model
-    ? predictTree({ ...treeScaleoutInputs(frame, b, c.threads, link, model.layers, model.wire, { fanout: c.fanout, chunkBytes: CHUNK_FLOATS * wireBytes(model.wire), overlap: false }, false, c.nodes), ...emulated }, c.nodes)
-    : predictStep({ ...scaleoutInputs(frame, b, c.threads, link, false, c.nodes), ...emulated }, c.nodes);
+    ? predictTree({ ...treeScaleoutInputs(frame, b, c.threads, link, model.layers, model.wire, { fanout: c.fanout, chunkBytes: CHUNK_FLOATS * wireBytes(model.wire), overlap: false }, sharedLinks, c.nodes), ...emulated }, c.nodes)
+    : predictStep({ ...scaleoutInputs(frame, b, c.threads, link, sharedLinks, c.nodes), ...emulated }, c.nodes);
   return { stepMs: (1000 * p.stepSec) / d, computeMs: (1000 * p.computeSec) / d, commMs: (1000 * p.commSec) / d };
 }

@@ -27,13 +27,25 @@ export const CLI = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
 const UNSHAPED_MBIT = 100_000;
 const STDERR_TAIL_CHARS = 2000;
 
-/** A port free on 127.0.0.1 now (the node listens on it; a race with another process is unlikely and fails the row loudly). */
+/**
+ * A port free on 127.0.0.1 now, below the kernel's usual ephemeral range (32768 and up): a port the
+ * system handed out for us would soon go to some outgoing connection (a proxy's) before the node
+ * that is to listen on it has started.
+ */
 export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
+  for (let attempt = 0; ; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const srv = createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (ok) {
+      await new Promise<void>((r) => srv.close(() => r()));
+      return port;
+    }
+    if (attempt >= 50) throw new Error('no free port found in 20000–31999');
+  }
 }
 
 export class Fleet {
