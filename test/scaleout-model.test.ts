@@ -284,8 +284,10 @@ describe('predictTree (the node tree, pipelined broadcast, binomial reduction, o
     const links = [{}, { bandwidthBytesPerSec: 1e9 / 8, latencySec: 0.2e-3 }, { bandwidthBytesPerSec: Infinity, latencySec: 0 }, { bandwidthBytesPerSec: 1e7, latencySec: 5e-3 }];
     const costs = [{ perMessageSec: 0, perByteSec: 0 }, {}, { perMessageSec: 1e-3, perByteSec: 5e-9, reduceSecPerNode: 1e-3 }];
     let faster = 0;
+    let cases = 0;
     for (const link of links) for (const cost of costs) for (const computeSecPerSample of [0, 21.6e-6, 1e-3]) {
-      for (const n of [1, 2, 3, 5, 8, 16, 64]) for (const fanout of [1, 2, 3, n]) for (const wire of ['f32', 'bf16'] as const) for (const coordinatorLinkShared of [false, true]) {
+      for (const n of [1, 3, 8, 16]) for (const fanout of [1, 2, n]) for (const wire of ['f32', 'bf16'] as const) for (const coordinatorLinkShared of [false, true]) {
+        cases++;
         const x: TreeInputs = { ...weak(tree, n), ...link, ...cost, computeSecPerSample, fanout, wire, coordinatorLinkShared };
         const without = predictTree(x, n).stepSec;
         const withOverlap = predictTree({ ...x, overlap: true }, n).stepSec;
@@ -293,8 +295,8 @@ describe('predictTree (the node tree, pipelined broadcast, binomial reduction, o
         if (withOverlap < without * 0.99) faster++;
       }
     }
-    // And it hides something in most of them (not a switch that does nothing).
-    expect(faster).toBeGreaterThan(1000);
+    // And it hides something in many of them (not a switch that does nothing).
+    expect(faster).toBeGreaterThan(cases / 4);
   });
 
   it('the tree\'s step grows like log N where the star\'s grows like N (weak scaling, 10 Gbit)', () => {

@@ -33,6 +33,8 @@ export interface Door {
   /** ws:// or wss:// with the port the system chose when 0 was asked for. */
   readonly url: string;
   readonly tokenRequired: boolean;
+  /** From now on, peers that connect may send frames of at most this many bytes. */
+  limitFrames(bytes: number): void;
   close(): Promise<void>;
 }
 
@@ -114,6 +116,10 @@ export async function openDoor(o: DoorOptions, onPeer: (ws: WebSocket, address: 
   return {
     url: `${o.tlsCert ? 'wss' : 'ws'}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`,
     tokenRequired: challenges !== null,
+    limitFrames(bytes) {
+      // Read by ws for each connection it accepts.
+      wss.options.maxPayload = bytes;
+    },
     async close() {
       refusals.close();
       for (const c of wss.clients) c.terminate();

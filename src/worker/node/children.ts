@@ -7,7 +7,7 @@
 import type { WebSocket } from 'ws';
 import { DptrainError } from '../../core/errors.js';
 import { openDoor, type Door } from '../../core/protocol/door.js';
-import { CHUNK_FLOATS, decodeNodeFrame, encodeFrame, WireError, type BlockEntries, type GradChunk, type ResultHeader, type StepRequest, type WireFloat } from '../../core/protocol/wire.js';
+import { CHUNK_FLOATS, decodeNodeFrame, encodeFrame, maxNodeFrameBytes, WireError, type BlockEntries, type GradChunk, type ResultHeader, type StepRequest, type WireFloat } from '../../core/protocol/wire.js';
 
 export interface ChildDoorOptions {
   readonly host: string;
@@ -86,18 +86,19 @@ export class ChildLinks {
   async open(): Promise<string> {
     this.door = await openDoor(
       // A child's frames are gradients of the model, whose size is known only after the welcome:
-      // the door bounds frames by the largest a node accepts at all; each frame is then checked
-      // against the model before it is decoded.
+      // until then the door takes the largest frame a node accepts at all (children connect after
+      // it, when the coordinator places them); each frame is checked against the model anyway.
       { flag: '--listen', host: this.o.host, port: this.o.port, token: this.o.token, tlsCert: this.o.tlsCert, tlsKey: this.o.tlsKey, maxPayload: 2 ** 31 - 1, log: this.o.log },
       (ws, address) => this.accept(ws, address),
     );
     return this.url!;
   }
 
-  /** The model the children compute (from the coordinator's welcome). */
+  /** The model the children compute (from the coordinator's welcome): it also bounds their frames. */
   configure(paramCount: number, wire: WireFloat): void {
     this.paramCount = paramCount;
     this.wire = wire;
+    this.door?.limitFrames(maxNodeFrameBytes({ paramCount }));
   }
 
   private accept(ws: WebSocket, address: string): void {
@@ -122,7 +123,7 @@ export class ChildLinks {
       ws.on('close', () => this.gone(child, `child ${id} disconnected`));
       ws.on('error', (e) => this.gone(child, `child ${id}: socket error: ${e.message}`));
       this.o.log(`child ${id} (${address}) connected`);
-      for (const wake of this.waiting.get(id)?.splice(0) ?? []) wake();
+      for (const wake of [...(this.waiting.get(id) ?? [])]) wake();
     });
   }
 
@@ -218,11 +219,20 @@ export class ChildLinks {
       if (c) return c;
       const left = JOIN_WAIT_MS - (Date.now() - t0);
       if (left <= 0) throw new SubtreeLost([id], `child ${id} did not connect within ${JOIN_WAIT_MS} ms`);
-      await new Promise<void>((wake) => {
+      await new Promise<void>((resolve) => {
         const list = this.waiting.get(id) ?? [];
+        const wake = (): void => {
+          clearTimeout(timer);
+          // Not left behind when the child never comes.
+          const rest = (this.waiting.get(id) ?? []).filter((w) => w !== wake);
+          if (rest.length > 0) this.waiting.set(id, rest);
+          else this.waiting.delete(id);
+          resolve();
+        };
+        const timer = setTimeout(wake, left);
+        timer.unref();
         list.push(wake);
         this.waiting.set(id, list);
-        setTimeout(wake, left).unref();
       });
     }
   }
@@ -235,10 +245,5 @@ export class ChildLinks {
     }
     this.children.clear();
     await this.door?.close();
-  }
-
-  /** Frames to tell children the end: the same bye the coordinator would send. */
-  static bye(reason: string): Buffer {
-    return encodeFrame({ t: 'bye', reason });
   }
 }
