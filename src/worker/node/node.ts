@@ -190,7 +190,8 @@ async function connectOnce(o: NodeOptions, children: ChildLinks | null, previous
       }
       if (h.t === 'heartbeat') return;
       if (h.t === 'parent') {
-        // After the welcome before it (set up asynchronously): the parent link names this node.
+        // Queued behind the welcome that came before it (set up asynchronously): the parent link
+        // names this node by the welcome's id.
         busy = busy.then(() => {
           if (ended || (parent?.url ?? null) === h.url) return;
           if (!session) return lost('parent before welcome');
