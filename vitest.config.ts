@@ -1,12 +1,23 @@
 import { defineConfig } from 'vitest/config';
 
+// Files that run their code in this process, with no child processes, sockets or timing-dependent
+// parts: they run side by side first. Everything else starts thread pools and child processes that
+// each use both cores, so those files run one at a time afterwards, and timing-dependent parts
+// (deadlines, heartbeats) are not starved.
+const IN_PROCESS = [
+  'test/bench-rows.test.ts', 'test/charts.test.ts', 'test/data.test.ts', 'test/gradient-guard.test.ts', 'test/kernels.test.ts',
+  'test/kernels-native.test.ts', 'test/mnist-learns.test.ts', 'test/model.test.ts', 'test/optim.test.ts', 'test/pairwise-blocks.test.ts',
+  'test/partition.test.ts', 'test/rng-init.test.ts', 'test/safetensors.test.ts', 'test/scaleout-model.test.ts', 'test/wire-fuzz.test.ts',
+  'test/wire-shared.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    // Tests that start thread pools and child processes each use both cores; run files one at a time
-    // so that timing-dependent parts (deadlines, heartbeats) are not starved.
-    fileParallelism: false,
+    projects: [
+      { extends: true, test: { name: 'in-process', include: IN_PROCESS, maxWorkers: 2, sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'processes', include: ['test/**/*.test.ts'], exclude: IN_PROCESS, fileParallelism: false, sequence: { groupOrder: 1 } } },
+    ],
   },
 });
