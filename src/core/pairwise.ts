@@ -29,8 +29,8 @@ export interface Block {
 export function coverBlocks(n: number, lo: number, hi: number, at = 0, size = n): Block[] {
   if (hi <= at || at + size <= lo || size === 0) return [];
   if (lo <= at && at + size <= hi) return [{ at, size }];
-  const m = leftLeaves(size);
-  return [...coverBlocks(n, lo, hi, at, m), ...coverBlocks(n, lo, hi, at + m, size - m)];
+  const [left, right] = halves({ at, size });
+  return [...coverBlocks(n, lo, hi, left.at, left.size), ...coverBlocks(n, lo, hi, right.at, right.size)];
 }
 
 /** A block's two halves, as T(size) splits it. */

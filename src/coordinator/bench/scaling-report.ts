@@ -72,18 +72,19 @@ export function buildReport(state: RunState, measured: readonly Measured[], noti
       if (fit) inputs.set(sweep(scaling, b), fit);
     }
   }
+  const config = configFor(o, o.batches[0]);
+  const model = { layers: config.model.layers, wire: o.wire ?? 'f32' };
   const rows: ScalingRow[] = measured.map((m) => {
     const c = m.combo;
     const base = measured.find((x) => x.combo.scaling === c.scaling && x.combo.sweepBatch === c.sweepBatch && x.combo.nodes === 0 && x.combo.threads === 1)!;
     const b = inputs.get(sweep(c.scaling, c.sweepBatch));
-    return scalingRow(m, (1000 * base.combo.batch) / base.stepMs, state.linkMode, b ? predictRow(frame, b, m, o.net, { layers: configFor(o, o.batches[0]).model.layers, wire: o.wire ?? 'f32' }, o.sharedLinks ?? false) : null);
+    return scalingRow(m, (1000 * base.combo.batch) / base.stepMs, state.linkMode, b ? predictRow(frame, b, m, o.net, model, o.sharedLinks ?? false) : null);
   });
   const curve = [...inputs.values()].flatMap((b) => o.threads.flatMap((t) => predictionCurve(frame, b, t, o.net, PREDICTED_NODE_COUNTS)));
   const link = linkOf(o.net);
   const cpu = cpus();
   const dilation = o.emulateCompute ? (o.dilate ?? 1) : 1;
   const pick = (n: NetProfile): { latencyMs: number; bandwidthMbit: number } => ({ latencyMs: n.latencyMs, bandwidthMbit: n.bandwidthMbit });
-  const config = configFor(o, o.batches[0]);
   return {
     version: 1,
     date: new Date().toISOString(),

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { configError } from '../../core/errors.js';
 import { readToken } from '../../core/protocol/auth.js';
 import { parseListen } from '../../core/protocol/door.js';
+import { isLinkUrl } from '../../core/protocol/wire.js';
 import { runNode, type NodeCounters } from '../../worker/node/node.js';
 import { emulationNotice, type EmulatedCompute } from '../../worker/node/emulate.js';
 import { checkThreadCount } from '../../worker/pool/local-pool.js';
@@ -36,7 +37,8 @@ export async function runWorker(f: WorkerFlags): Promise<number> {
   if (!(Number.isInteger(f.maxAuthFailures) && f.maxAuthFailures >= 1)) throw configError('--max-auth-failures', `expected a whole number ≥ 1, got ${f.maxAuthFailures}`);
   const log = (l: string): void => void process.stderr.write(`dptrain worker: ${l}\n`);
   if (f.advertise !== undefined && !f.listen) throw configError('--advertise', 'names where children reach this node: it needs --listen');
-  if (f.advertise !== undefined && !/^wss?:\/\/[^\s/]{1,200}\/?$/.test(f.advertise)) throw configError('--advertise', `expected ws://HOST:PORT or wss://HOST:PORT, got ${f.advertise}`);
+  // What a hello may carry: anything else would get the node refused by the coordinator.
+  if (f.advertise !== undefined && !isLinkUrl(f.advertise)) throw configError('--advertise', `expected ws://HOST:PORT or wss://HOST:PORT, got ${f.advertise}`);
   const listen = f.listen ? { ...parseListen(f.listen), tlsCert: f.tlsCert, tlsKey: f.tlsKey, advertise: f.advertise } : undefined;
   if ((f.tlsCert || f.tlsKey) && !listen) throw configError('--tls-cert', 'a node serves wss:// only to its children: it needs --listen');
   let emulate: EmulatedCompute | undefined;

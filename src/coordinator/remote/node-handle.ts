@@ -199,7 +199,6 @@ export class RemoteNode implements Executor {
       const { msg } = decodeNodeFrame(data, `node ${this.id}`, { paramCount: this.o.arena.layout.paramCount, wire: this.o.wire }, (r) => this.landing(r));
       if (msg.t === 'result') this.onResult(msg);
       else if (msg.t === 'lost') this.onLost(msg.req, msg.ids);
-      else if (msg.t === 'grad') throw new WireError('WIRE_UNEXPECTED', `node ${this.id}: a sum in chunks is for a parent node`);
       else if (msg.t === 'join') throw new WireError('WIRE_UNEXPECTED', `node ${this.id}: a join is for a parent node`);
       else if (msg.t === 'bye') this.drop(`said bye (${msg.reason})`);
       else if (msg.t === 'error') this.drop(`reported an error: ${msg.message}`);
@@ -246,30 +245,33 @@ export class RemoteNode implements Executor {
     if (!p || p.req !== req) return;
     const known = ids.filter((id) => p.members.some((m) => m.id === id && m !== this));
     if (known.length === 0) throw new WireError('WIRE_MALFORMED', `node ${this.id}: reports lost nodes that are not under it (${ids.join(', ').slice(0, 100)})`);
-    clearTimeout(p.timer);
-    this.pending = null;
-    p.reject(new ShardsLost(known, `nodes under ${this.id} failed: ${known.join(', ')}`));
+    this.failPending(new ShardsLost(known, `nodes under ${this.id} failed: ${known.join(', ')}`));
   }
 
   /** Drops the node (once): the open request fails, the socket closes, the owner hears why. */
   drop(reason: string): void {
     if (this.goneWhy) return;
-    this.goneWhy = reason;
-    for (const l of this.goneListeners) l(reason);
-    this.goneListeners.clear();
-    clearInterval(this.beat);
+    this.markGone(reason);
     this.failPending(reason);
     this.o.ws.terminate();
     this.o.onGone(reason);
   }
 
+  /** No further requests; whoever watches hears why. */
+  private markGone(why: string): void {
+    this.goneWhy = why;
+    for (const l of this.goneListeners) l(why);
+    this.goneListeners.clear();
+    clearInterval(this.beat);
+  }
+
   /** The open request (if any) fails now, and its deadline timer no longer holds the process. */
-  private failPending(reason: string): void {
+  private failPending(why: string | Error): void {
     const p = this.pending;
     this.pending = null;
     if (!p) return;
     clearTimeout(p.timer);
-    p.reject(new DptrainError('WORKER_FAILED', reason));
+    p.reject(typeof why === 'string' ? new DptrainError('WORKER_FAILED', why) : why);
   }
 
   async close(): Promise<void> {
@@ -279,10 +281,7 @@ export class RemoteNode implements Executor {
     } catch {
       // The socket may already be closing; the node reconnects or exits on its own.
     }
-    this.goneWhy = 'closed';
-    for (const l of this.goneListeners) l('closed');
-    this.goneListeners.clear();
-    clearInterval(this.beat);
+    this.markGone('closed');
     // Closed mid-step (a run abandoned on Ctrl-C): a pending step's deadline must not keep the
     // process alive.
     this.failPending('closed by the coordinator');

@@ -24,8 +24,8 @@ export const wireBytes = (wire: WireFloat): number => (wire === 'bf16' ? 2 : 4);
 export const PROTOCOL_VERSION = 4;
 /** Floats per weights message: small enough that forwarding pipelines down a tree, large enough to cost little per message. */
 export const CHUNK_FLOATS = 1 << 16;
-/** Weights messages of a step for a model of `paramCount` parameters. */
-export const chunkCount = (paramCount: number): number => Math.max(1, Math.ceil(paramCount / CHUNK_FLOATS));
+/** Values in the chunk of `total` that starts at `at`: CHUNK_FLOATS, the last one what is left. */
+export const chunkAt = (total: number, at: number): number => Math.min(CHUNK_FLOATS, total - at);
 /** The largest header any message has (the welcome carries the config JSON). */
 export const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_DEPTH = 3;
@@ -172,7 +172,7 @@ export function encodeFrame(header: object, ...payload: readonly ArrayBufferView
 export function encodeWeightChunks(step: number, params: Float32Array, wire: WireFloat, reuse?: readonly Buffer[]): Buffer[] {
   const out: Buffer[] = [];
   for (let k = 0, at = 0; at < params.length || k === 0; k++, at += CHUNK_FLOATS) {
-    const count = Math.min(CHUNK_FLOATS, params.length - at);
+    const count = chunkAt(params.length, at);
     out.push(encodeFloatFrame({ t: 'weights', step, at, count }, params.subarray(at, at + count), wire, reuse?.[k]?.buffer as ArrayBuffer | undefined));
   }
   return out;
@@ -336,7 +336,9 @@ function scanItems(b: Uint8Array, at: number, n: number, depth: number, count: {
 const isInt = (x: unknown, lo: number, hi: number): x is number => typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi;
 const isFiniteNumber = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 const NODE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
-const LINK_URL = /^wss?:\/\/[^\s/]{1,200}\/?$/;
+const isNodeId = (v: unknown): v is string => typeof v === 'string' && NODE_ID.test(v);
+/** An address a node takes children on, as a hello or a parent message may carry it: ws:// or wss:// HOST:PORT. */
+export const isLinkUrl = (v: unknown): v is string => typeof v === 'string' && /^wss?:\/\/[^\s/]{1,200}\/?$/.test(v);
 /** An array of 1..MAX_BLOCK elements each passing `ok`. */
 const arrayOf = (x: unknown, ok: (v: unknown) => boolean): x is unknown[] => Array.isArray(x) && x.length >= 1 && x.length <= MAX_BLOCK && x.every(ok);
 
@@ -344,7 +346,7 @@ const arrayOf = (x: unknown, ok: (v: unknown) => boolean): x is unknown[] => Arr
 function blockPlan(b: unknown): BlockPlan | null {
   if (!isMap(b)) return null;
   const { ids, reqs, rows, parts } = b;
-  if (!arrayOf(ids, (v) => typeof v === 'string' && NODE_ID.test(v)) || !arrayOf(reqs, (v) => isInt(v, 0, Number.MAX_SAFE_INTEGER))) return null;
+  if (!arrayOf(ids, isNodeId) || !arrayOf(reqs, (v) => isInt(v, 0, Number.MAX_SAFE_INTEGER))) return null;
   if (!arrayOf(rows, (v) => isInt(v, 1, 1 << 30)) || !arrayOf(parts, (v) => isInt(v, 1, 1024))) return null;
   if (new Set([ids.length, reqs.length, rows.length, parts.length]).size !== 1) return null;
   return { ids: ids as string[], reqs: reqs as number[], rows: rows as number[], parts: parts as number[] };
@@ -380,17 +382,17 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
       if (h.v !== PROTOCOL_VERSION) fail('WIRE_UNEXPECTED', peer, `protocol version ${String(h.v)}, this coordinator speaks ${PROTOCOL_VERSION}`);
       if (!isInt(h.threads, 1, 1024)) fail('WIRE_MALFORMED', peer, `hello with an implausible thread count ${String(h.threads)}`);
       if (!BACKENDS.includes(h.best as KernelBackend)) fail('WIRE_MALFORMED', peer, `hello names no known kernel backend (${String(h.best).slice(0, 40)})`);
-      if (h.listen !== undefined && !(typeof h.listen === 'string' && LINK_URL.test(h.listen))) fail('WIRE_MALFORMED', peer, 'hello with a listening address that is not a ws:// or wss:// HOST:PORT');
+      if (h.listen !== undefined && !isLinkUrl(h.listen)) fail('WIRE_MALFORMED', peer, 'hello with a listening address that is not a ws:// or wss:// HOST:PORT');
       return { msg: { t: 'hello', v: h.v as number, threads: h.threads as number, best: h.best as KernelBackend, ...(h.listen ? { listen: h.listen as string } : {}) }, gradient: null };
     case 'join':
       if (payload.byteLength !== 0) fail('WIRE_LENGTH_MISMATCH', peer, 'join carries a payload');
       if (h.v !== PROTOCOL_VERSION) fail('WIRE_UNEXPECTED', peer, `protocol version ${String(h.v)}, this node speaks ${PROTOCOL_VERSION}`);
-      if (!(typeof h.nodeId === 'string' && NODE_ID.test(h.nodeId))) fail('WIRE_MALFORMED', peer, 'join without a valid node id');
+      if (!isNodeId(h.nodeId)) fail('WIRE_MALFORMED', peer, 'join without a valid node id');
       return { msg: { t: 'join', v: h.v as number, nodeId: h.nodeId as string }, gradient: null };
     case 'lost':
       if (payload.byteLength !== 0) fail('WIRE_LENGTH_MISMATCH', peer, 'lost carries a payload');
       if (!isInt(h.req, 0, Number.MAX_SAFE_INTEGER) || !isInt(h.step, 1, Number.MAX_SAFE_INTEGER)) fail('WIRE_MALFORMED', peer, 'lost with a missing or invalid req or step');
-      if (!arrayOf(h.ids, (v) => typeof v === 'string' && NODE_ID.test(v))) fail('WIRE_MALFORMED', peer, 'lost without valid node ids');
+      if (!arrayOf(h.ids, isNodeId)) fail('WIRE_MALFORMED', peer, 'lost without valid node ids');
       return { msg: { t: 'lost', req: h.req as number, step: h.step as number, ids: h.ids as string[] }, gradient: null };
     case 'result': {
       if (!isInt(h.req, 0, Number.MAX_SAFE_INTEGER) || !isInt(h.step, 1, Number.MAX_SAFE_INTEGER) || !isInt(h.count, 0, 1 << 30))
@@ -504,7 +506,7 @@ export function decodeCoordinatorFrame(data: Uint8Array, peer: string): Frame<Co
         fail('WIRE_MALFORMED', peer, 'weights with an invalid step, at or count');
       return { header: { t: 'weights', step: h.step as number, at: h.at as number, count: h.count as number }, payload };
     case 'parent':
-      if (!(h.url === null || (typeof h.url === 'string' && LINK_URL.test(h.url)))) fail('WIRE_MALFORMED', peer, 'parent with an address that is not a ws:// or wss:// HOST:PORT');
+      if (!(h.url === null || isLinkUrl(h.url))) fail('WIRE_MALFORMED', peer, 'parent with an address that is not a ws:// or wss:// HOST:PORT');
       return { header: { t: 'parent', url: h.url as string | null }, payload };
     case 'bye':
       return { header: { t: 'bye', reason: typeof h.reason === 'string' ? h.reason : '' }, payload };
@@ -542,7 +544,7 @@ export function landStepIndices(h: StepRequest, payload: Uint8Array, peer: strin
  */
 export function landWeightsChunk(c: WeightsChunk, payload: Uint8Array, peer: string, step: number, limits: StepLimits, params: Float32Array, expectedAt: number): number {
   if (c.step !== step) fail('WIRE_STALE', peer, `weights for step ${c.step}, the step in hand is ${step}`);
-  const count = Math.min(CHUNK_FLOATS, limits.paramCount - expectedAt);
+  const count = chunkAt(limits.paramCount, expectedAt);
   if (c.at !== expectedAt || c.count !== count) fail('WIRE_MALFORMED', peer, `step ${step}: weights chunk [${c.at}, +${c.count}), expected [${expectedAt}, +${count})`);
   if (payload.byteLength !== count * wireBytes(limits.wire)) fail('WIRE_LENGTH_MISMATCH', peer, `step ${step}: weights chunk of ${payload.byteLength} bytes, expected ${count * wireBytes(limits.wire)}`);
   landFloats(payload, 0, params.subarray(c.at, c.at + count), peer, 'weights', limits.wire);

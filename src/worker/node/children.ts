@@ -7,7 +7,7 @@
 import type { WebSocket } from 'ws';
 import { DptrainError } from '../../core/errors.js';
 import { openDoor, type Door } from '../../core/protocol/door.js';
-import { CHUNK_FLOATS, decodeNodeFrame, encodeFrame, maxNodeFrameBytes, WireError, type BlockEntries, type GradChunk, type ResultHeader, type StepRequest, type WireFloat } from '../../core/protocol/wire.js';
+import { chunkAt, decodeNodeFrame, encodeFrame, maxNodeFrameBytes, requestRows, WireError, type BlockEntries, type GradChunk, type ResultHeader, type StepRequest, type WireFloat } from '../../core/protocol/wire.js';
 
 export interface ChildDoorOptions {
   readonly host: string;
@@ -171,7 +171,7 @@ export class ChildLinks {
     if (!o || r.req !== o.req) return null;
     if (r.step !== o.step) throw new WireError('WIRE_STALE', `child ${child.id}: result for step ${r.step}, expected step ${o.step}`);
     if (r.t === 'grad') {
-      const count = Math.min(CHUNK_FLOATS, o.slot.length - o.landed);
+      const count = chunkAt(o.slot.length, o.landed);
       if (r.at !== o.landed || r.count !== count) throw new WireError('WIRE_MALFORMED', `child ${child.id}: sum chunk [${r.at}, +${r.count}), expected [${o.landed}, +${count})`);
       return o.slot.subarray(r.at, r.at + r.count);
     }
@@ -186,7 +186,7 @@ export class ChildLinks {
    */
   request(id: string, header: StepRequest, indices: Int32Array, slot: Float32Array, cancelled: Promise<never>, onLanded: () => void = () => undefined): ChildRequest {
     const size = header.block?.ids.length ?? 1;
-    const rows = header.block ? header.block.rows.reduce((a, b) => a + b, 0) : header.rows;
+    const rows = requestRows(header);
     // Frames wait here until the child is there (it may connect after the step came).
     let outbox: Buffer[] | null = [encodeFrame(header, indices)];
     let child: Child | null = null;

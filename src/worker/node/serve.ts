@@ -10,7 +10,7 @@ import type { ArenaViews } from '../../core/arena.js';
 import { DptrainError } from '../../core/errors.js';
 import type { Kernels } from '../../core/kernels/types.js';
 import { leftEdgeBlocks } from '../../core/pairwise.js';
-import { CHUNK_FLOATS, encodeFloatFrame, encodeFrame, landStepIndices, landWeightsChunk, requestRows, type BlockPlan, type StepLimits, type StepRequest, type WeightsChunk, type Welcome } from '../../core/protocol/wire.js';
+import { CHUNK_FLOATS, chunkAt, encodeFloatFrame, encodeFrame, landStepIndices, landWeightsChunk, requestRows, type BlockPlan, type StepLimits, type StepRequest, type WeightsChunk, type Welcome } from '../../core/protocol/wire.js';
 import type { LocalPool } from '../pool/local-pool.js';
 import { SubtreeLost, type ChildAnswer, type ChildLinks, type ChildRequest } from './children.js';
 import { emulateShard, type EmulatedCompute } from './emulate.js';
@@ -97,8 +97,7 @@ export class StepInHand {
       const sub = sliceBlock(block!, c.at, c.size);
       const first = rowsBefore(block!, c.at);
       const header: StepRequest = { t: 'step', req: sub.reqs[0], step: h.step, parts: sub.parts[0], rows: sub.rows[0], ...(c.size > 1 ? { block: sub } : {}) };
-      const rows = sub.rows.reduce((a, b) => a + b, 0);
-      return children!.request(sub.ids[0], header, this.indices.subarray(first, first + rows), s.arena.slots[s.childSlots[k]], this.cancelled, () => this.pump?.());
+      return children!.request(sub.ids[0], header, this.indices.subarray(first, first + requestRows(header)), s.arena.slots[s.childSlots[k]], this.cancelled, () => this.pump?.());
     });
   }
 
@@ -169,7 +168,7 @@ export class StepInHand {
       this.cancelled.catch(() => resolve());
       this.pump = () => {
         while (sent < P) {
-          const count = Math.min(CHUNK_FLOATS, P - sent);
+          const count = chunkAt(P, sent);
           if (this.asked.some((a) => a.landed() < sent + count)) return;
           for (const c of childSums) s.kernels.sumSlots(sum, [sum, c], sent, sent + count, 1);
           const k = sent / CHUNK_FLOATS;
