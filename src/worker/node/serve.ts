@@ -66,6 +66,8 @@ export class StepInHand {
   readonly cancelled: Promise<never>;
   /** Sends up the chunks of the sum that are ready (set once this node's own shard is done). */
   private pump: (() => void) | null = null;
+  /** Bytes of the sum sent up in chunks (to a parent), for the node's metrics. */
+  private streamedBytes = 0;
   /** Gives the step up: its waits end, nothing is sent. */
   readonly cancel: (why: string) => void;
 
@@ -145,7 +147,7 @@ export class StepInHand {
       s.result = result.buffer as ArrayBuffer;
     }
     up.ws.send(result);
-    o.counters?.stepServed(computeMs, result.length);
+    o.counters?.stepServed(computeMs, result.length + this.streamedBytes);
     if (leaving) {
       o.log(`leaving after step ${h.step}`);
       up.ws.send(encodeFrame({ t: 'bye', reason: 'leaving' }), () => process.exit(0));
@@ -175,6 +177,7 @@ export class StepInHand {
           const frame = encodeFloatFrame({ t: 'grad', req: h.req, step: h.step, at: sent, count }, sum.subarray(sent, sent + count), s.welcome.wire, s.chunkFrames[k]);
           s.chunkFrames[k] = frame.buffer as ArrayBuffer;
           up.ws.send(frame);
+          this.streamedBytes += frame.length;
           sent += count;
         }
         this.pump = null;
