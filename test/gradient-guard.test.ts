@@ -59,4 +59,12 @@ describe('the gradient guard', () => {
     const two = new GradientGuard(100, [new Float32Array([1]), new Float32Array([1e9])]);
     expect(two.outlier([{ slot: 0, rows: 1, remote: false }, { slot: 1, rows: 1, remote: false }])).toBeNull();
   });
+
+  it('judges a node by the sum of squares measured while its gradient landed, when the step has it', () => {
+    const guard = new GradientGuard(100, [new Float32Array([1]), new Float32Array([1])]);
+    // The slot says 1; the landing measured 1e8 (as if the slot were read before the sum landed):
+    // the measured one decides, the slot is not read again.
+    expect(guard.outlier([{ slot: 0, rows: 1, remote: false }, { slot: 1, rows: 1, remote: true, sumSquares: 1e8 }])?.reason).toMatch(/1\.00e\+4 × the reference/);
+    expect(guard.outlier([{ slot: 0, rows: 1, remote: false }, { slot: 1, rows: 1, remote: true, sumSquares: 1 }])).toBeNull();
+  });
 });

@@ -23,8 +23,18 @@ describe('shared step payload and one-pass landing', () => {
       const bytes = new Uint8Array(4 * values.length + shift);
       bytes.set(new Uint8Array(values.buffer), shift);
       const dest = new Float32Array(values.length);
-      landFloats(bytes, shift, dest, 'p', 'gradient');
+      const squares = landFloats(bytes, shift, dest, 'p', 'gradient');
       expect(bitsOf(dest)).toEqual(bitsOf(values));
+      // The guard's norm comes out of the same pass: Σ x², in doubles (no overflow at 3.4e38²).
+      expect(squares).toBeCloseTo(Array.from(values).reduce((a, x) => a + x * x, 0), -70);
+    }
+  });
+
+  it('a result\'s sum of squares comes back with it, for odd lengths too (the tail of the four lanes)', () => {
+    for (const n of [1, 3, 4, 7, 1001]) {
+      const g = Float32Array.from({ length: n }, (_, i) => (i % 5) - 2.5);
+      const { sumSquares } = decodeNodeFrame(encodeFrame({ t: 'result', req: 1, step: 1, count: 1, lossSum: 0, computeMs: 0, leaving: false }, g), 'node 9', { paramCount: n }, () => new Float32Array(n));
+      expect(sumSquares).toBe(Array.from(g).reduce((a, x) => a + x * x, 0));
     }
   });
 

@@ -196,8 +196,8 @@ export class RemoteNode implements Executor {
     this.o.traffic.received += data.length;
     try {
       if (!isBinary) throw new WireError('WIRE_MALFORMED', `node ${this.id}: text frame, the protocol is binary`);
-      const { msg } = decodeNodeFrame(data, `node ${this.id}`, { paramCount: this.o.arena.layout.paramCount, wire: this.o.wire }, (r) => this.landing(r));
-      if (msg.t === 'result') this.onResult(msg);
+      const { msg, sumSquares } = decodeNodeFrame(data, `node ${this.id}`, { paramCount: this.o.arena.layout.paramCount, wire: this.o.wire }, (r) => this.landing(r));
+      if (msg.t === 'result') this.onResult(msg, sumSquares);
       else if (msg.t === 'lost') this.onLost(msg.req, msg.ids);
       else if (msg.t === 'join') throw new WireError('WIRE_UNEXPECTED', `node ${this.id}: a join is for a parent node`);
       else if (msg.t === 'bye') this.drop(`said bye (${msg.reason})`);
@@ -225,18 +225,19 @@ export class RemoteNode implements Executor {
     return this.o.arena.slots[p.specs[0].slot];
   }
 
-  private onResult(msg: ResultHeader): void {
+  /** `sumSquares`: of the landed sum, measured while landing it (the gradient guard's norm). */
+  private onResult(msg: ResultHeader, sumSquares: number | undefined): void {
     const p = this.pending;
     if (!p || p.req !== msg.req) return; // a late answer to a request given up
     clearTimeout(p.timer);
     this.pending = null;
     if (msg.leaving) this.leaving = true;
     if (p.specs.length === 1) {
-      p.resolve([{ slot: p.specs[0].slot, lossSum: msg.lossSum, count: msg.count, computeMs: msg.computeMs, by: this.id }]);
+      p.resolve([{ slot: p.specs[0].slot, lossSum: msg.lossSum, count: msg.count, computeMs: msg.computeMs, by: this.id, sumSquares }]);
       return;
     }
     const e = msg.entries!;
-    p.resolve(p.specs.map((s, i) => ({ slot: s.slot, lossSum: e.loss[i], count: s.hi - s.lo, computeMs: e.ms[i], by: p.members[i].id, sumOf: i === 0 ? p.specs.length : 0 })));
+    p.resolve(p.specs.map((s, i) => ({ slot: s.slot, lossSum: e.loss[i], count: s.hi - s.lo, computeMs: e.ms[i], by: p.members[i].id, sumOf: i === 0 ? p.specs.length : 0, ...(i === 0 ? { sumSquares } : {}) })));
   }
 
   /** The node's block cannot complete: nodes under it failed (it names them; it is not at fault itself). */

@@ -3,6 +3,8 @@
 // gradient, so an honest run keeps its bits; a refused shard's node is dropped and the shard
 // recomputed by its recipe, as for any failed node.
 
+import { sumOfSquares } from '../../core/norm.js';
+
 /** Default bound: a node's per-row gradient norm may be this many times the reference. */
 export const DEFAULT_MAX_GRAD_RATIO = 100;
 /**
@@ -21,6 +23,8 @@ export interface GuardedShard {
   readonly rows: number;
   /** Only remote shards are judged; the coordinator's own threads run its own code. */
   readonly remote: boolean;
+  /** Σ g² of the slot when already known (measured while a node's sum landed). */
+  readonly sumSquares?: number;
 }
 
 export class GradientGuard {
@@ -57,9 +61,6 @@ export class GradientGuard {
   }
 
   private perRowNorm(s: GuardedShard): number {
-    const g = this.slots[s.slot];
-    let sum = 0;
-    for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
-    return Math.sqrt(sum) / Math.max(1, s.rows);
+    return Math.sqrt(s.sumSquares ?? sumOfSquares(this.slots[s.slot])) / Math.max(1, s.rows);
   }
 }

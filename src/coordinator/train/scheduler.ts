@@ -254,10 +254,10 @@ export class Scheduler {
     if (!guard) return;
     for (;;) {
       const units = shards.flatMap((s, i) => {
-        const size = this.outcomes.get(s.slot)!.sumOf ?? 1;
+        const { sumOf: size = 1, sumSquares } = this.outcomes.get(s.slot)!;
         if (size === 0) return [];
         const block = shards.slice(i, i + size);
-        return [{ slot: s.slot, rows: block.reduce((a, x) => a + x.hi - x.lo, 0), remote: !this.computedBy.get(s.slot)!.local, block }];
+        return [{ slot: s.slot, rows: block.reduce((a, x) => a + x.hi - x.lo, 0), remote: !this.computedBy.get(s.slot)!.local, sumSquares, block }];
       });
       const bad = guard.outlier(units);
       if (!bad) return;

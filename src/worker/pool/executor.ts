@@ -33,6 +33,8 @@ export interface ShardOutcome {
    * of a block of a reduction tree (a subtree of the step's pairwise tree), 0 for the block's others.
    */
   readonly sumOf?: number;
+  /** Σ g² of the sum in this slot, when the executor measured it in passing (a node's, on landing). */
+  readonly sumSquares?: number;
 }
 
 /** A block's run failed because these executors failed (by id): drop them, recompute the block. */
