@@ -95,6 +95,9 @@ describe('dptrain bench scaling', () => {
         expect(x.predictedStepMs).toBeGreaterThan(0);
         expect(Number.isFinite(x.predictionErrorPct)).toBe(true);
         expect(x.nodePids).toHaveLength(1);
+        // Layer-streamed: a node's transfers during its compute are measured, never more than it.
+        expect(x.hiddenMs).toBeGreaterThanOrEqual(0);
+        expect(x.hiddenMs).toBeLessThanOrEqual(2 * x.computeMs);
       } else {
         expect(x.bytesSentPerNodeStep).toBeNull();
         expect(x.predictedStepMs).toBeNull();
@@ -116,7 +119,7 @@ describe('dptrain bench scaling', () => {
       expect(svg).not.toMatch(/NaN/);
     }
     for (const text of ['ideal', 'measured', 'predicted', 'batch 64 threads', 'batch 64 nodes×1t', 'batch 64 nodes×2t', 'workers', 'speedup']) expect(speedup).toContain(`>${text}<`);
-    for (const text of ['compute', 'dispatch + wait', 'communication', 'reduce + update', 'b64 1t', 'b64 2t', 'b64 1n×1t', 'b64 1n×2t']) expect(split).toContain(`>${text}<`);
+    for (const text of ['compute', 'hidden transfers', 'dispatch + wait', 'communication', 'reduce + update', 'b64 1t', 'b64 2t', 'b64 1n×1t', 'b64 1n×2t']) expect(split).toContain(`>${text}<`);
 
     expect(liveWorkers(rep.rows.flatMap((x) => x.nodePids))).toEqual([]);
   });

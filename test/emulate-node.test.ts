@@ -4,6 +4,7 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { paramLayout } from '../src/core/layout.js';
+import { layerSpan } from '../src/core/model.js';
 import { train } from '../src/coordinator/train/trainer.js';
 import { emulatedMs, emulateShard } from '../src/worker/node/emulate.js';
 import { silentReporter } from './helpers.js';
@@ -15,6 +16,10 @@ const config = spiralsConfig('emulate-test', 1);
 const P = paramLayout(config.model).size;
 const base = { config, kernels: 'auto' as const, skipEval: true, balance: 'static' as const, maxSteps: 6 };
 const MS_PER_SAMPLE = 1.5;
+const layout = paramLayout(config.model);
+const layers = layout.dense.map((d, l) => ({ ...layerSpan(layout, l), cost: d.nIn * d.nOut }));
+/** Weights all there, gradients unheard. */
+const allIn = { weightsFor: async (): Promise<void> => {}, gradientReady: (): void => {} };
 
 describe('the emulated shard', () => {
   const order = Int32Array.from({ length: 40 }, (_, i) => (i * 37) % 400);
@@ -23,19 +28,19 @@ describe('the emulated shard', () => {
     const a = new Float32Array(P);
     const b = new Float32Array(P).fill(NaN);
     const t0 = performance.now();
-    const ra = await emulateShard(e, 3, 40, 1, order, a);
+    const ra = await emulateShard(e, 3, 40, 1, order, a, layers, allIn);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(40 * 0.25);
-    const rb = await emulateShard(e, 3, 40, 1, order, b);
+    const rb = await emulateShard(e, 3, 40, 1, order, b, layers, allIn);
     expect(sameBits(a, b)).toBe(true);
     expect(ra).toEqual(rb);
     expect(ra.count).toBe(40);
     expect(Number.isFinite(ra.lossSum) && ra.lossSum > 0).toBe(true);
     expect(a.every(Number.isFinite)).toBe(true);
     expect(a.some((x) => x !== 0)).toBe(true);
-    await emulateShard(e, 4, 40, 1, order, b);
+    await emulateShard(e, 4, 40, 1, order, b, layers, allIn);
     expect(sameBits(a, b)).toBe(false);
     // Other samples, same step: another gradient.
-    await emulateShard(e, 3, 40, 1, order.map((i) => (i + 1) % 400), b);
+    await emulateShard(e, 3, 40, 1, order.map((i) => (i + 1) % 400), b, layers, allIn);
     expect(sameBits(a, b)).toBe(false);
   });
   it('a shard of twice the rows has a sum of about twice the norm (per-row norms stay comparable)', async () => {
@@ -43,11 +48,36 @@ describe('the emulated shard', () => {
     const norm = (g: Float32Array): number => Math.hypot(...g);
     const one = new Float32Array(P);
     const two = new Float32Array(P);
-    await emulateShard(e, 5, 20, 1, order, one);
-    await emulateShard(e, 5, 40, 1, order, two);
+    await emulateShard(e, 5, 20, 1, order, one, layers, allIn);
+    await emulateShard(e, 5, 40, 1, order, two, layers, allIn);
     const ratio = norm(two) / norm(one);
     expect(ratio).toBeGreaterThan(1.2);
     expect(ratio).toBeLessThan(4);
+  });
+  it('waits for each layer\'s weights and posts each layer\'s gradient as final, the last layer first', async () => {
+    const e = { msPerSample: 0.5, threads: 1 };
+    const events: string[] = [];
+    let landed = 0;
+    const waiting: (() => void)[] = [];
+    const stream = {
+      weightsFor: (end: number): Promise<void> => {
+        events.push(`wait ${end}`);
+        return end <= landed ? Promise.resolve() : new Promise<void>((r) => waiting.push(r));
+      },
+      gradientReady: (from: number): void => void events.push(`grad ${from}`),
+    };
+    const t0 = performance.now();
+    const done = emulateShard(e, 3, 40, 1, order, new Float32Array(P), layers, stream);
+    // Nothing has landed: forward waits at the first layer, however long.
+    await new Promise((r) => setTimeout(r, 30));
+    expect(events).toEqual([`wait ${layers[0].end}`]);
+    landed = P;
+    const tLanded = performance.now();
+    waiting.splice(0).forEach((w) => w());
+    await done;
+    expect(performance.now() - tLanded).toBeGreaterThanOrEqual(40 * 0.5 - 1);
+    expect(tLanded - t0).toBeGreaterThanOrEqual(29);
+    expect(events).toEqual([...layers.map((l) => `wait ${l.end}`), ...[...layers].reverse().map((l) => `grad ${l.start}`)]);
   });
   it('takes the largest part\'s time once per wave of threads', () => {
     expect(emulatedMs({ msPerSample: 2, threads: 1 }, 32, 1)).toBe(64);

@@ -40,25 +40,47 @@ export function denseForward(
   k.linear(h, z, inp, w, b, act, rows, nIn, nOut);
 }
 
-/** dW[nOut×nIn] (+)= dzᵀ·inp, db (+)= Σ_rows dz, and (if dInp) dInp[B×nIn] = dz·w. */
+/**
+ * dW[nOut×nIn] (+)= dzᵀ·inp, db (+)= Σ_rows dz, then `ready()` (the layer's gradient is final),
+ * and (if dInp) dInp[B×nIn] = dz·w.
+ */
 export function denseBackward(
   k: Kernels, dInp: F32 | null, dW: F32, dB: F32 | null, dz: F32, inp: F32, w: F32, rows: number, nIn: number, nOut: number,
-  accumulate: boolean,
+  accumulate: boolean, ready?: () => void,
 ): void {
   k.gemmTN(dW, dz, inp, nOut, nIn, rows, accumulate);
   if (dB) {
     if (!accumulate) dB.fill(0, 0, nOut);
     k.colSum(dB, dz, rows, nOut);
   }
+  ready?.();
   if (dInp) k.gemmNN(dInp, dz, w, rows, nIn, nOut, false);
 }
 
+/**
+ * Where a shard's computation meets a stream (a remote node's step, layer-streamed both ways):
+ * forward asks for each layer's weights before it reads them (they may still be arriving), and
+ * backward tells when a layer's gradient is final (it may go out while the layers below are computed).
+ */
+export interface LayerStream {
+  weightsFor(layer: number): void;
+  gradientReady(layer: number): void;
+}
+
+/** Floats [start, end) of layer `l`'s weight and bias in the parameter vector (they are adjacent). */
+export function layerSpan(layout: ParamLayout, l: number): { readonly start: number; readonly end: number } {
+  const d = layout.dense[l];
+  const last = d.bias ?? d.weight;
+  return { start: d.weight.offset, end: last.offset + last.length };
+}
+
 /** Runs the network on ws.x[rows × nIn]; returns the output activations (a view of ws.h[last]). */
-export function forward(m: Model, p: readonly DenseViews[], ws: Workspace, rows: number): F32 {
+export function forward(m: Model, p: readonly DenseViews[], ws: Workspace, rows: number, stream?: LayerStream): F32 {
   const { spec, layout, kernels } = m;
   let inp = ws.x;
   for (let l = 0; l < layout.dense.length; l++) {
     const { nIn, nOut } = layout.dense[l];
+    stream?.weightsFor(l);
     denseForward(kernels, ws.h[l], ws.z[l], inp, p[l].w, p[l].b, activationOf(spec, l), rows, nIn, nOut);
     inp = ws.h[l];
   }
@@ -70,7 +92,7 @@ export function forward(m: Model, p: readonly DenseViews[], ws: Workspace, rows:
  * or written over it. Returns the loss sum over the rows.
  */
 export function backward(
-  m: Model, p: readonly DenseViews[], g: readonly DenseViews[], ws: Workspace, rows: number, accumulate: boolean,
+  m: Model, p: readonly DenseViews[], g: readonly DenseViews[], ws: Workspace, rows: number, accumulate: boolean, stream?: LayerStream,
 ): number {
   const { spec, layout, kernels } = m;
   const last = layout.dense.length - 1;
@@ -88,7 +110,7 @@ export function backward(
   for (let l = last; l >= 0; l--) {
     const { nIn, nOut: width } = layout.dense[l];
     const inp = l === 0 ? ws.x : ws.h[l - 1];
-    denseBackward(kernels, l > 0 ? spare : null, g[l].w, g[l].b, dz, inp, p[l].w, rows, nIn, width, accumulate);
+    denseBackward(kernels, l > 0 ? spare : null, g[l].w, g[l].b, dz, inp, p[l].w, rows, nIn, width, accumulate, stream && (() => stream.gradientReady(l)));
     if (l > 0) {
       kernels.activateBackward(activationOf(spec, l - 1), spare, ws.h[l - 1], rows * nIn);
       const t = dz;
@@ -116,20 +138,22 @@ export interface ShardResult {
 
 /**
  * The worker's whole job for one shard: forward + backward of rows order[lo..hi) in chunks of at
- * most the workspace's rows; the first chunk writes gradSum, later ones add to it.
+ * most the workspace's rows; the first chunk writes gradSum, later ones add to it. `stream` hears
+ * of the weights needed in the first chunk and of the gradients final in the last.
  */
 export function shardGradients(
   m: Model, p: readonly DenseViews[], g: readonly DenseViews[], gradSum: F32, ws: Workspace, maxRows: number,
-  data: Dataset, order: Int32Array | null, lo: number, hi: number,
+  data: Dataset, order: Int32Array | null, lo: number, hi: number, stream?: LayerStream,
 ): ShardResult {
   if (hi <= lo) gradSum.fill(0, 0, m.layout.size);
   let lossSum = 0;
   for (let start = lo; start < hi; start += maxRows) {
     const rows = Math.min(maxRows, hi - start);
     gatherRows(ws, data, order, start, rows);
-    forward(m, p, ws, rows);
-    lossSum += backward(m, p, g, ws, rows, start > lo);
+    forward(m, p, ws, rows, start === lo ? stream : undefined);
+    lossSum += backward(m, p, g, ws, rows, start > lo, start + rows >= hi ? stream : undefined);
   }
+  if (hi <= lo && stream) for (let l = m.layout.dense.length - 1; l >= 0; l--) stream.gradientReady(l);
   return { lossSum, count: hi - lo };
 }
 

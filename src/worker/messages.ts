@@ -65,6 +65,12 @@ interface RowsTask {
 export interface ShardTask extends RowsTask {
   readonly kind: 'shard';
   readonly update?: FusedSlice;
+  /**
+   * A remote node's streamed step: the weights ticket of the step (its weights may still be
+   * arriving: forward waits on the board for each layer's) and backward posts each layer's final
+   * gradient on the board. Absent: the weights are all there.
+   */
+  readonly stream?: number;
 }
 
 /**
@@ -112,7 +118,8 @@ export type ShardReply =
     /** With a fused update: waiting for the other shards, and the slice's update. */
     readonly waitMs?: number; readonly updateMs?: number;
   }
-  | { readonly ok: false; readonly error: string };
+  /** `abandoned`: a streamed step given up upstream (a newer ticket): not a failure to re-run. */
+  | { readonly ok: false; readonly error: string; readonly abandoned?: boolean };
 
 export type UpdateReply = { readonly ok: true; readonly computeMs: number } | { readonly ok: false; readonly error: string };
 

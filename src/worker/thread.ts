@@ -11,7 +11,7 @@ import { workerData } from 'piscina';
 import { arenaViews } from '../core/arena.js';
 import { createKernels } from '../core/kernels/index.js';
 import { paramLayout } from '../core/layout.js';
-import { denseViews, shardGradients, type DenseViews, type Model } from '../core/model.js';
+import { denseViews, layerSpan, shardGradients, type DenseViews, type LayerStream, type Model } from '../core/model.js';
 import { updateSlice, updateSliceRange } from '../core/optim.js';
 import { evaluateRange } from '../core/eval.js';
 import type { EvalReply, EvalTask, FusedSlice, LoopReply, LoopTask, ShardReply, ShardTask, ThreadInit, ThreadReply, ThreadTask, UpdateReply, UpdateTask } from './messages.js';
@@ -24,6 +24,31 @@ const weights = [denseViews(layout, arena.copies[0].params), denseViews(layout, 
 const board = init.board ? boardViews(init.board) : null;
 // How long one Atomics.wait sleeps before it looks at the abandoned-step or generation word again.
 const WAIT_SLICE_MS = 200;
+const spans = layout.dense.map((_, l) => layerSpan(layout, l));
+
+/** A streamed step whose ticket is no longer the board's: upstream gave it up. */
+class Abandoned extends Error {}
+
+/** The board's side of a streamed shard: layer l's weights awaited, its final gradient posted. */
+function boardStream(ticket: number, slot: number): LayerStream {
+  const b = board;
+  if (!b) throw new Error('a streamed shard needs the step board in the thread init');
+  return {
+    weightsFor(l) {
+      const need = spans[l].end;
+      for (;;) {
+        if (Atomics.load(b.i32, b.weightsTicket) !== ticket) throw new Abandoned(`weights ticket ${ticket} was given up`);
+        const v = Atomics.load(b.i32, b.landed);
+        if (v >= need) return;
+        Atomics.wait(b.i32, b.landed, v, WAIT_SLICE_MS);
+      }
+    },
+    gradientReady(l) {
+      Atomics.store(b.i32, b.gradFrom(slot), spans[l].start);
+      Atomics.notify(b.i32, b.gradFrom(slot));
+    },
+  };
+}
 
 interface SlotContext {
   readonly model: Model;
@@ -89,7 +114,8 @@ function runShard(task: ShardTask): Extract<ShardReply, { ok: true }> {
     // An earlier attempt finished this shard and died in its update: other slices may be reading the slot.
     lossSum = board!.f64[board!.lossSum(parity, task.slot)];
   } else {
-    lossSum = shardGradients(model, weights[task.copy], g, arena.slots[task.slot], arena.workspaces[task.slot], init.layout.maxRows, init.train, init.order, task.lo, task.hi).lossSum;
+    const stream = task.stream === undefined ? undefined : boardStream(task.stream, task.slot);
+    lossSum = shardGradients(model, weights[task.copy], g, arena.slots[task.slot], arena.workspaces[task.slot], init.layout.maxRows, init.train, init.order, task.lo, task.hi, stream).lossSum;
     if (fused) {
       board!.f64[board!.lossSum(parity, task.slot)] = lossSum;
       Atomics.store(board!.i32, board!.done(task.slot), task.step);
@@ -167,6 +193,6 @@ export default function runTask(task: ThreadTask): ThreadReply {
         return runLoop(task);
     }
   } catch (e) {
-    return { ok: false, error: e instanceof Error ? e.message : String(e) };
+    return { ok: false, error: e instanceof Error ? e.message : String(e), ...(e instanceof Abandoned ? { abandoned: true } : {}) };
   }
 }

@@ -42,12 +42,12 @@ function conditions(r: ScalingReport): string[] {
 /** The measured rows: header and cells, for the console and Markdown alike. */
 function rowsTable(r: ScalingReport): { header: string[]; cells: string[][] } {
   return {
-    header: ['scaling', 'compute', 'batch', 'threads', 'nodes', 'workers', 'samples/s', 'speedup', 'efficiency', 'step ms', 'compute ms', 'comm ms', 'update ms', 'KB out', 'KB in', 'predicted ms', 'error'],
+    header: ['scaling', 'compute', 'batch', 'threads', 'nodes', 'workers', 'samples/s', 'speedup', 'efficiency', 'step ms', 'compute ms', 'comm ms', 'hidden ms', 'update ms', 'KB out', 'KB in', 'predicted ms', 'error'],
     cells: r.rows.map((x) => [
       x.scaling, computeLabel(x),
       x.scaling === 'weak' ? `${x.batch} (${x.sweepBatch}/worker)` : String(x.batch), String(x.threads), x.nodes === 0 ? '-' : `${x.nodes}${x.fanout ? ` tree k=${x.fanout}` : ''}`, String(x.workers),
       fmt(x.samplesPerSec), fmt(x.speedup, 2), pct(x.efficiency),
-      fmt(x.stepMs, 2), fmt(x.computeMs, 2), fmt(x.commMs, 2), fmt(x.updateMs, 2), kb(x.bytesSentPerNodeStep), kb(x.bytesReceivedPerNodeStep),
+      fmt(x.stepMs, 2), fmt(x.computeMs, 2), fmt(x.commMs, 2), x.nodes === 0 ? '' : fmt(x.hiddenMs, 2), fmt(x.updateMs, 2), kb(x.bytesSentPerNodeStep), kb(x.bytesReceivedPerNodeStep),
       x.predictedStepMs === null ? '' : fmt(x.predictedStepMs, 2), x.predictionErrorPct === null ? '' : `${x.predictionErrorPct >= 0 ? '+' : ''}${fmt(x.predictionErrorPct, 1)}%`,
     ]),
   };
@@ -67,7 +67,7 @@ export function formatReport(r: ScalingReport): string {
   const out: string[] = [];
   out.push(titleLine(r));
   out.push(...conditions(r));
-  out.push(`medians of ${r.steps} steps after ${r.warmup} warm-up; comm = step − slowest compute − update (dispatch + waiting on thread rows); KB per node per step; predicted = scale-out model`);
+  out.push(`medians of ${r.steps} steps after ${r.warmup} warm-up; comm = step − slowest compute − update (dispatch + waiting on thread rows), the transfers not hidden; hidden = transfers during a node's compute (weights landing after its forward began, sums leaving before its backward ended); KB per node per step; predicted = scale-out model`);
   const { header, cells } = rowsTable(r);
   out.push(table(header, cells));
   const misses = r.rows.filter((x) => x.predictionErrorPct !== null && Math.abs(x.predictionErrorPct) > MODEL_TOLERANCE_PCT);
@@ -111,8 +111,10 @@ export function speedupRows(r: ScalingReport): SpeedupRow[] {
 }
 
 export function stepSplitRows(r: ScalingReport): StepSplitRow[] {
+  // Transfers during a node's compute are cut out of its compute bar: the bar still adds up to the step.
   return r.rows.flatMap((x) => [
-    { label: rowLabel(x), part: 'compute', ms: x.computeMs },
+    { label: rowLabel(x), part: 'compute', ms: x.computeMs - Math.min(x.hiddenMs, x.computeMs) },
+    { label: rowLabel(x), part: 'hidden transfers', ms: Math.min(x.hiddenMs, x.computeMs) },
     { label: rowLabel(x), part: 'dispatch + wait', ms: x.nodes === 0 ? Math.max(0, x.commMs) : 0 },
     { label: rowLabel(x), part: 'communication', ms: x.nodes === 0 ? 0 : Math.max(0, x.commMs) },
     { label: rowLabel(x), part: 'reduce + update', ms: x.updateMs },

@@ -51,10 +51,12 @@ export interface Emulation {
 export interface StepTimes {
   readonly steps: number;
   readonly stepMs: number;
-  /** The slowest shard's forward + backward (a node's: its whole reported compute). */
+  /** The slowest shard's forward + backward (a node's: from its first layer's weights in to its last gradient). */
   readonly computeMs: number;
-  /** step − slowest compute − update: communication on node rows, dispatch + waiting on local rows. */
+  /** step − slowest compute − update: communication not hidden on node rows, dispatch + waiting on local rows. */
   readonly commMs: number;
+  /** Node rows: link transfers that ran during the nodes' compute (weights landing, sums leaving). */
+  readonly hiddenMs: number;
   /** Reduce of the gradient slots + optimizer update. */
   readonly updateMs: number;
   /** step − update: the pool's (or the nodes') part of the step. */
@@ -99,6 +101,8 @@ export interface ScalingRow {
   readonly stepMs: number;
   readonly computeMs: number;
   readonly commMs: number;
+  /** Node rows: link transfers that overlapped the nodes' compute (layer-streamed), the most of any node. */
+  readonly hiddenMs: number;
   readonly updateMs: number;
   readonly samplesPerSec: number;
   /** samples/s over the 1-thread local row of its sweep (for strong scaling the step time ratio). */
@@ -139,6 +143,7 @@ export function stepTimes(steps: readonly StepRecord[]): StepTimes {
     steps: steps.length,
     stepMs: med((s) => s.stepMs),
     computeMs: med(slowest),
+    hiddenMs: med((s) => Math.max(0, ...s.shards.map((x) => x.hiddenMs ?? 0))),
     commMs: med((s) => s.stepMs - slowest(s) - s.updateMs),
     updateMs: med((s) => s.updateMs),
     poolMs: med((s) => s.stepMs - s.updateMs),
@@ -200,7 +205,7 @@ export function scalingRow(m: Measured, baseSamplesPerSec: number, link: LinkMod
     link: c.nodes === 0 ? 'threads' : link,
     baselineOnly: c.baselineOnly,
     measuredSteps: m.steps,
-    stepMs, computeMs: m.computeMs / d, commMs: m.commMs / d, updateMs: m.updateMs / d,
+    stepMs, computeMs: m.computeMs / d, commMs: m.commMs / d, hiddenMs: m.hiddenMs / d, updateMs: m.updateMs / d,
     samplesPerSec,
     speedup, efficiency: speedup / workers,
     bytesSentPerNodeStep: m.bytesSent, bytesReceivedPerNodeStep: m.bytesReceived,

@@ -127,9 +127,10 @@ export function predictRow(frame: FrameCosts, b: BatchInputs, m: Measured, net: 
   const d = e?.dilation ?? 1;
   const link = net && e ? dilatedNet(net, d) : net;
   const emulated = e ? { computeSecPerSample: (d * e.msPerSample) / 1000, threadEfficiency: 1 } : {};
-  // A tree row (--fanout): the tree model as built, chunks pipelined down, sums up whole, no overlap.
-  const p = c.fanout !== undefined && model
-    ? predictTree({ ...treeScaleoutInputs(frame, b, c.threads, link, model.layers, model.wire, { fanout: c.fanout, chunkBytes: CHUNK_FLOATS * wireBytes(model.wire), overlap: false }, sharedLinks, c.nodes), ...emulated }, c.nodes)
+  // As built: weights down in chunks (pipelined through a tree), forward layer by layer as they
+  // land, sums up layer by layer as backward makes them final; the star is the tree of fan-out N.
+  const p = model
+    ? predictTree({ ...treeScaleoutInputs(frame, b, c.threads, link, model.layers, model.wire, { fanout: c.fanout ?? c.nodes, chunkBytes: CHUNK_FLOATS * wireBytes(model.wire), overlap: true }, sharedLinks, c.nodes), ...emulated }, c.nodes)
     : predictStep({ ...scaleoutInputs(frame, b, c.threads, link, sharedLinks, c.nodes), ...emulated }, c.nodes);
   return { stepMs: (1000 * p.stepSec) / d, computeMs: (1000 * p.computeSec) / d, commMs: (1000 * p.commSec) / d };
 }

@@ -7,6 +7,7 @@
 import type { WebSocket } from 'ws';
 import type { ArenaViews } from '../../core/arena.js';
 import { DptrainError } from '../../core/errors.js';
+import { SumChunks } from '../../core/protocol/sum-chunks.js';
 import { decodeNodeFrame, encodeFrame, encodeWeightChunks, WireError, type BlockPlan, type GradChunk, type ResultHeader, type WireFloat } from '../../core/protocol/wire.js';
 import { ShardsLost, type Executor, type ShardOutcome, type ShardSpec } from '../../worker/pool/executor.js';
 
@@ -75,6 +76,8 @@ interface Pending {
   readonly resolve: (o: ShardOutcome[]) => void;
   readonly reject: (e: Error) => void;
   readonly timer: NodeJS.Timeout;
+  /** The sum's chunks landed so far (a node sends its sum in chunks as backward makes them final). */
+  readonly chunks: SumChunks;
 }
 
 /** Requests given up are remembered this long (by count): their late answers are skipped, not refused. */
@@ -183,7 +186,7 @@ export class RemoteNode implements Executor {
     }
     return new Promise<ShardOutcome[]>((resolve, reject) => {
       const timer = setTimeout(() => this.drop(`no result for step ${step} within the ${this.o.deadlineMs} ms deadline`), this.o.deadlineMs);
-      this.pending = { req, step, specs, members, resolve, reject, timer };
+      this.pending = { req, step, specs, members, resolve, reject, timer, chunks: new SumChunks(this.o.arena.layout.paramCount) };
       this.o.traffic.sent += bytes;
       // The node's own request, then the step's shared weights chunks (no copy).
       ws.send(own);
@@ -198,6 +201,9 @@ export class RemoteNode implements Executor {
       if (!isBinary) throw new WireError('WIRE_MALFORMED', `node ${this.id}: text frame, the protocol is binary`);
       const { msg, sumSquares } = decodeNodeFrame(data, `node ${this.id}`, { paramCount: this.o.arena.layout.paramCount, wire: this.o.wire }, (r) => this.landing(r));
       if (msg.t === 'result') this.onResult(msg, sumSquares);
+      else if (msg.t === 'grad') {
+        if (this.pending?.req === msg.req) this.pending.chunks.squares += sumSquares ?? 0;
+      }
       else if (msg.t === 'lost') this.onLost(msg.req, msg.ids);
       else if (msg.t === 'join') throw new WireError('WIRE_UNEXPECTED', `node ${this.id}: a join is for a parent node`);
       else if (msg.t === 'bye') this.drop(`said bye (${msg.reason})`);
@@ -208,21 +214,33 @@ export class RemoteNode implements Executor {
     }
   }
 
-  /** Where a result lands: its (first) shard's slot, once the header answers the open request; null: a request given up. */
+  /**
+   * Where a result or a chunk of its sum lands: its (first) shard's slot, once the header answers
+   * the open request; null: a request given up, or a result whose sum came in chunks.
+   */
   private landing(msg: ResultHeader | GradChunk): Float32Array | null {
-    if (msg.t === 'grad' || msg.chunked) throw new WireError('WIRE_UNEXPECTED', `node ${this.id}: a sum in chunks is for a parent node, not the coordinator`);
     const p = this.pending;
     if ((!p || msg.req !== p.req) && this.abandoned.includes(msg.req)) return null;
-    if (!p || msg.req !== p.req) throw new WireError('WIRE_STALE', `node ${this.id}: result for request ${msg.req}, none such is open`);
-    if (msg.step !== p.step) throw new WireError('WIRE_STALE', `node ${this.id}: result for step ${msg.step}, expected step ${p.step}`);
+    if (!p || msg.req !== p.req) throw new WireError('WIRE_STALE', `node ${this.id}: ${msg.t} for request ${msg.req}, none such is open`);
+    if (msg.step !== p.step) throw new WireError('WIRE_STALE', `node ${this.id}: ${msg.t} for step ${msg.step}, expected step ${p.step}`);
+    const slot = this.o.arena.slots[p.specs[0].slot];
+    if (msg.t === 'grad') {
+      p.chunks.claim(msg, `node ${this.id}`);
+      return slot.subarray(msg.at, msg.at + msg.count);
+    }
     const rows = p.specs[p.specs.length - 1].hi - p.specs[0].lo;
     if (msg.count !== rows) throw new WireError('WIRE_LENGTH_MISMATCH', `node ${this.id}: result counts ${msg.count} samples, the request has ${rows}`);
     const entries = msg.entries?.loss.length;
     if (p.specs.length > 1 ? entries !== p.specs.length : entries !== undefined)
       throw new WireError('WIRE_LENGTH_MISMATCH', `node ${this.id}: result for ${entries ?? 1} nodes, the request has ${p.specs.length}`);
+    if (msg.chunked) {
+      if (!p.chunks.complete) throw new WireError('WIRE_LENGTH_MISMATCH', `node ${this.id}: result after ${p.chunks.received} chunks of its sum`);
+      return null;
+    }
+    if (p.chunks.received > 0) throw new WireError('WIRE_MALFORMED', `node ${this.id}: a whole sum after chunks of it`);
     // Checked and copied in one pass; a non-finite value drops the node, and the slot is then
     // written in full by whoever recomputes the shard: nothing partial is reduced.
-    return this.o.arena.slots[p.specs[0].slot];
+    return slot;
   }
 
   /** `sumSquares`: of the landed sum, measured while landing it (the gradient guard's norm). */
@@ -232,12 +250,13 @@ export class RemoteNode implements Executor {
     clearTimeout(p.timer);
     this.pending = null;
     if (msg.leaving) this.leaving = true;
+    if (msg.chunked) sumSquares = p.chunks.squares;
     if (p.specs.length === 1) {
-      p.resolve([{ slot: p.specs[0].slot, lossSum: msg.lossSum, count: msg.count, computeMs: msg.computeMs, by: this.id, sumSquares }]);
+      p.resolve([{ slot: p.specs[0].slot, lossSum: msg.lossSum, count: msg.count, computeMs: msg.computeMs, by: this.id, sumSquares, hiddenMs: msg.hiddenMs }]);
       return;
     }
     const e = msg.entries!;
-    p.resolve(p.specs.map((s, i) => ({ slot: s.slot, lossSum: e.loss[i], count: s.hi - s.lo, computeMs: e.ms[i], by: p.members[i].id, sumOf: i === 0 ? p.specs.length : 0, ...(i === 0 ? { sumSquares } : {}) })));
+    p.resolve(p.specs.map((s, i) => ({ slot: s.slot, lossSum: e.loss[i], count: s.hi - s.lo, computeMs: e.ms[i], by: p.members[i].id, sumOf: i === 0 ? p.specs.length : 0, ...(i === 0 ? { sumSquares, hiddenMs: msg.hiddenMs } : {}) })));
   }
 
   /** The node's block cannot complete: nodes under it failed (it names them; it is not at fault itself). */

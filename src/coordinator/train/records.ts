@@ -30,7 +30,7 @@ export interface StepRecord {
   /** From when the step began (for a step posted with the one before: when that one ended) to its end. */
   readonly stepMs: number;
   /** Per shard, in shard order: who computed it and how long its forward + backward took. */
-  readonly shards: readonly { readonly by: string; readonly rows: number; readonly computeMs: number }[];
+  readonly shards: readonly { readonly by: string; readonly rows: number; readonly computeMs: number; readonly hiddenMs?: number }[];
   /** Reduction of the slots plus the optimizer update. */
   readonly updateMs: number;
   /** Rows given to each member this step (the partition). */

@@ -74,7 +74,7 @@ export class StepRunner {
         step,
         rows: rows.rows,
         stepMs: end - t0,
-        shards: outcomes.map((o, i) => ({ by: o.by, rows: shards[i].hi - shards[i].lo, computeMs: o.computeMs })),
+        shards: outcomes.map((o, i) => ({ by: o.by, rows: shards[i].hi - shards[i].lo, computeMs: o.computeMs, ...(o.hiddenMs !== undefined ? { hiddenMs: o.hiddenMs } : {}) })),
         plan,
         updateMs,
       },

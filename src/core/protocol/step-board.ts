@@ -7,6 +7,10 @@
 // slice of the one before is written); `go` (the last step posted), `generation` (a loop whose
 // generation is stale exits) and `abort` (steps up to it are given up).
 //
+// A remote node's streamed step: `weightsTicket` names the step whose weights are arriving (a
+// thread working for another ticket gives up), `landed` how many floats of them are in, and per
+// slot `gradFrom`, where the slot's final gradient starts (backward finishes the last layer first).
+//
 // A step's description (per slot its rows and update slice; the slot list, weights copy and slice
 // count; its scale, 1 / rows) and its results (per slot the loss sum and timings) exist twice, by
 // the step's parity: the coordinator may post step s + 1 while the threads run step s, and reads
@@ -28,6 +32,9 @@ export interface BoardViews {
   readonly go: number;
   readonly generation: number;
   readonly abort: number;
+  readonly weightsTicket: number;
+  readonly landed: number;
+  readonly gradFrom: (slot: number) => number;
   readonly lo: (p: number, slot: number) => number;
   readonly hi: (p: number, slot: number) => number;
   readonly slice: (p: number, slot: number) => number;
@@ -43,12 +50,12 @@ export interface BoardViews {
   readonly updateMs: (p: number, slot: number) => number;
 }
 
-// Int32: done, finished (n each), go, generation, abort; then per parity lo, hi, slice, member
-// (n each), copy, slice count. Float64: per parity the scale, then lossSum, computeMs, waitMs,
+// Int32: done, finished, gradFrom (n each), go, generation, abort, weightsTicket, landed; then per
+// parity lo, hi, slice, member (n each), copy, slice count. Float64: per parity the scale, then lossSum, computeMs, waitMs,
 // updateMs (n each).
 function layout(slots: number): { i32Words: number; perParityI32: number; f64Offset: number; perParityF64: number; bytes: number } {
   const perParityI32 = 4 * slots + 2;
-  const i32Words = 2 * slots + 3 + 2 * perParityI32;
+  const i32Words = 3 * slots + 5 + 2 * perParityI32;
   const f64Offset = Math.ceil((i32Words * 4) / 8) * 8;
   const perParityF64 = 1 + 4 * slots;
   return { i32Words, perParityI32, f64Offset, perParityF64, bytes: f64Offset + 2 * perParityF64 * 8 };
@@ -61,7 +68,7 @@ export function createStepBoard(slots: number): StepBoard {
 export function boardViews(board: StepBoard): BoardViews {
   const n = board.slots;
   const { i32Words, perParityI32, f64Offset, perParityF64 } = layout(n);
-  const step0 = 2 * n + 3;
+  const step0 = 3 * n + 5;
   const at = (p: number): number => step0 + p * perParityI32;
   const f = (p: number): number => p * perParityF64;
   return {
@@ -70,9 +77,12 @@ export function boardViews(board: StepBoard): BoardViews {
     f64: new Float64Array(board.buffer, f64Offset, 2 * perParityF64),
     done: (s) => s,
     finished: (s) => n + s,
-    go: 2 * n,
-    generation: 2 * n + 1,
-    abort: 2 * n + 2,
+    gradFrom: (s) => 2 * n + s,
+    go: 3 * n,
+    generation: 3 * n + 1,
+    abort: 3 * n + 2,
+    weightsTicket: 3 * n + 3,
+    landed: 3 * n + 4,
     lo: (p, s) => at(p) + s,
     hi: (p, s) => at(p) + n + s,
     slice: (p, s) => at(p) + 2 * n + s,

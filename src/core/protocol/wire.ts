@@ -21,8 +21,10 @@ export const wireBytes = (wire: WireFloat): number => (wire === 'bf16' ? 2 : 4);
 /**
  * 4: reduction trees (a step for a block of nodes, results for blocks, parent links); a step's
  * weights follow its request as chunk messages, which a node forwards to its children as they come.
+ * 5: every node sends its sum up as grad chunks, in any order (as backward makes them final), then
+ * a payload-less result, to a parent and to the coordinator alike.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 /** Floats per weights message: small enough that forwarding pipelines down a tree, large enough to cost little per message. */
 export const CHUNK_FLOATS = 1 << 16;
 /** Values in the chunk of `total` that starts at `at`: CHUNK_FLOATS, the last one what is left. */
@@ -113,10 +115,12 @@ export interface ResultHeader {
   readonly leaving: boolean;
   /** For a block: each node's loss sum and compute time (the payload is the block's one sum). */
   readonly entries?: BlockEntries;
-  /** The sum came before as grad chunks (a child to its parent): no payload. */
+  /** The sum came before as grad chunks (every node sends it so): no payload. */
   readonly chunked?: boolean;
+  /** Of the node's own shard: ms of its links' transfers that ran while it computed (weights still landing, sums already leaving). */
+  readonly hiddenMs?: number;
 }
-/** Floats [at, at + count) of a result's sum, sent ahead of its header (a child to its parent: the reduction pipelines up the tree). */
+/** Floats [at, at + count) of a result's sum, sent ahead of its header, in any order (the reduction overlaps backward and pipelines up the tree). */
 export interface GradChunk { readonly t: 'grad'; readonly req: number; readonly step: number; readonly at: number; readonly count: number }
 export interface Heartbeat { readonly t: 'heartbeat' }
 /** A peer's own failure: a code and a fixed sentence (never a local message, which may quote a file). */
@@ -406,6 +410,7 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
       if (!isFiniteNumber(h.computeMs) || (h.computeMs as number) < 0) fail('WIRE_MALFORMED', peer, 'result with an invalid computeMs');
       if (h.leaving !== undefined && typeof h.leaving !== 'boolean') fail('WIRE_MALFORMED', peer, 'result with a non-boolean leaving flag');
       if (h.chunked !== undefined && h.chunked !== true) fail('WIRE_MALFORMED', peer, 'result with an invalid chunked flag');
+      if (h.hiddenMs !== undefined && !(isFiniteNumber(h.hiddenMs) && h.hiddenMs >= 0)) fail('WIRE_MALFORMED', peer, 'result with an invalid hiddenMs');
       const wire = limits.wire ?? 'f32';
       const want = h.chunked ? 0 : limits.paramCount * wireBytes(wire);
       if (payload.byteLength !== want) fail('WIRE_LENGTH_MISMATCH', peer, `gradient of ${payload.byteLength} bytes, the model needs exactly ${want} (${wire}${h.chunked ? ', sent ahead in chunks' : ''})`);
@@ -418,7 +423,7 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
       }
       const msg: ResultHeader = {
         t: 'result', req: h.req as number, step: h.step as number, count: h.count as number,
-        lossSum: h.lossSum as number, computeMs: h.computeMs as number, leaving: h.leaving === true, ...(entries ? { entries } : {}), ...(h.chunked ? { chunked: true } : {}),
+        lossSum: h.lossSum as number, computeMs: h.computeMs as number, leaving: h.leaving === true, ...(entries ? { entries } : {}), ...(h.chunked ? { chunked: true } : {}), ...(h.hiddenMs !== undefined ? { hiddenMs: h.hiddenMs as number } : {}),
       };
       // The landing place is asked for only once the header is valid; it may refuse (a stale
       // request: it throws) or skip it (a late answer to a request given up: null).
@@ -436,8 +441,8 @@ export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFram
       // The landing place is exactly the chunk's floats (or null: skipped).
       const dest = land ? land(msg) : new Float32Array(msg.count);
       if (dest && dest.length !== msg.count) throw new RangeError('decodeNodeFrame: a grad chunk\'s landing place must hold exactly its values');
-      if (dest) landFloats(payload, 0, dest, peer, 'gradient', wire);
-      return { msg, gradient: dest };
+      if (!dest) return { msg, gradient: null };
+      return { msg, gradient: dest, sumSquares: landFloats(payload, 0, dest, peer, 'gradient', wire) };
     }
     case 'heartbeat':
       return { msg: { t: 'heartbeat' }, gradient: null };

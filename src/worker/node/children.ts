@@ -7,7 +7,8 @@
 import type { WebSocket } from 'ws';
 import { DptrainError } from '../../core/errors.js';
 import { openDoor, type Door } from '../../core/protocol/door.js';
-import { chunkAt, decodeNodeFrame, encodeFrame, maxNodeFrameBytes, requestRows, WireError, type BlockEntries, type GradChunk, type ResultHeader, type StepRequest, type WireFloat } from '../../core/protocol/wire.js';
+import { SumChunks } from '../../core/protocol/sum-chunks.js';
+import { decodeNodeFrame, encodeFrame, maxNodeFrameBytes, requestRows, WireError, type BlockEntries, type GradChunk, type ResultHeader, type StepRequest, type WireFloat } from '../../core/protocol/wire.js';
 
 export interface ChildDoorOptions {
   readonly host: string;
@@ -35,8 +36,8 @@ export class SubtreeLost extends DptrainError {
 /** A request to a child: its answer, and the way the step's weights chunks reach it. */
 export interface ChildRequest {
   readonly answer: Promise<ChildAnswer>;
-  /** Floats of the child's sum landed so far (it sends its sum in chunks, in order, before its answer). */
-  landed(): number;
+  /** Whether chunk k of the child's sum is in (it sends its sum in chunks, in any order, before its answer). */
+  has(k: number): boolean;
   forward(frame: Buffer): void;
 }
 
@@ -50,8 +51,8 @@ interface Open {
   readonly rows: number;
   readonly size: number;
   readonly slot: Float32Array;
-  /** Floats of the sum landed so far (a sum in chunks comes in order). */
-  landed: number;
+  /** The chunks of the sum landed so far. */
+  readonly chunks: SumChunks;
   readonly onLanded: () => void;
   readonly resolve: (a: ChildAnswer) => void;
   readonly reject: (e: Error) => void;
@@ -139,13 +140,11 @@ export class ChildLinks {
       if (msg.t === 'grad') {
         const o = child.open;
         if (!o || o.req !== msg.req) return;
-        o.landed += msg.count;
         o.onLanded();
       } else if (msg.t === 'result') {
         const o = child.open;
         if (!o) return; // a late answer to a request given up: nothing waits for it
-        if (msg.chunked && o.landed !== o.slot.length) throw new WireError('WIRE_LENGTH_MISMATCH', `child ${child.id}: result after ${o.landed} of ${o.slot.length} summed values`);
-        o.landed = o.slot.length;
+        if (msg.chunked && !o.chunks.complete) throw new WireError('WIRE_LENGTH_MISMATCH', `child ${child.id}: result after ${o.chunks.received} chunks of its sum`);
         child.open = null;
         o.resolve({ entries: msg.entries ?? { loss: [msg.lossSum], ms: [msg.computeMs] } });
       } else if (msg.t === 'lost') {
@@ -163,16 +162,15 @@ export class ChildLinks {
   }
 
   /**
-   * Where a child's result (or a chunk of its sum, in order) lands: the slot of its open request,
-   * once the header answers it; null: a late answer, skipped.
+   * Where a child's result (or a chunk of its sum) lands: the slot of its open request, once the
+   * header answers it; null: a late answer, skipped.
    */
   private landing(child: Child, r: ResultHeader | GradChunk): Float32Array | null {
     const o = child.open;
     if (!o || r.req !== o.req) return null;
     if (r.step !== o.step) throw new WireError('WIRE_STALE', `child ${child.id}: result for step ${r.step}, expected step ${o.step}`);
     if (r.t === 'grad') {
-      const count = chunkAt(o.slot.length, o.landed);
-      if (r.at !== o.landed || r.count !== count) throw new WireError('WIRE_MALFORMED', `child ${child.id}: sum chunk [${r.at}, +${r.count}), expected [${o.landed}, +${count})`);
+      o.chunks.claim(r, `child ${child.id}`);
       return o.slot.subarray(r.at, r.at + r.count);
     }
     if (r.count !== o.rows) throw new WireError('WIRE_LENGTH_MISMATCH', `child ${child.id}: result counts ${r.count} samples, its block has ${o.rows}`);
@@ -195,7 +193,7 @@ export class ChildLinks {
       child = await Promise.race([this.connected(id), cancelled]);
       const c = child;
       c.fail('superseded by a new request');
-      const answered = new Promise<ChildAnswer>((resolve, reject) => (open = c.open = { req: header.req, step: header.step, rows, size, slot, resolve, reject, landed: 0, onLanded }));
+      const answered = new Promise<ChildAnswer>((resolve, reject) => (open = c.open = { req: header.req, step: header.step, rows, size, slot, resolve, reject, chunks: new SumChunks(slot.length), onLanded }));
       for (const f of outbox!) c.ws.send(f);
       outbox = null;
       return Promise.race([answered, cancelled]);
@@ -204,7 +202,7 @@ export class ChildLinks {
     answer.catch(() => undefined);
     return {
       answer,
-      landed: () => open?.landed ?? 0,
+      has: (k) => open?.chunks.has(k) ?? false,
       forward(frame) {
         if (outbox) outbox.push(frame);
         else child!.ws.send(frame, (err) => err && child!.fail(`send to child ${id} failed: ${err.message}`));

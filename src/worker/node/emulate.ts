@@ -60,13 +60,28 @@ function patternsFor(paramCount: number): { readonly a: Float32Array; readonly b
   return patterns;
 }
 
+/** A layer of the model as emulation sees it: its floats [start, end) and its share of the compute (nIn·nOut). */
+export interface LayerCost {
+  readonly start: number;
+  readonly end: number;
+  readonly cost: number;
+}
+
+/** How an emulated shard meets the stream: it waits for a layer's weights, it posts a layer's gradient. */
+export interface EmulatedStream {
+  weightsFor(end: number): Promise<void>;
+  gradientReady(from: number): void;
+}
+
 /**
  * The shard of `rows` samples (`order[0..rows)`, sample indices) of `step`: its made-up gradient sum
  * written into `gradSum` (every parameter) and its loss sum returned, once the emulated compute time
- * has passed. The wait is a sleep, so a node costs no CPU while it "computes".
+ * has passed. The time is spent layer by layer as the real passes spend it (forward: a product per
+ * layer; backward: the weight gradient per layer, then the input gradient except for the first),
+ * forward waiting for each layer's weights and backward posting each layer's gradient as final, so
+ * that overlap with the links is emulated too. The waits are sleeps: a node costs no CPU meanwhile.
  */
-export async function emulateShard(e: EmulatedCompute, step: number, rows: number, parts: number, order: Int32Array, gradSum: Float32Array): Promise<{ count: number; lossSum: number }> {
-  const due = performance.now() + emulatedMs(e, rows, parts);
+export async function emulateShard(e: EmulatedCompute, step: number, rows: number, parts: number, order: Int32Array, gradSum: Float32Array, layers: readonly LayerCost[], stream: EmulatedStream): Promise<{ count: number; lossSum: number }> {
   const sign = step % 2 === 0 ? 1 : -1;
   let alpha = 0;
   let beta = 0;
@@ -78,7 +93,24 @@ export async function emulateShard(e: EmulatedCompute, step: number, rows: numbe
   }
   const { a, b } = patternsFor(gradSum.length);
   for (let j = 0; j < gradSum.length; j++) gradSum[j] = alpha * a[j] + beta * b[j];
-  await sleepUntil(due);
+  // Forward one product per layer, backward two (one for the first layer): the compute in units.
+  const units = layers.reduce((acc, l, i) => acc + l.cost * (i > 0 ? 3 : 2), 0);
+  const msPerUnit = emulatedMs(e, rows, parts) / Math.max(1, units);
+  let due = performance.now();
+  for (const l of layers) {
+    await stream.weightsFor(l.end);
+    due = Math.max(due, performance.now()) + l.cost * msPerUnit;
+    await sleepUntil(due);
+  }
+  for (let i = layers.length - 1; i >= 0; i--) {
+    due += layers[i].cost * msPerUnit;
+    await sleepUntil(due);
+    stream.gradientReady(layers[i].start);
+    if (i > 0) {
+      due += layers[i].cost * msPerUnit;
+      await sleepUntil(due);
+    }
+  }
   return { count: rows, lossSum };
 }
 

@@ -19,7 +19,8 @@ import { sharedF32 } from '../../core/data/shared.js';
 import type { Dataset } from '../../core/data/types.js';
 import { DptrainError, peerSafe } from '../../core/errors.js';
 import { createKernels, resolveKernels, type KernelChoice } from '../../core/kernels/index.js';
-import { checkDataFits } from '../../core/model.js';
+import { checkDataFits, layerSpan } from '../../core/model.js';
+import { paramLayout } from '../../core/layout.js';
 import { loadConfigData, parseConfig } from '../../core/config.js';
 import { LocalPool } from '../pool/local-pool.js';
 import type { EmulatedCompute } from './emulate.js';
@@ -210,7 +211,7 @@ async function connectOnce(o: NodeOptions, children: ChildLinks | null, previous
       if (h.t === 'step' || h.t === 'weights') {
         const take = (): void => {
           try {
-            onStepFrame({ peer, ws, toParent: false }, data, { header: h, payload: frame.payload });
+            onStepFrame({ peer, ws }, data, { header: h, payload: frame.payload });
           } catch (e) {
             o.log((e as Error).message);
             if (ws.readyState === WebSocket.OPEN) ws.send(encodeFrame({ t: 'error', ...peerSafe(e) }));
@@ -281,7 +282,7 @@ class ParentLink {
       this.o.counters?.received(data.length);
       try {
         const { header: h, payload } = decodeCoordinatorFrame(data, peer);
-        if (h.t === 'step' || h.t === 'weights') this.onStepFrame({ peer, ws, toParent: true }, data, { header: h, payload });
+        if (h.t === 'step' || h.t === 'weights') this.onStepFrame({ peer, ws }, data, { header: h, payload });
         else if (h.t !== 'heartbeat' && h.t !== 'bye') throw new DptrainError('WIRE_UNEXPECTED', `${peer}: a parent sends steps only, not ${h.t}`);
       } catch (e) {
         this.o.log((e as Error).message);
@@ -326,7 +327,9 @@ async function setup(o: NodeOptions, w: Welcome, payload: Uint8Array, previous: 
     onRetry: (slot, attempt, reason) => o.log(`warning: sub-shard in slot ${slot} failed (${reason}); re-running it (attempt ${attempt + 1})`),
   });
   const childSlots = Array.from({ length: children }, (_, k) => o.threads + 2 + k);
-  return { welcome: w, arena, pool, kernels, order, childSlots, chunkFrames: [] };
+  const layout = paramLayout(spec);
+  const layers = layout.dense.map((d, l) => ({ ...layerSpan(layout, l), cost: d.nIn * d.nOut }));
+  return { welcome: w, arena, pool, kernels, order, childSlots, layers, chunkFrames: [] };
 }
 
 function inlineData(w: Welcome, payload: Uint8Array): Dataset {

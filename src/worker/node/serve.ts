@@ -1,9 +1,11 @@
-// One step request in a node's hands, from its header to its answer: the sample indices checked,
-// the requests of a block's children sent at once, each weights chunk landed (finite values only)
-// and forwarded to the children as it comes (a pipelined broadcast down the tree), then the node's
-// own shard computed, the children's sums added in the order of the step's pairwise tree
-// (T(n) = T(m) + T(n − m): the first node of a block adds its left edge's right halves, innermost
-// first), and ONE sum sent up. A newer request from upstream gives the step up (upstream did).
+// One step request in a node's hands, from its header to its answer, streamed both ways: the
+// sample indices checked, the requests of a block's children sent at once, each weights chunk
+// landed (finite values only) and forwarded to the children as it comes (a pipelined broadcast down
+// the tree), while the node's own shard already runs (forward waits for each layer's weights, not
+// for all); as backward makes each layer's gradient final, last layer first, the chunks of the sum
+// there go up, each once the children's same chunk is in and added in the order of the step's
+// pairwise tree (T(n) = T(m) + T(n − m): the first node of a block adds its left edge's right
+// halves, innermost first). A newer request from upstream gives the step up (upstream did).
 
 import type { WebSocket } from 'ws';
 import type { ArenaViews } from '../../core/arena.js';
@@ -13,7 +15,7 @@ import { leftEdgeBlocks } from '../../core/pairwise.js';
 import { CHUNK_FLOATS, chunkAt, encodeFloatFrame, encodeFrame, landStepIndices, landWeightsChunk, requestRows, type BlockPlan, type StepLimits, type StepRequest, type WeightsChunk, type Welcome } from '../../core/protocol/wire.js';
 import type { LocalPool } from '../pool/local-pool.js';
 import { SubtreeLost, type ChildAnswer, type ChildLinks, type ChildRequest } from './children.js';
-import { emulateShard, type EmulatedCompute } from './emulate.js';
+import { emulateShard, type EmulatedCompute, type LayerCost } from './emulate.js';
 
 /** What a node computes with, from the coordinator's welcome. */
 export interface Session {
@@ -25,12 +27,13 @@ export interface Session {
   readonly order: Int32Array;
   /** Slots (after the pool's) where the children's sums land, one per child. */
   readonly childSlots: readonly number[];
+  /** The model's layers: where each sits in the parameter vector, and its share of the compute. */
+  readonly layers: readonly LayerCost[];
   /**
-   * The result frame's memory, rewritten each step: the socket has sent the previous frame by then
-   * (upstream answered it with this step's request), so no gradient buffer is allocated per step.
+   * The memory of the sum's chunk frames, by chunk, rewritten each step: the socket has sent the
+   * previous step's by then (upstream answered it with this step's request), so no gradient
+   * buffer is allocated per step.
    */
-  result?: ArrayBuffer;
-  /** The same for the chunks of a sum sent to a parent, by chunk. */
   readonly chunkFrames: ArrayBuffer[];
 }
 
@@ -38,8 +41,6 @@ export interface Session {
 export interface Upstream {
   readonly peer: string;
   readonly ws: WebSocket;
-  /** A parent node: the sum goes up in chunks as they are ready (the coordinator takes it whole). */
-  readonly toParent: boolean;
 }
 
 export interface ServeOptions {
@@ -61,14 +62,23 @@ export class StepInHand {
   private readonly subs: { readonly at: number; readonly size: number }[];
   private readonly asked: ChildRequest[];
   private readonly limits: StepLimits;
-  private readonly weights: Promise<void>;
-  private weightsIn!: () => void;
+  /** The pool's weights ticket of this step: its threads read each layer as it lands. */
+  private readonly ticket: number;
+  /** When the first layer's weights were in (the node's compute can start no earlier), and all. */
+  private firstLayerAt: number | null = null;
+  private allWeightsAt: number | null = null;
+  /** When the first chunk of the sum went up. */
+  private firstSentAt: number | null = null;
+  /** Emulated compute: resolved as the weights land, by the float they wait for. */
+  private landWaiters: { readonly end: number; readonly wake: () => void }[] = [];
+  /** Emulated compute: where its final gradient starts (the pool's board says it for real compute). */
+  private emulatedFrom = 0;
   readonly cancelled: Promise<never>;
-  /** Sends up the chunks of the sum that are ready (set once this node's own shard is done). */
+  /** Sends up the chunks of the sum that are ready (set while the step streams up). */
   private pump: (() => void) | null = null;
-  /** Bytes of the sum sent up in chunks (to a parent), for the node's metrics. */
+  /** Bytes of the sum sent up in chunks, for the node's metrics. */
   private streamedBytes = 0;
-  /** Gives the step up: its waits end, nothing is sent. */
+  /** Gives the step up: its waits end, its threads stop waiting for weights, nothing is sent. */
   readonly cancel: (why: string) => void;
 
   constructor(
@@ -83,11 +93,14 @@ export class StepInHand {
     const P = s.arena.layout.paramCount;
     this.limits = { paramCount: P, samples: s.welcome.n, maxRows: s.order.length, wire: s.welcome.wire };
     this.indices = landStepIndices(h, payload, up.peer, this.limits);
-    let cancel!: (why: string) => void;
-    this.cancelled = new Promise<never>((_, reject) => (cancel = (why) => reject(new Superseded(why))));
+    this.ticket = s.pool.openWeights();
+    let reject!: (why: string) => void;
+    this.cancelled = new Promise<never>((_, r) => (reject = (why) => r(new Superseded(why))));
     this.cancelled.catch(() => undefined);
-    this.cancel = cancel;
-    this.weights = new Promise<void>((resolve) => (this.weightsIn = resolve));
+    this.cancel = (why) => {
+      s.pool.closeWeights(this.ticket);
+      reject(why);
+    };
 
     const block = h.block;
     if (block && block.ids[0] !== s.welcome.nodeId) throw new DptrainError('WIRE_MALFORMED', `${up.peer}: a block headed by ${block.ids[0]} sent to ${s.welcome.nodeId}`);
@@ -103,25 +116,51 @@ export class StepInHand {
     });
   }
 
-  /** A weights chunk from upstream: landed, and forwarded as it is (`frame`) to every child. */
+  /** A weights chunk from upstream: landed, told to the threads, and forwarded as it is (`frame`) to every child. */
   chunk(c: WeightsChunk, frame: Buffer, payload: Uint8Array): void {
     if (this.nextAt === this.limits.paramCount) throw new DptrainError('WIRE_UNEXPECTED', `${this.up.peer}: weights beyond step ${this.h.step}'s`);
     this.nextAt = landWeightsChunk(c, payload, this.up.peer, this.h.step, this.limits, this.s.arena.params, this.nextAt);
+    this.s.pool.weightsLanded(this.ticket, this.nextAt);
+    if (this.firstLayerAt === null && this.nextAt >= this.s.layers[0].end) this.firstLayerAt = performance.now();
+    if (this.nextAt === this.limits.paramCount) this.allWeightsAt = performance.now();
+    this.landWaiters = this.landWaiters.filter((w) => (this.nextAt >= w.end ? (w.wake(), false) : true));
     // The largest sub-block first: its subtree is the deepest, its chunks have the farthest to go.
     for (let k = this.asked.length - 1; k >= 0; k--) this.asked[k].forward(frame);
-    if (this.nextAt === this.limits.paramCount) this.weightsIn();
   }
 
-  /** Computes and answers, once the weights are in; throws SubtreeLost when a child failed, Superseded when given up. */
+  /** Computes and answers as the weights come; throws SubtreeLost when a child failed, Superseded when given up. */
   async serve(): Promise<void> {
     const { s, h, up, o } = this;
-    await Promise.race([this.weights, this.cancelled]);
     s.order.set(this.indices);
-    const P = s.arena.layout.paramCount;
     const t0 = performance.now();
-    const r = o.emulate ? await emulateShard(o.emulate, h.step, h.rows, h.parts, s.order, s.arena.slots[0]) : (await s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }]))[0];
-    const computeMs = performance.now() - t0;
-    if (up.toParent) await this.streamUp();
+    this.emulatedFrom = s.arena.layout.paramCount;
+    // run() marks slot 0's gradient as not final before it yields: the pump below sees this step's.
+    const computing = o.emulate
+      ? emulateShard(o.emulate, h.step, h.rows, h.parts, s.order, s.arena.slots[0], s.layers, {
+        weightsFor: (end) => this.landed(end),
+        gradientReady: (from) => {
+          this.emulatedFrom = from;
+          this.pump?.();
+        },
+      })
+      : s.pool.run(h.step, [{ slot: 0, lo: 0, hi: h.rows, parts: h.parts }], undefined, this.ticket).then((r) => r[0]);
+    computing.catch(() => undefined);
+    const streamed = this.streamUp(computing);
+    let r: { lossSum: number };
+    try {
+      r = await Promise.race([computing, this.cancelled]);
+    } catch (e) {
+      // Its threads were told to stop waiting for weights; the next step starts once they did.
+      await computing.catch(() => undefined);
+      throw e;
+    }
+    const computed = performance.now();
+    const started = Math.max(t0, this.firstLayerAt ?? t0);
+    const computeMs = computed - started;
+    // Transfers that ran while this node computed: weights landing after forward began, sums
+    // leaving before backward ended. What the bench's step split calls hidden.
+    const hiddenMs = Math.max(0, (this.allWeightsAt ?? started) - started) + Math.max(0, computed - (this.firstSentAt ?? computed));
+    await streamed;
     // Until all have answered: one child's failure must not leave another's request unobserved.
     const settled = await Promise.race([Promise.allSettled(this.asked.map((a) => a.answer)), this.cancelled]);
     const failed = settled.filter((x): x is PromiseRejectedResult => x.status === 'rejected').map((x) => x.reason as Error);
@@ -132,20 +171,12 @@ export class StepInHand {
     const loss = [r.lossSum];
     const ms = [computeMs];
     this.subs.forEach((_, k) => {
-      if (!up.toParent) s.kernels.sumSlots(s.arena.slots[0], [s.arena.slots[0], s.arena.slots[s.childSlots[k]]], 0, P, 1);
       const e = (settled[k] as PromiseFulfilledResult<ChildAnswer>).value.entries;
       loss.push(...e.loss);
       ms.push(...e.ms);
     });
     const leaving = o.leaveAfterStep === h.step;
-    const head = { t: 'result', req: h.req, step: h.step, count: requestRows(h), lossSum: loss.reduce((a, b) => a + b, 0), computeMs, leaving, ...(h.block ? { entries: { loss, ms } } : {}) };
-    let result: Buffer;
-    if (up.toParent) {
-      result = encodeFrame({ ...head, chunked: true });
-    } else {
-      result = encodeFloatFrame(head, s.arena.slots[0], s.welcome.wire, s.result);
-      s.result = result.buffer as ArrayBuffer;
-    }
+    const result = encodeFrame({ t: 'result', req: h.req, step: h.step, count: requestRows(h), lossSum: loss.reduce((a, b) => a + b, 0), computeMs, hiddenMs, leaving, ...(h.block ? { entries: { loss, ms } } : {}), chunked: true });
     up.ws.send(result);
     o.counters?.stepServed(computeMs, result.length + this.streamedBytes);
     if (leaving) {
@@ -154,39 +185,70 @@ export class StepInHand {
     }
   }
 
+  /** Resolves once floats [0, end) of the weights are in (emulated compute's forward waits on it). */
+  private landed(end: number): Promise<void> {
+    if (this.nextAt >= end) return Promise.resolve();
+    return new Promise<void>((wake) => this.landWaiters.push({ end, wake }));
+  }
+
   /**
-   * To a parent: the sum in chunks, each sent once the own shard and every child's chunk there are
-   * in (added in the tree's order, the same bits as a whole sum), so the reduction pipelines up
-   * the tree. Resolves when the last chunk is sent, or when a child failed (serve() says which).
+   * The sum up in chunks, from the last: each is sent once the own shard's gradient is final there
+   * (backward goes from the last layer down) and every child's same chunk is in (added in the
+   * tree's order, the same bits as a whole sum), so the reduction overlaps backward and pipelines
+   * up the tree. Resolves when the first chunk is sent, or when a child failed, the compute failed
+   * or the step was given up (serve() says which).
    */
-  private streamUp(): Promise<void> {
-    const { s, h, up } = this;
+  private streamUp(computing: Promise<unknown>): Promise<void> {
+    const { s, h, up, o } = this;
     const P = s.arena.layout.paramCount;
     const sum = s.arena.slots[0];
     const childSums = s.childSlots.slice(0, this.asked.length).map((k) => s.arena.slots[k]);
-    let sent = 0;
+    let next = Math.ceil(P / CHUNK_FLOATS) - 1;
+    let computed = false;
+    const ownFrom = (): number => (computed ? 0 : o.emulate ? this.emulatedFrom : s.pool.gradientFrom(0));
     return new Promise<void>((resolve) => {
-      for (const a of this.asked) a.answer.catch(() => resolve());
-      this.cancelled.catch(() => resolve());
-      this.pump = () => {
-        while (sent < P) {
-          const count = chunkAt(P, sent);
-          if (this.asked.some((a) => a.landed() < sent + count)) return;
-          for (const c of childSums) s.kernels.sumSlots(sum, [sum, c], sent, sent + count, 1);
-          const k = sent / CHUNK_FLOATS;
-          const frame = encodeFloatFrame({ t: 'grad', req: h.req, step: h.step, at: sent, count }, sum.subarray(sent, sent + count), s.welcome.wire, s.chunkFrames[k]);
-          s.chunkFrames[k] = frame.buffer as ArrayBuffer;
-          up.ws.send(frame);
-          this.streamedBytes += frame.length;
-          sent += count;
-        }
+      const stop = (): void => {
         this.pump = null;
         resolve();
       };
+      for (const a of this.asked) a.answer.catch(stop);
+      this.cancelled.catch(stop);
+      computing.then(() => {
+        computed = true;
+        this.pump?.();
+      }, stop);
+      this.pump = () => {
+        for (const from = ownFrom(); next >= 0; next--) {
+          const at = next * CHUNK_FLOATS;
+          const count = chunkAt(P, at);
+          if (at < from || this.asked.some((a) => !a.has(next))) return;
+          for (const c of childSums) s.kernels.sumSlots(sum, [sum, c], at, at + count, 1);
+          const frame = encodeFloatFrame({ t: 'grad', req: h.req, step: h.step, at, count }, sum.subarray(at, at + count), s.welcome.wire, s.chunkFrames[next]);
+          s.chunkFrames[next] = frame.buffer as ArrayBuffer;
+          up.ws.send(frame);
+          this.firstSentAt ??= performance.now();
+          this.streamedBytes += frame.length;
+        }
+        stop();
+      };
+      // Real compute posts each layer's final gradient on the pool's board: wake the pump on it.
+      if (!o.emulate) void this.watchOwnGradient(() => this.pump !== null && !computed);
       this.pump();
     });
   }
+
+  /** While `streaming()`, runs the pump whenever slot 0's final gradient grows (or every few ms). */
+  private async watchOwnGradient(streaming: () => boolean): Promise<void> {
+    const pool = this.s.pool;
+    for (let seen = pool.gradientFrom(0); streaming(); seen = pool.gradientFrom(0)) {
+      await pool.gradientMoved(0, seen, WATCH_MS);
+      this.pump?.();
+    }
+  }
 }
+
+/** The longest the watch on the board sleeps between looks (a notify usually wakes it first). */
+const WATCH_MS = 50;
 
 /** Entries [at, at + size) of a block plan. */
 function sliceBlock(b: BlockPlan, at: number, size: number): BlockPlan {

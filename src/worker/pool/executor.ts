@@ -35,6 +35,8 @@ export interface ShardOutcome {
   readonly sumOf?: number;
   /** Σ g² of the sum in this slot, when the executor measured it in passing (a node's, on landing). */
   readonly sumSquares?: number;
+  /** A node's: ms of link transfers that overlapped its compute (layer-streamed steps). */
+  readonly hiddenMs?: number;
 }
 
 /** A block's run failed because these executors failed (by id): drop them, recompute the block. */

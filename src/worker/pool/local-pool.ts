@@ -15,7 +15,7 @@ import type { KernelBackend } from '../../core/kernels/index.js';
 import type { Kernels } from '../../core/kernels/types.js';
 import { mergeEvalSums, type EvalResult } from '../../core/eval.js';
 import type { EvalReply, ShardReply, ThreadInit, ThreadReply, ThreadTask, UpdateReply } from '../messages.js';
-import { boardViews, createStepBoard } from '../../core/protocol/step-board.js';
+import { boardViews, createStepBoard, type BoardViews } from '../../core/protocol/step-board.js';
 import { StepLoops } from './step-loops.js';
 import type { Executor, StepUpdate, ShardOutcome, ShardSpec } from './executor.js';
 import { equalRanges } from '../../core/partition.js';
@@ -69,6 +69,9 @@ export class LocalPool implements Executor {
   private partsQueue: Promise<unknown> = Promise.resolve();
   /** Fused steps: the threads' loop tasks over the step board. */
   private loops: StepLoops;
+  private board: BoardViews;
+  /** The weights ticket of the streamed step in hand (see openWeights). */
+  private ticket = 0;
 
   constructor(opts: LocalPoolOptions) {
     if (opts.spareSlots.length === 0) throw new RangeError('LocalPool: needs at least one spare slot');
@@ -77,10 +80,10 @@ export class LocalPool implements Executor {
     this.maxAttempts = opts.maxAttempts ?? 3;
     this.kernels = opts.kernels;
     this.init = opts.init;
-    ({ pool: this.pool, loops: this.loops } = this.open());
+    ({ pool: this.pool, loops: this.loops, board: this.board } = this.open());
   }
 
-  private open(): { pool: Piscina<ThreadTask, ThreadReply>; loops: StepLoops } {
+  private open(): { pool: Piscina<ThreadTask, ThreadReply>; loops: StepLoops; board: BoardViews } {
     const board = createStepBoard(this.opts.arena.layout.slots.length);
     const pool = new Piscina<ThreadTask, ThreadReply>({
       filename: THREAD_ENTRY,
@@ -91,10 +94,11 @@ export class LocalPool implements Executor {
       atomics: 'sync',
       recordTiming: false,
     });
+    const views = boardViews(board);
     const loops = new StepLoops({
-      board: boardViews(board), run: (task) => pool.run(task), maxAttempts: this.maxAttempts, backend: this.kernels.name, onRetry: this.opts.onRetry,
+      board: views, run: (task) => pool.run(task), maxAttempts: this.maxAttempts, backend: this.kernels.name, onRetry: this.opts.onRetry,
     });
-    return { pool, loops };
+    return { pool, loops, board: views };
   }
 
   /**
@@ -106,7 +110,45 @@ export class LocalPool implements Executor {
     await this.pool.destroy();
     this.kernels = kernels;
     this.init = { ...this.init, kernels: backend };
-    ({ pool: this.pool, loops: this.loops } = this.open());
+    ({ pool: this.pool, loops: this.loops, board: this.board } = this.open());
+  }
+
+  // ---- a remote node's streamed step: weights landing while forward runs, gradients leaving while backward runs
+
+  /**
+   * A new streamed step: none of its weights are in yet. Returns its ticket, which run() and
+   * weightsLanded() name; threads still working for an older ticket give up.
+   */
+  openWeights(): number {
+    const b = this.board;
+    this.ticket++;
+    Atomics.store(b.i32, b.landed, 0);
+    Atomics.store(b.i32, b.weightsTicket, this.ticket);
+    Atomics.notify(b.i32, b.landed);
+    return this.ticket;
+  }
+
+  /** Floats [0, at) of ticket's weights are in the current copy: forward may read them. */
+  weightsLanded(ticket: number, at: number): void {
+    if (ticket !== this.ticket) return;
+    Atomics.store(this.board.i32, this.board.landed, at);
+    Atomics.notify(this.board.i32, this.board.landed);
+  }
+
+  /** Ticket's step is given up: a thread waiting for its weights stops (its task fails as abandoned). */
+  closeWeights(ticket: number): void {
+    if (ticket === this.ticket) this.openWeights();
+  }
+
+  /** Where `slot`'s final gradient starts in the streamed step in hand (paramCount: nothing final yet). */
+  gradientFrom(slot: number): number {
+    return Atomics.load(this.board.i32, this.board.gradFrom(slot));
+  }
+
+  /** Resolves when gradientFrom(slot) is no longer `seen`, or after `ms`. */
+  async gradientMoved(slot: number, seen: number, ms: number): Promise<void> {
+    const w = Atomics.waitAsync(this.board.i32, this.board.gradFrom(slot), seen, ms);
+    if (w.async) await w.value;
   }
 
   /**
@@ -117,23 +159,29 @@ export class LocalPool implements Executor {
     return this.opts.init.optimizer !== undefined && shards.length <= this.threads && shards.every((s) => s.parts <= 1);
   }
 
-  async run(step: number, shards: readonly ShardSpec[], fuse?: StepUpdate): Promise<ShardOutcome[]> {
+  /**
+   * `stream`: a weights ticket (openWeights): the step's weights may still be landing, and each
+   * shard's slot tells gradientFrom() how much of its gradient is final as backward goes.
+   */
+  async run(step: number, shards: readonly ShardSpec[], fuse?: StepUpdate, stream?: number): Promise<ShardOutcome[]> {
     if (fuse) {
       if (!this.canFuse(shards)) throw new RangeError('LocalPool: an update can only be fused into single-part shards');
       return this.loops.step(step, shards, fuse, this.opts.arena.current);
     }
+    // Before the first await: a caller streaming the gradients reads this step's marks from now on.
+    for (const s of shards) Atomics.store(this.board.i32, this.board.gradFrom(s.slot), this.opts.arena.layout.paramCount);
     await this.loops.stop();
     return Promise.all(
       shards.map((s) => {
-        if (s.parts <= 1) return this.task(step, s.slot, s.lo, s.hi);
-        const next = this.partsQueue.then(() => this.runParts(step, s));
+        if (s.parts <= 1) return this.task(step, s.slot, s.lo, s.hi, stream);
+        const next = this.partsQueue.then(() => this.runParts(step, s, stream));
         this.partsQueue = next.catch(() => undefined);
         return next;
       }),
     );
   }
 
-  private async runParts(step: number, s: ShardSpec): Promise<ShardOutcome> {
+  private async runParts(step: number, s: ShardSpec, stream?: number): Promise<ShardOutcome> {
     const t0 = performance.now();
     const { arena, spareSlots } = this.opts;
     const { kernels } = this;
@@ -143,7 +191,7 @@ export class LocalPool implements Executor {
     let lossSum = 0;
     for (let w = 0; w < ranges.length; w += spareSlots.length) {
       const wave = ranges.slice(w, w + spareSlots.length);
-      const outs = await Promise.all(wave.map((r, j) => this.task(step, spareSlots[j], r.lo, r.hi)));
+      const outs = await Promise.all(wave.map((r, j) => this.task(step, spareSlots[j], r.lo, r.hi, stream)));
       for (const o of outs) lossSum += o.lossSum;
       const sums = wave.map((_, j) => arena.slots[spareSlots[j]]);
       // Left fold: the first wave starts the sum, later waves add to it in sub-shard order. sumSlots
@@ -156,6 +204,8 @@ export class LocalPool implements Executor {
         j += take.length;
       }
     }
+    // The folded sum is final all at once.
+    Atomics.store(this.board.i32, this.board.gradFrom(s.slot), 0);
     return { slot: s.slot, lossSum, count: s.hi - s.lo, computeMs: performance.now() - t0, by: this.id };
   }
 
@@ -196,9 +246,9 @@ export class LocalPool implements Executor {
     return mergeEvalSums(sums);
   }
 
-  private async task(step: number, slot: number, lo: number, hi: number): Promise<ShardOutcome> {
+  private async task(step: number, slot: number, lo: number, hi: number, stream?: number): Promise<ShardOutcome> {
     const copy = this.opts.arena.current;
-    const reply = await this.attempt<ShardReply>(`shard ${slot} of step ${step}`, (attempt) => ({ kind: 'shard', step, slot, lo, hi, copy, attempt }));
+    const reply = await this.attempt<ShardReply>(`shard ${slot} of step ${step}`, (attempt) => ({ kind: 'shard', step, slot, lo, hi, copy, attempt, ...(stream === undefined ? {} : { stream }) }));
     return { slot, lossSum: reply.lossSum, count: reply.count, computeMs: reply.computeMs, by: `${this.id}/${reply.backend}` };
   }
 
@@ -216,6 +266,8 @@ export class LocalPool implements Executor {
         continue;
       }
       if (reply.ok) return reply as Extract<R, { ok: true }>;
+      // Given up upstream, not failed: running it again would wait for weights that are not coming.
+      if ('abandoned' in reply && reply.abandoned) throw new DptrainError('WORKER_FAILED', `${what}: ${reply.error}`);
       reason = reply.error;
     }
     throw new DptrainError('WORKER_FAILED', `${what} failed ${this.maxAttempts} times: ${reason}`);
