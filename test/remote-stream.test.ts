@@ -46,7 +46,7 @@ function localSum(weights: Float32Array, order: Int32Array): Float32Array {
 }
 
 describe('a layer-streamed step on a node', () => {
-  it('waits for the weights it needs, sends its sum last chunk first as backward finishes, and the bits are a local shard\'s', async () => {
+  it.each([1, 2])('with %i thread(s): waits for the weights it needs, sends its sum last chunk first as backward finishes, and the bits are a local shard\'s', async (threads) => {
     expect(P).toBeGreaterThan(CHUNK_FLOATS);
     expect(layerSpan(layout, 0).end).toBeLessThan(CHUNK_FLOATS);
     expect(layerSpan(layout, 1).end).toBeGreaterThan(CHUNK_FLOATS);
@@ -56,12 +56,13 @@ describe('a layer-streamed step on a node', () => {
     let sock: WebSocket | null = null;
     const fake = await fakeCoordinator({ proveWith: TOKEN, onConnection: (ws) => (sock = ws) });
     try {
-      const node = spawnNode(fake.url, ['--token-file', await tokenFile(TOKEN)]);
+      const node = spawnNode(fake.url, ['--token-file', await tokenFile(TOKEN), '--threads', String(threads)]);
       const decoded = (): NodeMessage[] => fake.received.map((f) => decodeNodeFrame(f, 'node', { paramCount: P }, (m) => new Float32Array(m.t === 'grad' ? m.count : P)).msg).filter((m) => m.t !== 'heartbeat');
       await until('the hello', () => decoded().length === 1);
       const ws = sock!;
       ws.send(encodeFrame({ t: 'welcome', v: PROTOCOL_VERSION, nodeId: 'node1', config: JSON.stringify(raw), chunkRows: CHUNK_ROWS, kernels: 'ts', data: 'source', n: train.n, nIn: 2, yWidth: 1, classes: 2, wire: 'f32' }));
-      ws.send(encodeFrame({ t: 'step', req: 1, step: 1, parts: 1, rows }, order));
+      // A node computes its shard in `parts` sub-shards, one per thread, folded left to right.
+      ws.send(encodeFrame({ t: 'step', req: 1, step: 1, parts: threads, rows }, order));
       const chunks = encodeWeightChunks(1, weights, 'f32');
       expect(chunks).toHaveLength(2);
       ws.send(chunks[0]);
@@ -82,7 +83,10 @@ describe('a layer-streamed step on a node', () => {
 
       const sum = new Float32Array(P);
       for (const f of frames.slice(0, 2)) decodeNodeFrame(f, 'node', { paramCount: P }, (m) => (m.t === 'grad' ? sum.subarray(m.at, m.at + m.count) : null));
-      expect(sameBits(sum, localSum(weights, order))).toBe(true);
+      const half = rows / 2;
+      const second = threads === 1 ? null : localSum(weights, order.subarray(half));
+      const local = second ? localSum(weights, order.subarray(0, half)).map((x, i) => x + second[i]) : localSum(weights, order);
+      expect(sameBits(sum, local)).toBe(true);
       node.kill('SIGKILL');
     } finally {
       await fake.close();

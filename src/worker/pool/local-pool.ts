@@ -48,6 +48,9 @@ export function defaultThreads(): number {
  */
 export const THREADS_PER_CORE = 4;
 
+/** The longest a streamed shard's fold sleeps between looks at its sub-shards (a notify usually wakes it first). */
+const FOLD_WATCH_MS = 20;
+
 export function checkThreadCount(flag: string, threads: number): string | null {
   const cores = availableParallelism();
   const max = THREADS_PER_CORE * cores;
@@ -184,29 +187,69 @@ export class LocalPool implements Executor {
   private async runParts(step: number, s: ShardSpec, stream?: number): Promise<ShardOutcome> {
     const t0 = performance.now();
     const { arena, spareSlots } = this.opts;
-    const { kernels } = this;
     const P = arena.layout.paramCount;
-    const target = arena.slots[s.slot];
     const ranges = equalRanges(s.lo, s.hi - s.lo, s.parts);
     let lossSum = 0;
     for (let w = 0; w < ranges.length; w += spareSlots.length) {
       const wave = ranges.slice(w, w + spareSlots.length);
-      const outs = await Promise.all(wave.map((r, j) => this.task(step, spareSlots[j], r.lo, r.hi, stream)));
-      for (const o of outs) lossSum += o.lossSum;
-      const sums = wave.map((_, j) => arena.slots[spareSlots[j]]);
-      // Left fold: the first wave starts the sum, later waves add to it in sub-shard order. sumSlots
-      // is the left fold for at most three slots (beyond, it is the step's pairwise tree), so the
-      // sums go in by two or three: the recipe's bits do not depend on how many spare slots we have.
-      for (let j = 0; j < sums.length; ) {
-        const first = w === 0 && j === 0;
-        const take = sums.slice(j, j + (first ? 3 : 2));
-        kernels.sumSlots(target, first ? take : [target, ...take], 0, P, 1);
-        j += take.length;
-      }
+      const subs = wave.map((_, j) => spareSlots[j]);
+      for (const k of subs) Atomics.store(this.board.i32, this.board.gradFrom(k), P);
+      const outs = Promise.all(wave.map((r, j) => this.task(step, subs[j], r.lo, r.hi, stream)));
+      // A streamed shard in one wave is folded layer by layer, as its sub-shards' backward makes
+      // each final: the node sends those values up meanwhile.
+      const folded = stream !== undefined && ranges.length <= spareSlots.length ? await this.foldAsFinal(s.slot, subs, outs) : P;
+      for (const o of await outs) lossSum += o.lossSum;
+      this.fold(s.slot, subs, w === 0, 0, folded);
     }
     // The folded sum is final all at once.
     Atomics.store(this.board.i32, this.board.gradFrom(s.slot), 0);
+    Atomics.notify(this.board.i32, this.board.gradFrom(s.slot));
     return { slot: s.slot, lossSum, count: s.hi - s.lo, computeMs: performance.now() - t0, by: this.id };
+  }
+
+  /**
+   * Values [lo, hi) of the sub-shards' sums in `subs` added into `slot`. Left fold: the first wave
+   * starts the sum, later waves add to it in sub-shard order. sumSlots is the left fold for at most
+   * three slots (beyond, it is the step's pairwise tree), so the sums go in by two or three: the
+   * recipe's bits depend neither on how many spare slots we have nor on how [0, P) is cut.
+   */
+  private fold(slot: number, subs: readonly number[], firstWave: boolean, lo: number, hi: number): void {
+    const { arena } = this.opts;
+    const target = arena.slots[slot];
+    const sums = subs.map((k) => arena.slots[k]);
+    for (let j = 0; j < sums.length; ) {
+      const first = firstWave && j === 0;
+      const take = sums.slice(j, j + (first ? 3 : 2));
+      this.kernels.sumSlots(target, first ? take : [target, ...take], lo, hi, 1);
+      j += take.length;
+    }
+  }
+
+  /**
+   * While the sub-shards of one wave run, folds into `slot` whatever all of them have made final
+   * (the board's gradFrom of each; backward finishes the last layers first) and posts it as the
+   * slot's own. Returns where the folded part starts once they are done (the rest is the caller's).
+   */
+  private async foldAsFinal(slot: number, subs: readonly number[], running: Promise<unknown>): Promise<number> {
+    const b = this.board;
+    let done = false;
+    void running.then(() => (done = true), () => (done = true));
+    let folded = this.opts.arena.layout.paramCount;
+    while (!done) {
+      const froms = subs.map((k) => Atomics.load(b.i32, b.gradFrom(k)));
+      const from = Math.max(...froms);
+      if (from < folded) {
+        this.fold(slot, subs, true, from, folded);
+        folded = from;
+        Atomics.store(b.i32, b.gradFrom(slot), from);
+        Atomics.notify(b.i32, b.gradFrom(slot));
+      }
+      // The slowest sub-shard decides: wait for its next layer (or the end).
+      const slowest = subs[froms.indexOf(from)];
+      const w = Atomics.waitAsync(b.i32, b.gradFrom(slowest), from, FOLD_WATCH_MS);
+      await Promise.race([w.async ? w.value : Promise.resolve(), running.catch(() => undefined)]);
+    }
+    return folded;
   }
 
   /**
