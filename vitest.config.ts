@@ -11,13 +11,18 @@ const IN_PROCESS = [
   'test/wire-shared.test.ts',
 ];
 
+// Files with child processes but nothing that depends on timing (no deadlines, heartbeats or
+// terminals): two at a time, after the in-process files and before the timed ones.
+const SIDE_BY_SIDE = ['test/predict.test.ts', 'test/package-consumer.test.ts', 'test/remote-stream.test.ts'];
+
 export default defineConfig({
   test: {
     testTimeout: 60_000,
     hookTimeout: 60_000,
     projects: [
       { extends: true, test: { name: 'in-process', include: IN_PROCESS, maxWorkers: 2, sequence: { groupOrder: 0 } } },
-      { extends: true, test: { name: 'processes', include: ['test/**/*.test.ts'], exclude: IN_PROCESS, fileParallelism: false, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'processes, side by side', include: SIDE_BY_SIDE, maxWorkers: 2, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'processes', include: ['test/**/*.test.ts'], exclude: [...IN_PROCESS, ...SIDE_BY_SIDE], fileParallelism: false, sequence: { groupOrder: 2 } } },
     ],
   },
 });

@@ -92,4 +92,36 @@ describe('a layer-streamed step on a node', () => {
       await fake.close();
     }
   });
+
+  it.each([
+    ['real compute', []],
+    ['emulated compute', ['--emulate-compute', '0.01']],
+  ])('with %s: a step given up while forward waits for weights lets the next one through', async (_name, extra) => {
+    const weights = Float32Array.from({ length: P }, (_, i) => 0.05 * Math.cos(i));
+    const rows = 16;
+    const order = Int32Array.from({ length: rows }, (_, i) => (i * 5) % train.n);
+    let sock: WebSocket | null = null;
+    const fake = await fakeCoordinator({ proveWith: TOKEN, onConnection: (ws) => (sock = ws) });
+    try {
+      const node = spawnNode(fake.url, ['--token-file', await tokenFile(TOKEN), ...extra]);
+      const decoded = (): NodeMessage[] => fake.received.map((f) => decodeNodeFrame(f, 'node', { paramCount: P }, (m) => new Float32Array(m.t === 'grad' ? m.count : P)).msg).filter((m) => m.t !== 'heartbeat');
+      await until('the hello', () => decoded().length === 1);
+      const ws = sock!;
+      ws.send(encodeFrame({ t: 'welcome', v: PROTOCOL_VERSION, nodeId: 'node1', config: JSON.stringify(raw), chunkRows: CHUNK_ROWS, kernels: 'ts', data: 'source', n: train.n, nIn: 2, yWidth: 1, classes: 2, wire: 'f32' }));
+      // Request 1 gets half its weights, and is then replaced by request 2 (upstream gave it up).
+      ws.send(encodeFrame({ t: 'step', req: 1, step: 1, parts: 1, rows }, order));
+      ws.send(encodeWeightChunks(1, weights, 'f32')[0]);
+      await new Promise((r) => setTimeout(r, 300));
+      ws.send(encodeFrame({ t: 'step', req: 2, step: 1, parts: 1, rows }, order));
+      for (const c of encodeWeightChunks(1, weights, 'f32')) ws.send(c);
+      await until('the result of request 2', () => decoded().some((m) => m.t === 'result'), 15_000);
+      const answers = decoded().slice(1);
+      expect(answers.every((m) => m.t !== 'error'), node.log).toBe(true);
+      expect(answers.filter((m) => m.t === 'result')).toEqual([expect.objectContaining({ req: 2, chunked: true })]);
+      expect(answers.filter((m) => m.t === 'grad').map((m) => (m as { req: number }).req)).toEqual([2, 2]);
+      node.kill('SIGKILL');
+    } finally {
+      await fake.close();
+    }
+  });
 });

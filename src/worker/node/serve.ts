@@ -185,10 +185,13 @@ export class StepInHand {
     }
   }
 
-  /** Resolves once floats [0, end) of the weights are in (emulated compute's forward waits on it). */
+  /**
+   * Resolves once floats [0, end) of the weights are in (emulated compute's forward waits on it);
+   * rejects when the step is given up, so that the compute ends and the next step can start.
+   */
   private landed(end: number): Promise<void> {
     if (this.nextAt >= end) return Promise.resolve();
-    return new Promise<void>((wake) => this.landWaiters.push({ end, wake }));
+    return Promise.race([new Promise<void>((wake) => this.landWaiters.push({ end, wake })), this.cancelled]);
   }
 
   /**
