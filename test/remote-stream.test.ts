@@ -45,6 +45,36 @@ function localSum(weights: Float32Array, order: Int32Array): Float32Array {
   return arena.slots[0].slice(0, P);
 }
 
+interface WelcomedNode {
+  readonly ws: WebSocket;
+  readonly node: ReturnType<typeof spawnNode>;
+  /** Every frame it sent, raw, and decoded without its heartbeats. */
+  readonly received: readonly Buffer[];
+  decoded(): NodeMessage[];
+  close(): Promise<void>;
+}
+
+/** A real node behind a fake coordinator, welcomed. */
+async function welcomedNode(args: string[]): Promise<WelcomedNode> {
+  let sock: WebSocket | null = null;
+  const fake = await fakeCoordinator({ proveWith: TOKEN, onConnection: (ws) => (sock = ws) });
+  const node = spawnNode(fake.url, ['--token-file', await tokenFile(TOKEN), ...args]);
+  const decoded = (): NodeMessage[] => fake.received.map((f) => decodeNodeFrame(f, 'node', { paramCount: P }, (m) => new Float32Array(m.t === 'grad' ? m.count : P)).msg).filter((m) => m.t !== 'heartbeat');
+  const close = async (): Promise<void> => {
+    node.kill('SIGKILL');
+    await fake.close();
+  };
+  try {
+    await until('the hello', () => decoded().length === 1);
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  const ws = sock!;
+  ws.send(encodeFrame({ t: 'welcome', v: PROTOCOL_VERSION, nodeId: 'node1', config: JSON.stringify(raw), chunkRows: CHUNK_ROWS, kernels: 'ts', data: 'source', n: train.n, nIn: 2, yWidth: 1, classes: 2, wire: 'f32' }));
+  return { ws, node, decoded, close, received: fake.received };
+}
+
 describe('a layer-streamed step on a node', () => {
   it.each([1, 2])('with %i thread(s): waits for the weights it needs, sends its sum last chunk first as backward finishes, and the bits are a local shard\'s', async (threads) => {
     expect(P).toBeGreaterThan(CHUNK_FLOATS);
@@ -53,14 +83,8 @@ describe('a layer-streamed step on a node', () => {
     const weights = Float32Array.from({ length: P }, (_, i) => 0.05 * Math.sin(i));
     const rows = 32;
     const order = Int32Array.from({ length: rows }, (_, i) => (i * 7) % train.n);
-    let sock: WebSocket | null = null;
-    const fake = await fakeCoordinator({ proveWith: TOKEN, onConnection: (ws) => (sock = ws) });
+    const { ws, node, decoded, received, close } = await welcomedNode(['--threads', String(threads)]);
     try {
-      const node = spawnNode(fake.url, ['--token-file', await tokenFile(TOKEN), '--threads', String(threads)]);
-      const decoded = (): NodeMessage[] => fake.received.map((f) => decodeNodeFrame(f, 'node', { paramCount: P }, (m) => new Float32Array(m.t === 'grad' ? m.count : P)).msg).filter((m) => m.t !== 'heartbeat');
-      await until('the hello', () => decoded().length === 1);
-      const ws = sock!;
-      ws.send(encodeFrame({ t: 'welcome', v: PROTOCOL_VERSION, nodeId: 'node1', config: JSON.stringify(raw), chunkRows: CHUNK_ROWS, kernels: 'ts', data: 'source', n: train.n, nIn: 2, yWidth: 1, classes: 2, wire: 'f32' }));
       // A node computes its shard in `parts` sub-shards, one per thread, folded left to right.
       ws.send(encodeFrame({ t: 'step', req: 1, step: 1, parts: threads, rows }, order));
       const chunks = encodeWeightChunks(1, weights, 'f32');
@@ -72,7 +96,7 @@ describe('a layer-streamed step on a node', () => {
       ws.send(chunks[1]);
       await until('the result', () => decoded().some((m) => m.t === 'result'));
 
-      const frames = fake.received.slice(1).filter((f) => decodeNodeFrame(f, 'node', { paramCount: P }, () => null).msg.t !== 'heartbeat');
+      const frames = received.slice(1).filter((f) => decodeNodeFrame(f, 'node', { paramCount: P }, () => null).msg.t !== 'heartbeat');
       const msgs = decoded().slice(1);
       expect(msgs.map((m) => m.t)).toEqual(['grad', 'grad', 'result']);
       // Backward finishes the last layers first: the chunk holding layer 2's end goes up before layer 1's.
@@ -87,9 +111,8 @@ describe('a layer-streamed step on a node', () => {
       const second = threads === 1 ? null : localSum(weights, order.subarray(half));
       const local = second ? localSum(weights, order.subarray(0, half)).map((x, i) => x + second[i]) : localSum(weights, order);
       expect(sameBits(sum, local)).toBe(true);
-      node.kill('SIGKILL');
     } finally {
-      await fake.close();
+      await close();
     }
   });
 
@@ -100,14 +123,8 @@ describe('a layer-streamed step on a node', () => {
     const weights = Float32Array.from({ length: P }, (_, i) => 0.05 * Math.cos(i));
     const rows = 16;
     const order = Int32Array.from({ length: rows }, (_, i) => (i * 5) % train.n);
-    let sock: WebSocket | null = null;
-    const fake = await fakeCoordinator({ proveWith: TOKEN, onConnection: (ws) => (sock = ws) });
+    const { ws, node, decoded, close } = await welcomedNode(extra);
     try {
-      const node = spawnNode(fake.url, ['--token-file', await tokenFile(TOKEN), ...extra]);
-      const decoded = (): NodeMessage[] => fake.received.map((f) => decodeNodeFrame(f, 'node', { paramCount: P }, (m) => new Float32Array(m.t === 'grad' ? m.count : P)).msg).filter((m) => m.t !== 'heartbeat');
-      await until('the hello', () => decoded().length === 1);
-      const ws = sock!;
-      ws.send(encodeFrame({ t: 'welcome', v: PROTOCOL_VERSION, nodeId: 'node1', config: JSON.stringify(raw), chunkRows: CHUNK_ROWS, kernels: 'ts', data: 'source', n: train.n, nIn: 2, yWidth: 1, classes: 2, wire: 'f32' }));
       // Request 1 gets half its weights, and is then replaced by request 2 (upstream gave it up).
       ws.send(encodeFrame({ t: 'step', req: 1, step: 1, parts: 1, rows }, order));
       ws.send(encodeWeightChunks(1, weights, 'f32')[0]);
@@ -119,9 +136,8 @@ describe('a layer-streamed step on a node', () => {
       expect(answers.every((m) => m.t !== 'error'), node.log).toBe(true);
       expect(answers.filter((m) => m.t === 'result')).toEqual([expect.objectContaining({ req: 2, chunked: true })]);
       expect(answers.filter((m) => m.t === 'grad').map((m) => (m as { req: number }).req)).toEqual([2, 2]);
-      node.kill('SIGKILL');
     } finally {
-      await fake.close();
+      await close();
     }
   });
 });
