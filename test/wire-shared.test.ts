@@ -2,6 +2,7 @@
 // bits, non-finite values refused with the peer named, sample indices range-checked.
 
 import { describe, expect, it } from 'vitest';
+import { SumChunks } from '../src/core/protocol/sum-chunks.js';
 import { CHUNK_FLOATS, decodeCoordinatorFrame, decodeNodeFrame, encodeFrame, encodeWeightChunks, landFloats, landStepIndices, landWeightsChunk, WireError, type StepRequest, type WeightsChunk } from '../src/core/protocol/wire.js';
 import { StepWeights } from '../src/coordinator/remote/node-handle.js';
 import type { ArenaViews } from '../src/core/arena.js';
@@ -113,5 +114,21 @@ describe('shared step payload and one-pass landing', () => {
     const head = { t: 'result', req: 3, step: 2, count: 8, lossSum: 1, computeMs: 1, leaving: false, chunked: true };
     expect(decodeNodeFrame(encodeFrame(head), 'child', limits).msg).toMatchObject({ t: 'result', chunked: true });
     expect(() => decodeNodeFrame(encodeFrame(head, new Float32Array(10)), 'child', limits)).toThrow(/gradient of 40 bytes, the model needs exactly 0 \(f32, sent ahead in chunks\)/);
+  });
+
+  it('a sum in chunks takes each chunk of the chunking once, in any order, and knows when it is whole', () => {
+    const total = 2 * CHUNK_FLOATS + 5;
+    const sum = new SumChunks(total);
+    const grad = (at: number, count: number): { t: 'grad'; req: number; step: number; at: number; count: number } => ({ t: 'grad', req: 1, step: 1, at, count });
+    sum.claim(grad(2 * CHUNK_FLOATS, 5), 'p');
+    expect(sum.has(2) && !sum.has(0) && !sum.complete).toBe(true);
+    expect(() => sum.claim(grad(2 * CHUNK_FLOATS, 5), 'p')).toThrow(/^p: sum chunk \[131072, \+5\) came twice/);
+    expect(() => sum.claim(grad(1, CHUNK_FLOATS), 'p')).toThrow(/is not a chunk/);
+    expect(() => sum.claim(grad(0, 5), 'p')).toThrow(/is not a chunk/);
+    expect(() => sum.claim(grad(3 * CHUNK_FLOATS, 5), 'p')).toThrow(/is not a chunk/);
+    sum.claim(grad(0, CHUNK_FLOATS), 'p');
+    sum.claim(grad(CHUNK_FLOATS, CHUNK_FLOATS), 'p');
+    expect(sum.complete).toBe(true);
+    expect(sum.received).toBe(3);
   });
 });

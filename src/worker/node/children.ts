@@ -175,7 +175,9 @@ export class ChildLinks {
     }
     if (r.count !== o.rows) throw new WireError('WIRE_LENGTH_MISMATCH', `child ${child.id}: result counts ${r.count} samples, its block has ${o.rows}`);
     if ((r.entries?.loss.length ?? 1) !== o.size) throw new WireError('WIRE_LENGTH_MISMATCH', `child ${child.id}: result for ${r.entries?.loss.length ?? 1} nodes, its block has ${o.size}`);
-    return r.chunked ? null : o.slot;
+    // The parent adds a child's sum chunk by chunk as it streams its own up: a whole one would never be added.
+    if (!r.chunked) throw new WireError('WIRE_MALFORMED', `child ${child.id}: a whole sum; a child sends its sum in chunks`);
+    return null;
   }
 
   /**

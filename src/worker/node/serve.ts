@@ -198,7 +198,7 @@ export class StepInHand {
    * The sum up in chunks, from the last: each is sent once the own shard's gradient is final there
    * (backward goes from the last layer down) and every child's same chunk is in (added in the
    * tree's order, the same bits as a whole sum), so the reduction overlaps backward and pipelines
-   * up the tree. Resolves when the first chunk is sent, or when a child failed, the compute failed
+   * up the tree. Resolves when every chunk is sent, or when a child failed, the compute failed
    * or the step was given up (serve() says which).
    */
   private streamUp(computing: Promise<unknown>): Promise<void> {
