@@ -69,12 +69,14 @@ describe('shared step payload and one-pass landing', () => {
     let params = new Float32Array(P).map((_, i) => i);
     const arena = { get params() { return params; } } as unknown as ArenaViews;
     const weights = new StepWeights(arena);
-    const a = weights.of(4);
+    const of = (step: number): Buffer[] => Array.from({ length: weights.count }, (_, k) => weights.chunk(step, k));
+    const a = of(4);
     expect(a).toHaveLength(2);
-    expect(weights.of(4)).toBe(a);
+    expect(of(4)).toEqual(a);
+    expect(weights.chunk(4, 1)).toBe(a[1]); // the same bytes, not a copy
     params = new Float32Array(P).fill(9);
-    expect(weights.of(4)).toBe(a); // the step's snapshot
-    const five = weights.of(5);
+    expect(of(4)).toEqual(a); // the step's snapshot
+    const five = of(5);
     expect(decodeCoordinatorFrame(five[1], 'c').payload.length).toBe(5 * 4);
 
     const limits = { paramCount: P, samples: 5, maxRows: 8, wire: 'f32' as const };

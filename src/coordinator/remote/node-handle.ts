@@ -8,7 +8,7 @@ import type { WebSocket } from 'ws';
 import type { ArenaViews } from '../../core/arena.js';
 import { DptrainError } from '../../core/errors.js';
 import { SumChunks } from '../../core/protocol/sum-chunks.js';
-import { decodeNodeFrame, encodeFrame, encodeWeightChunks, WireError, type BlockPlan, type GradChunk, type ResultHeader, type WireFloat } from '../../core/protocol/wire.js';
+import { decodeNodeFrame, encodeFrame, encodeWeightChunk, weightChunks, wireBytes, WireError, type BlockPlan, type GradChunk, type ResultHeader, type WireFloat } from '../../core/protocol/wire.js';
 import { ShardsLost, type Executor, type ShardOutcome, type ShardSpec } from '../../worker/pool/executor.js';
 
 /**
@@ -16,17 +16,24 @@ import { ShardsLost, type Executor, type ShardOutcome, type ShardSpec } from '..
  * request. Two sets per encoding take turns: the one of step s is rewritten at step s + 2, when
  * every socket that carried it has either sent it (its node answered step s + 1, queued behind it)
  * or been destroyed (a dropped node), so no frame in flight changes, and nothing weights-sized is
- * allocated per step.
+ * allocated per step. A chunk is encoded when the step's first request sends it: that node's
+ * first chunk is on its way while the next ones are encoded.
  */
 export class StepWeights {
   private step = -1;
   private turn = 0;
+  /** The step's chunks so far, per encoding. */
   private readonly current = new Map<WireFloat, Buffer[]>();
-  private readonly turns = new Map<WireFloat, [Buffer[] | undefined, Buffer[] | undefined]>();
+  private readonly turns = new Map<WireFloat, [Buffer[], Buffer[]]>();
   constructor(private readonly arena: ArenaViews) {}
 
-  /** The step's chunks: the weights do not change within a step, so the first request's copy serves all. */
-  of(step: number, wire: WireFloat = 'f32'): Buffer[] {
+  /** Chunk messages a step's weights take. */
+  get count(): number {
+    return weightChunks(this.arena.params.length);
+  }
+
+  /** Chunk k of the step's weights: the weights do not change within a step, so the first request's copy serves all. */
+  chunk(step: number, k: number, wire: WireFloat = 'f32'): Buffer {
     if (step !== this.step) {
       this.current.clear();
       this.step = step;
@@ -34,13 +41,16 @@ export class StepWeights {
     }
     let b = this.current.get(wire);
     if (!b) {
-      const pair = this.turns.get(wire) ?? [undefined, undefined];
-      b = encodeWeightChunks(step, this.arena.params, wire, pair[this.turn]);
-      pair[this.turn] = b;
+      const pair = this.turns.get(wire) ?? [[], []];
       this.turns.set(wire, pair);
+      b = [];
       this.current.set(wire, b);
     }
-    return b;
+    if (!b[k]) {
+      const memory = this.turns.get(wire)![this.turn];
+      b[k] = memory[k] = encodeWeightChunk(step, this.arena.params, wire, k, memory[k]);
+    }
+    return b[k];
   }
 }
 
@@ -176,9 +186,9 @@ export class RemoteNode implements Executor {
       ? { ids: members.map((m) => m.id), reqs: members.map((_, i) => (i === 0 ? req : req * 1000 + i)), rows: specs.map((s) => s.hi - s.lo), parts: specs.map((s) => s.parts) }
       : undefined;
     const last = specs[specs.length - 1];
-    const chunks = this.o.weights.of(step, this.o.wire);
     const own = encodeFrame({ t: 'step', req, step, parts: spec.parts, rows, ...(block ? { block } : {}) }, order.subarray(spec.lo, last.hi));
-    const bytes = chunks.reduce((a, c) => a + c.length, own.length);
+    // What this request puts on the socket: its own frame and the weights (the chunks' headers are a few bytes each).
+    const bytes = own.length + this.o.arena.layout.paramCount * wireBytes(this.o.wire);
     // A node that does not read its socket must not grow our memory: beyond one frame in flight it is dropped.
     if (ws.bufferedAmount > bytes) {
       this.drop(`not reading its socket (${ws.bufferedAmount} bytes unsent)`);
@@ -187,10 +197,16 @@ export class RemoteNode implements Executor {
     return new Promise<ShardOutcome[]>((resolve, reject) => {
       const timer = setTimeout(() => this.drop(`no result for step ${step} within the ${this.o.deadlineMs} ms deadline`), this.o.deadlineMs);
       this.pending = { req, step, specs, members, resolve, reject, timer, chunks: new SumChunks(this.o.arena.layout.paramCount) };
-      this.o.traffic.sent += bytes;
       // The node's own request, then the step's shared weights chunks (no copy).
       ws.send(own);
-      chunks.forEach((c, k) => ws.send(c, k === chunks.length - 1 ? (err) => err && this.drop(`send failed: ${err.message}`) : undefined));
+      let sent = own.length;
+      const { weights, wire } = this.o;
+      for (let k = 0; k < weights.count; k++) {
+        const c = weights.chunk(step, k, wire);
+        sent += c.length;
+        ws.send(c, k === weights.count - 1 ? (err) => err && this.drop(`send failed: ${err.message}`) : undefined);
+      }
+      this.o.traffic.sent += sent;
     });
   }
 

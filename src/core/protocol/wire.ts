@@ -175,12 +175,17 @@ export function encodeFrame(header: object, ...payload: readonly ArrayBufferView
  * children). Written into `reuse`'s memory when it fits (the caller knows no socket holds it).
  */
 export function encodeWeightChunks(step: number, params: Float32Array, wire: WireFloat, reuse?: readonly Buffer[]): Buffer[] {
-  const out: Buffer[] = [];
-  for (let k = 0, at = 0; at < params.length || k === 0; k++, at += CHUNK_FLOATS) {
-    const count = chunkAt(params.length, at);
-    out.push(encodeFloatFrame({ t: 'weights', step, at, count }, params.subarray(at, at + count), wire, reuse?.[k]?.buffer as ArrayBuffer | undefined));
-  }
-  return out;
+  return Array.from({ length: weightChunks(params.length) }, (_, k) => encodeWeightChunk(step, params, wire, k, reuse?.[k]));
+}
+
+/** How many chunk messages the weights of `paramCount` floats take (one at least). */
+export const weightChunks = (paramCount: number): number => Math.max(1, Math.ceil(paramCount / CHUNK_FLOATS));
+
+/** Chunk k of the step's weights (see encodeWeightChunks), in `reuse`'s memory when it fits. */
+export function encodeWeightChunk(step: number, params: Float32Array, wire: WireFloat, k: number, reuse?: Buffer): Buffer {
+  const at = k * CHUNK_FLOATS;
+  const count = chunkAt(params.length, at);
+  return encodeFloatFrame({ t: 'weights', step, at, count }, params.subarray(at, at + count), wire, reuse?.buffer as ArrayBuffer | undefined);
 }
 
 /**
