@@ -58,7 +58,7 @@ async function measureSteps(threads: number, batch: number, a: Args): Promise<St
 
 /** A local row from the counted steps of every round. */
 function localRow(threads: number, batch: number, steps: readonly StepRecord[], baseStepMs: number): ScalingRow {
-  const m = { combo: combo('strong', batch, threads, 0), emulation: null, ...stepTimes(steps), bytesSent: null, bytesReceived: null, pids: [] };
+  const m = { combo: combo('strong', batch, threads, 0), emulation: null, ...stepTimes(steps), bytesSent: null, bytesReceived: null, maxLinkBytes: null, pids: [] };
   return scalingRow(m, (1000 * batch) / baseStepMs, 'loopback', null);
 }
 

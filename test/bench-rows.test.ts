@@ -14,7 +14,7 @@ import { parseNet } from '../src/coordinator/bench/net/netem.js';
 const tenGbit = parseNet('0.05ms:10000mbit')!;
 
 function measured(c: ReturnType<typeof combo>, stepMs: number, emulation: Measured['emulation'] = null): Measured {
-  return { combo: c, emulation, steps: 5, stepMs, computeMs: stepMs / 2, commMs: (stepMs * 9) / 20, hiddenMs: 0, updateMs: stepMs / 20, poolMs: (stepMs * 19) / 20, bytesSent: null, bytesReceived: null, pids: [] };
+  return { combo: c, emulation, steps: 5, stepMs, computeMs: stepMs / 2, commMs: (stepMs * 9) / 20, hiddenMs: 0, updateMs: stepMs / 20, poolMs: (stepMs * 19) / 20, bytesSent: null, bytesReceived: null, maxLinkBytes: null, pids: [] };
 }
 
 describe('time dilation', () => {

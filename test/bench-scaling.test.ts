@@ -207,6 +207,12 @@ describe('dptrain bench scaling', () => {
     expect(tree.bytesSentPerNodeStep!).toBeGreaterThan(star.bytesSentPerNodeStep! / 4);
     // Through the head, the rest of the tree's rows cross a second emulated link.
     expect(tree.stepMs).toBeGreaterThanOrEqual(20);
+    // Every link, the coordinator's and those between nodes, carries the weights once one way and
+    // one sum the other per step (f32: 4 bytes a parameter each way, plus headers).
+    for (const row of [star, tree]) {
+      expect(row.maxLinkBytesPerStep!).toBeGreaterThan(4 * 4482);
+      expect(row.maxLinkBytesPerStep!).toBeLessThan(4 * 4482 + 2048);
+    }
     expect(r.stdout).toMatch(/ 3 tree k=1 /);
   });
 

@@ -42,12 +42,12 @@ function conditions(r: ScalingReport): string[] {
 /** The measured rows: header and cells, for the console and Markdown alike. */
 function rowsTable(r: ScalingReport): { header: string[]; cells: string[][] } {
   return {
-    header: ['scaling', 'compute', 'batch', 'threads', 'nodes', 'workers', 'samples/s', 'speedup', 'efficiency', 'step ms', 'compute ms', 'comm ms', 'hidden ms', 'update ms', 'KB out', 'KB in', 'predicted ms', 'error'],
+    header: ['scaling', 'compute', 'batch', 'threads', 'nodes', 'workers', 'samples/s', 'speedup', 'efficiency', 'step ms', 'compute ms', 'comm ms', 'hidden ms', 'update ms', 'KB out', 'KB in', 'max link KB', 'predicted ms', 'error'],
     cells: r.rows.map((x) => [
       x.scaling, computeLabel(x),
       x.scaling === 'weak' ? `${x.batch} (${x.sweepBatch}/worker)` : String(x.batch), String(x.threads), x.nodes === 0 ? '-' : `${x.nodes}${x.fanout ? ` tree k=${x.fanout}` : ''}`, String(x.workers),
       fmt(x.samplesPerSec), fmt(x.speedup, 2), pct(x.efficiency),
-      fmt(x.stepMs, 2), fmt(x.computeMs, 2), fmt(x.commMs, 2), x.nodes === 0 ? '' : fmt(x.hiddenMs, 2), fmt(x.updateMs, 2), kb(x.bytesSentPerNodeStep), kb(x.bytesReceivedPerNodeStep),
+      fmt(x.stepMs, 2), fmt(x.computeMs, 2), fmt(x.commMs, 2), x.nodes === 0 ? '' : fmt(x.hiddenMs, 2), fmt(x.updateMs, 2), kb(x.bytesSentPerNodeStep), kb(x.bytesReceivedPerNodeStep), kb(x.maxLinkBytesPerStep),
       x.predictedStepMs === null ? '' : fmt(x.predictedStepMs, 2), x.predictionErrorPct === null ? '' : `${x.predictionErrorPct >= 0 ? '+' : ''}${fmt(x.predictionErrorPct, 1)}%`,
     ]),
   };

@@ -83,6 +83,18 @@ export async function nodeRow(state: RunState, c: Combo, emulation: Emulation | 
     }
     bytes.push({ sent: sent / Math.max(1, nodes.length), received: received / Math.max(1, nodes.length) });
   };
+  // Per emulated link (the proxies see every link, between nodes too): the most one carried one way in a step.
+  const linkMax: number[] = [];
+  const linkSeen = new Map<string, { up: number; down: number }>();
+  const countLinks = (): void => {
+    let most = 0;
+    for (const [key, now] of fleet.linkBytes()) {
+      const before = linkSeen.get(key) ?? { up: 0, down: 0 };
+      most = Math.max(most, now.up - before.up, now.down - before.down);
+      linkSeen.set(key, now);
+    }
+    linkMax.push(most);
+  };
   const steps: StepRecord[] = [];
   // Node processes starting together on few cores block their event loops for seconds (data, arena,
   // threads) and answer no ping meanwhile: the heartbeat's tolerance grows with the nodes per core.
@@ -97,6 +109,7 @@ export async function nodeRow(state: RunState, c: Combo, emulation: Emulation | 
         step: (r) => {
           clearTimeout(joinTimer);
           countBytes(r.nodes);
+          countLinks();
         },
       }),
       attachRemote: async (run) => {
@@ -130,10 +143,10 @@ export async function nodeRow(state: RunState, c: Combo, emulation: Emulation | 
     await fleet.stop(EXIT_GRACE_MS);
     state.fleets.delete(fleet);
   }
-  return summarize(o, c, emulation, steps, bytes, fleet.nodes.map((n) => n.pid));
+  return summarize(o, c, emulation, steps, bytes, fleet.nodes.map((n) => n.pid), linkSeen.size > 0 ? linkMax : null);
 }
 
-function summarize(o: ScalingBenchOptions, c: Combo, emulation: Emulation | null, steps: readonly StepRecord[], bytes: readonly { sent: number; received: number }[] | null, pids: readonly number[]): Measured {
+function summarize(o: ScalingBenchOptions, c: Combo, emulation: Emulation | null, steps: readonly StepRecord[], bytes: readonly { sent: number; received: number }[] | null, pids: readonly number[], linkMax: readonly number[] | null = null): Measured {
   const idx = fullBatches(steps, o.warmup, c.batch);
   if (idx.length === 0) throw configError('--steps', `no full batch of ${c.batch} among the ${steps.length - o.warmup} measured steps`);
   return {
@@ -142,6 +155,7 @@ function summarize(o: ScalingBenchOptions, c: Combo, emulation: Emulation | null
     ...stepTimes(idx.map((i) => steps[i])),
     bytesSent: bytes ? median(idx.map((i) => bytes[i].sent)) : null,
     bytesReceived: bytes ? median(idx.map((i) => bytes[i].received)) : null,
+    maxLinkBytes: linkMax ? median(idx.map((i) => linkMax[i])) : null,
     pids,
   };
 }

@@ -70,6 +70,8 @@ export interface Measured extends StepTimes {
   /** Per node per step, medians (node rows only). */
   readonly bytesSent: number | null;
   readonly bytesReceived: number | null;
+  /** Emulated links: the most any one link (between two peers) carried in one direction per step. */
+  readonly maxLinkBytes: number | null;
   readonly pids: readonly number[];
 }
 
@@ -112,6 +114,8 @@ export interface ScalingRow {
   /** Per node per step: coordinator → node and node → coordinator (WebSocket payload bytes). */
   readonly bytesSentPerNodeStep: number | null;
   readonly bytesReceivedPerNodeStep: number | null;
+  /** Emulated links only: the most any one link, the coordinator's or one between nodes, carried one way per step. */
+  readonly maxLinkBytesPerStep: number | null;
   readonly predictedStepMs: number | null;
   /** The prediction's parts, to compare with computeMs and commMs where it misses. */
   readonly predictedComputeMs: number | null;
@@ -208,7 +212,7 @@ export function scalingRow(m: Measured, baseSamplesPerSec: number, link: LinkMod
     stepMs, computeMs: m.computeMs / d, commMs: m.commMs / d, hiddenMs: m.hiddenMs / d, updateMs: m.updateMs / d,
     samplesPerSec,
     speedup, efficiency: speedup / workers,
-    bytesSentPerNodeStep: m.bytesSent, bytesReceivedPerNodeStep: m.bytesReceived,
+    bytesSentPerNodeStep: m.bytesSent, bytesReceivedPerNodeStep: m.bytesReceived, maxLinkBytesPerStep: m.maxLinkBytes,
     predictedStepMs: predicted?.stepMs ?? null,
     predictedComputeMs: predicted?.computeMs ?? null,
     predictedCommMs: predicted?.commMs ?? null,

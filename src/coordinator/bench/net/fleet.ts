@@ -137,6 +137,19 @@ export class Fleet {
     return node;
   }
 
+  /**
+   * Bytes each emulated link (a connection through one of the row's proxies: a node's link to the
+   * coordinator or to its parent) has carried so far, each way, by a key stable while it is open.
+   * Empty without emulated links.
+   */
+  linkBytes(): Map<string, { up: number; down: number }> {
+    const out = new Map<string, { up: number; down: number }>();
+    this.proxies.forEach((p, i) => {
+      for (const c of p.connections()) out.set(`${i}:${c.id}`, { up: c.bytesUp, down: c.bytesDown });
+    });
+    return out;
+  }
+
   private early(node: NodeProcess, what: string): void {
     if (this.stopping) return;
     const said = node.stderrTail.trim().split('\n').slice(-2).join(' | ');

@@ -29,6 +29,8 @@ export interface Netem {
   close(): Promise<void>;
   /** Bytes delivered so far: client → target (up) and target → client (down). */
   stats(): { bytesUp: number; bytesDown: number };
+  /** The same per open connection (one link between two peers), by a number unique in this proxy. */
+  connections(): { readonly id: number; readonly bytesUp: number; readonly bytesDown: number }[];
 }
 
 const PRESETS: Record<string, NetProfile> = {
@@ -174,7 +176,8 @@ export async function startNetem(opts: NetemOptions): Promise<Netem> {
   // Room for two bandwidth-delay products, so pausing the reader never caps the throughput.
   const highWater = Math.max(1 << 20, Math.ceil(2 * bytesPerMs * latencyMs) + 4 * burstBytes);
 
-  const links = new Set<{ up: Link; down: Link; client: Socket; upstream: Socket }>();
+  const links = new Set<{ id: number; up: Link; down: Link; client: Socket; upstream: Socket }>();
+  let nextId = 0;
   let upDone = 0;
   let downDone = 0;
   const shared = opts.shared ? { up: { paidUntil: -Infinity }, down: { paidUntil: -Infinity } } : null;
@@ -185,7 +188,7 @@ export async function startNetem(opts: NetemOptions): Promise<Netem> {
     const upstream = createConnection({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
     const up = new Link(client, upstream, latencyMs, bytesPerMs, burstBytes, highWater, shared?.up);
     const down = new Link(upstream, client, latencyMs, bytesPerMs, burstBytes, highWater, shared?.down);
-    const conn = { up, down, client, upstream };
+    const conn = { id: nextId++, up, down, client, upstream };
     links.add(conn);
     const onClose = (other: Socket, hadError: boolean): void => {
       if (hadError) other.destroy();
@@ -223,6 +226,9 @@ export async function startNetem(opts: NetemOptions): Promise<Netem> {
         bytesDown += c.down.delivered;
       }
       return { bytesUp, bytesDown };
+    },
+    connections() {
+      return [...links].map((c) => ({ id: c.id, bytesUp: c.up.delivered, bytesDown: c.down.delivered }));
     },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
