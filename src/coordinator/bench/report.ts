@@ -67,7 +67,7 @@ export function formatReport(r: ScalingReport): string {
   const out: string[] = [];
   out.push(titleLine(r));
   out.push(...conditions(r));
-  out.push(`medians of ${r.steps} steps after ${r.warmup} warm-up; comm = step − slowest compute − update (dispatch + waiting on thread rows), the transfers not hidden; hidden = transfers during a node's compute (weights landing after its forward began, sums leaving before its backward ended); KB per node per step; predicted = scale-out model`);
+  out.push(`medians of ${r.steps} steps after ${r.warmup} warm-up; comm = step − slowest compute − update (dispatch + waiting on thread rows), the transfers not hidden; hidden = transfers during a node's compute (weights landing after its forward began, sums leaving before its backward ended); KB out/in per node per step on the coordinator's links; max link KB = the most one emulated link carried one way in a step (between nodes too); predicted = scale-out model`);
   const { header, cells } = rowsTable(r);
   out.push(table(header, cells));
   const misses = r.rows.filter((x) => x.predictionErrorPct !== null && Math.abs(x.predictionErrorPct) > MODEL_TOLERANCE_PCT);
