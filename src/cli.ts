@@ -14,11 +14,10 @@ import type { BenchScalingFlags } from './coordinator/commands/bench.js';
 import type { DashboardFlags } from './coordinator/commands/dashboard.js';
 
 // A process on node links takes in a model's worth of fresh Buffers every step (socket reads, ws
-// reassembly: V8 owns neither). On a heap of ~12 MB, V8's default growing factor keeps the next GC
-// limit near the heap and starts a full mark-compact every other step, 5–15 ms each: on loopback
-// that was half of a remote step. A factor of 5 leaves room for the short-lived Buffers between
-// collections (one GC in 300 steps, `bench scaling` twice as fast). Read by V8 at every GC, so it
-// takes effect although set after start; the library leaves its host's flags alone.
+// reassembly: V8 owns neither). On the CLI's small heap, V8's default growing factor keeps the next
+// GC limit close above it, and those Buffers then start a full mark-compact every other step. A
+// factor of 5 leaves room for them between collections (bench/RESULTS.md has the figures). V8 reads
+// it at every GC, so it takes effect although set after start; the library leaves its host's flags alone.
 setFlagsFromString('--heap-growing-percent=400');
 
 const USAGE_ERROR = 2;

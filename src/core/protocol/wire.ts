@@ -259,7 +259,7 @@ export function landFloats(bytes: Uint8Array, at: number, dest: Float32Array, pe
   const squares = sumOfSquares(dest);
   if (Number.isFinite(squares)) return squares;
   for (let i = 0; i < n; i++) if (!Number.isFinite(dest[i])) fail('WIRE_NOT_FINITE', peer, `${what} holds a non-finite value at index ${i}`);
-  return squares;
+  return squares; // not reached: the loop above found the value that made the sum non-finite
 }
 
 /** bf16 widened to f32 (exact: the low half is zero) with the finiteness check, in one pass. */
@@ -384,7 +384,7 @@ export function maxNodeFrameBytes(limits: NodeFrameLimits): number {
  * Decodes and validates a frame from a node (to the coordinator, or a child to its parent). Returns
  * the message and, for a result, its gradient (finite values only), checked and copied in one pass
  * into `land(header)` (a fresh array when absent; skipped when it returns null), with its sum of
- * squares (null when nothing landed). Throws WireError naming the peer on anything else.
+ * squares (absent when nothing landed). Throws WireError naming the peer on anything else.
  */
 export function decodeNodeFrame(data: Uint8Array, peer: string, limits: NodeFrameLimits, land?: (msg: ResultHeader | GradChunk) => Float32Array | null): { msg: NodeMessage; gradient: Float32Array | null; sumSquares?: number } {
   const { header, payload } = splitFrame(data, peer, maxNodeFrameBytes(limits));
