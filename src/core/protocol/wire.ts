@@ -170,18 +170,18 @@ export function encodeFrame(header: object, ...payload: readonly ArrayBufferView
 }
 
 /**
- * The step's weights as its chunk messages, each [header][floats in the link's encoding], encoded
- * once per step and sent as they are to every node (and forwarded as they are by a node to its
- * children). Written into `reuse`'s memory when it fits (the caller knows no socket holds it).
+ * The step's weights as its chunk messages, each [header][floats in the link's encoding], sent as
+ * they are to every node (and forwarded as they are by a node to its children). The coordinator
+ * encodes them one by one as it sends them (StepWeights); this whole set is for benches and tests.
  */
-export function encodeWeightChunks(step: number, params: Float32Array, wire: WireFloat, reuse?: readonly Buffer[]): Buffer[] {
-  return Array.from({ length: weightChunks(params.length) }, (_, k) => encodeWeightChunk(step, params, wire, k, reuse?.[k]));
+export function encodeWeightChunks(step: number, params: Float32Array, wire: WireFloat): Buffer[] {
+  return Array.from({ length: weightChunks(params.length) }, (_, k) => encodeWeightChunk(step, params, wire, k));
 }
 
 /** How many chunk messages the weights of `paramCount` floats take (one at least). */
 export const weightChunks = (paramCount: number): number => Math.max(1, Math.ceil(paramCount / CHUNK_FLOATS));
 
-/** Chunk k of the step's weights (see encodeWeightChunks), in `reuse`'s memory when it fits. */
+/** Chunk k of the step's weights (see encodeWeightChunks), in `reuse`'s memory when it fits (the caller knows no socket holds it). */
 export function encodeWeightChunk(step: number, params: Float32Array, wire: WireFloat, k: number, reuse?: Buffer): Buffer {
   const at = k * CHUNK_FLOATS;
   const count = chunkAt(params.length, at);

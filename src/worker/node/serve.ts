@@ -123,7 +123,9 @@ export class StepInHand {
     this.s.pool.weightsLanded(this.ticket, this.nextAt);
     if (this.firstLayerAt === null && this.nextAt >= this.s.layers[0].end) this.firstLayerAt = performance.now();
     if (this.nextAt === this.limits.paramCount) this.allWeightsAt = performance.now();
-    this.landWaiters = this.landWaiters.filter((w) => (this.nextAt >= w.end ? (w.wake(), false) : true));
+    const woken = this.landWaiters.filter((w) => this.nextAt >= w.end);
+    this.landWaiters = this.landWaiters.filter((w) => this.nextAt < w.end);
+    for (const w of woken) w.wake();
     // The largest sub-block first: its subtree is the deepest, its chunks have the farthest to go.
     for (let k = this.asked.length - 1; k >= 0; k--) this.asked[k].forward(frame);
   }
